@@ -1,0 +1,76 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/cvmkit/cvmkit/internal/testenv"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets the scripts run "cvmkit" as a real process built from this
+// package's main, so exit codes, stdout and stderr are the real ones.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"cvmkit": main})
+}
+
+// TestScripts runs the CLI tests in testdata/*.txtar. Scripts see:
+//
+//	$REPO      the repository root
+//	$SHARED    the shared test data folder (may be missing outside CI)
+//	exit N cmd args…   run cmd and require exit code N
+//	[quickstart]       the quickstart inputs are fetched (CI requires them)
+func TestScripts(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("REPO", root)
+			env.Setenv("SHARED", testenv.SharedDir(t))
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exit": exitCmd,
+		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "quickstart":
+				_, err := os.Stat(filepath.Join(root, "examples", "quickstart", "cache", "vmlinuz"))
+				if err != nil && testenv.InCI() {
+					return false, fmt.Errorf("the quickstart inputs are missing in CI: run examples/quickstart/fetch-inputs.sh (make test does)")
+				}
+				return err == nil, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+		RequireExplicitExec: true,
+	})
+}
+
+// exitCmd runs a program and checks its exit code: exit N prog args…
+func exitCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exit CODE program [args…]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exit: bad code %q", args[0])
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		got = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("exit: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("%s exited with code %d, want %d", args[1], got, want)
+	}
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Fetch the quickstart's pinned inputs into examples/quickstart/cache/:
+#   - Debian bookworm's OVMF firmware (ovmf 2022.11-6+deb12u2, usr/share/ovmf/OVMF.fd)
+#   - Debian's signed kernel linux-image-6.1.0-56-amd64 6.1.192-2 (boot/vmlinuz-…)
+#   - the synthetic model weights (examples/quickstart/genweights)
+# Every file is checked against the sha256 that cvmkit.yaml pins; a file that
+# is already there and matches is not fetched again.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache="$here/cache"
+mkdir -p "$cache"
+cd "$cache"
+
+ovmf_pkg="ovmf=2022.11-6+deb12u2"
+ovmf_sha=7b456907dd0786d415999e801a1ac4637b8ed4d7cf5378cfc6edbe5e574dd773
+kernel_pkg="linux-image-6.1.0-56-amd64=6.1.192-2"
+kernel_file=boot/vmlinuz-6.1.0-56-amd64
+kernel_sha=26f2e57c99338feaf71c46fa4babdc7e1a6c115943002d109fdb746667104f5f
+
+ok() { [ -f "$1" ] && echo "$2  $1" | sha256sum --quiet -c - 2>/dev/null; }
+
+fetch_deb() { # fetch_deb PKG=VERSION MEMBER OUT SHA
+  local pkg=$1 member=$2 out=$3 sha=$4
+  ok "$out" "$sha" && return 0
+  command -v apt-get >/dev/null || { echo "fetch-inputs: apt-get is needed to fetch $pkg (Debian or Ubuntu)" >&2; exit 1; }
+  local tmp; tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
+  # apt-get download needs package lists; refresh them once if the version is unknown.
+  if ! apt-cache show "$pkg" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo apt-get update -qq; fi
+  fi
+  if ! (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null); then
+    rm -rf "$tmp"
+    echo "fetch-inputs: error: cannot download $pkg from the Debian archive" >&2
+    echo "fetch-inputs: hint: the version may have left the archive; pick the current one (apt-cache policy ${pkg%%=*}), update this script and the digest in cvmkit.yaml" >&2
+    exit 1
+  fi
+  dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C "$tmp" "./$member"
+  if ! ok "$tmp/$member" "$sha"; then
+    echo "fetch-inputs: error: $member from $pkg does not have the pinned sha256 $sha" >&2
+    rm -rf "$tmp"; exit 1
+  fi
+  mv "$tmp/$member" "$out.tmp" && mv "$out.tmp" "$out"
+  rm -rf "$tmp"
+  echo "fetch-inputs: $out ($pkg)"
+}
+
+fetch_deb "$ovmf_pkg" usr/share/ovmf/OVMF.fd OVMF.fd "$ovmf_sha"
+fetch_deb "$kernel_pkg" "$kernel_file" vmlinuz "$kernel_sha"
+
+if [ ! -f weights/model.safetensors ]; then
+  (cd "$here/../.." && go run ./examples/quickstart/genweights "$cache/weights.tmp")
+  rm -rf weights && mv weights.tmp weights
+  echo "fetch-inputs: weights/ (synthetic)"
+fi

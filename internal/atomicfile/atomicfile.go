@@ -1,0 +1,96 @@
+// Package atomicfile writes files so that a reader never sees a partial one:
+// the data goes to a temporary file in the same folder, is synced, and is
+// renamed over the final name only when complete. A crash, a full disk or an
+// interrupt leaves at most a hidden ".name.tmp-*" file, never something that
+// looks like finished output.
+package atomicfile
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// File is a file being written. Write to it, then call Commit to publish it
+// under its final name or Abort to drop it. Abort after Commit is a no-op, so
+// `defer f.Abort()` is the usual pattern.
+type File struct {
+	*os.File
+	path string
+	perm fs.FileMode
+	done bool
+}
+
+// Create starts writing path. The final file gets mode perm (not affected by
+// the umask, so outputs are the same on every machine).
+func Create(path string, perm fs.FileMode) (*File, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating %q: %w", path, err)
+	}
+	return &File{File: f, path: path, perm: perm}, nil
+}
+
+// Commit syncs and closes the file, sets its mode and renames it to its
+// final name.
+func (f *File) Commit() error {
+	if f.done {
+		return fmt.Errorf("writing %q: already committed or aborted", f.path)
+	}
+	f.done = true
+	tmp := f.File.Name()
+	err := f.File.Chmod(f.perm)
+	if err == nil {
+		err = f.File.Sync()
+	}
+	if cerr := f.File.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, f.path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %q: %w", f.path, err)
+	}
+	return nil
+}
+
+// Abort closes and removes the temporary file. It is safe to call more
+// than once and after Commit.
+func (f *File) Abort() {
+	if f.done {
+		return
+	}
+	f.done = true
+	f.File.Close()
+	os.Remove(f.File.Name())
+}
+
+// WriteFile writes data to path atomically with mode perm.
+func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return Write(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// Write streams the output of fill to path atomically with mode perm. If
+// fill fails, nothing is left under path (a previous file there is kept).
+func Write(path string, perm fs.FileMode, fill func(io.Writer) error) error {
+	f, err := Create(path, perm)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := fill(f); err != nil {
+		return fmt.Errorf("writing %q: %w", path, err)
+	}
+	return f.Commit()
+}

@@ -1,0 +1,96 @@
+package atomicfile
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.json")
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	if err := WriteFile(p, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(p)
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+	fi, _ := os.Stat(p)
+	if fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode = %v, want 0644 whatever the umask", fi.Mode().Perm())
+	}
+	assertOnly(t, dir, "out.json")
+}
+
+func TestWriteFailureLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.bin")
+	boom := errors.New("disk on fire")
+	err := Write(p, 0o644, func(w io.Writer) error {
+		w.Write([]byte("partial"))
+		return boom
+	})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "out.bin") {
+		t.Fatalf("err = %v, want it to wrap the fill error and name the file", err)
+	}
+	assertOnly(t, dir)
+}
+
+func TestWriteFailureKeepsPrevious(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out.bin")
+	if err := WriteFile(p, []byte("v1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	Write(p, 0o600, func(w io.Writer) error { return errors.New("fail") })
+	if got, _ := os.ReadFile(p); string(got) != "v1" {
+		t.Fatalf("previous content lost: %q", got)
+	}
+	assertOnly(t, dir, "out.bin")
+}
+
+func TestAbortAfterCommitIsNoop(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Create(filepath.Join(dir, "x"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("x")
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	f.Abort()
+	if err := f.Commit(); err == nil {
+		t.Error("second Commit succeeded")
+	}
+	assertOnly(t, dir, "x")
+}
+
+func TestCreateInMissingDir(t *testing.T) {
+	_, err := Create(filepath.Join(t.TempDir(), "nope", "x"), 0o600)
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("err = %v, want an error naming the path", err)
+	}
+}
+
+func assertOnly(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, ",") != strings.Join(names, ",") {
+		t.Errorf("folder holds %v, want %v", got, names)
+	}
+}

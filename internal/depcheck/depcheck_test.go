@@ -1,0 +1,126 @@
+package depcheck
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cvmkit/cvmkit/internal/testenv"
+)
+
+const mod = "github.com/cvmkit/cvmkit"
+
+// listPackages runs `go list -deps=false -json ./...` in the repository.
+func listPackages(t *testing.T) []Package {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-json", "./...")
+	cmd.Dir = testenv.RepoRoot(t)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go list: %v\n%s", err, errb.String())
+	}
+	var pkgs []Package
+	dec := json.NewDecoder(&out)
+	for {
+		var p Package
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) == 0 {
+		t.Fatal("go list found no packages")
+	}
+	return pkgs
+}
+
+// TestRepositoryLayout checks the real tree against the rules.
+func TestRepositoryLayout(t *testing.T) {
+	pkgs := listPackages(t)
+	violations := Check(mod, pkgs)
+	for _, p := range pkgs {
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, mod), "/")
+		if Layout[top(rel)] == CLI || rel == "internal/depcheck" || rel == "internal/testenv" {
+			continue
+		}
+		violations = append(violations, ScanSource(p, top(rel) == "measure")...)
+	}
+	for _, v := range violations {
+		t.Error(v)
+	}
+}
+
+// TestRulesCatchViolations feeds the checker packages that break each rule,
+// so a checker that silently passes everything fails here.
+func TestRulesCatchViolations(t *testing.T) {
+	pkgs := []Package{
+		{ImportPath: mod + "/measure/snp", Imports: []string{"os"}, Deps: []string{"os", "github.com/spf13/cobra", mod + "/measure/ovmf", mod + "/sign"}},
+		{ImportPath: mod + "/measure/ovmf", Deps: []string{mod + "/outcome", mod + "/config"}},
+		{ImportPath: mod + "/encrypt", Deps: []string{mod + "/internal/cli"}},
+		{ImportPath: mod + "/config", Deps: []string{mod + "/build"}},
+		{ImportPath: mod + "/verify", Deps: []string{mod + "/build", mod + "/sign"}},
+		{ImportPath: mod + "/internal/cli", Deps: []string{"github.com/spf13/cobra", mod + "/verify", mod + "/build"}},
+		{ImportPath: mod + "/newthing"},
+	}
+	got := strings.Join(Check(mod, pkgs), "\n")
+	for _, want := range []string{
+		"measure/snp (domain) depends on github.com/spf13/cobra: only the CLI",
+		"measure/snp (domain) depends on sign: domain packages never import each other sideways",
+		"measure/snp imports os: measure packages take bytes and readers",
+		"encrypt (domain) depends on internal/cli: nothing outside the CLI may import the CLI",
+		"config (base) depends on build (domain)",
+		`newthing: package folder "newthing" has no role`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("violations do not contain %q; got:\n%s", want, got)
+		}
+	}
+	for _, allowed := range []string{"verify (composer)", "internal/cli (cli)", "measure/ovmf (domain)"} {
+		if strings.Contains(got, allowed) {
+			t.Errorf("an allowed dependency was reported (%s):\n%s", allowed, got)
+		}
+	}
+	if strings.Contains(got, "depends on measure/ovmf") {
+		t.Errorf("a domain package's own sub-packages must be allowed:\n%s", got)
+	}
+}
+
+func TestScanSourceCatchesPrinting(t *testing.T) {
+	dir := t.TempDir()
+	src := `package x
+
+import (
+	"fmt"
+	stdlog "log"
+	"os"
+	"time"
+)
+
+func f() {
+	fmt.Println("hi")
+	fmt.Fprintln(os.Stderr, "x")
+	stdlog.Printf("y")
+	println("z")
+	_ = time.Now()
+	fmt.Sprintf("fine")
+}
+`
+	os.WriteFile(filepath.Join(dir, "x.go"), []byte(src), 0o644)
+	got := strings.Join(ScanSource(Package{Dir: dir, GoFiles: []string{"x.go"}}, true), "\n")
+	for _, want := range []string{"fmt.Println", "os.Stderr", "log.Printf", "builtin println", "time.Now in a measure package"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ScanSource missed %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Sprintf") {
+		t.Errorf("Sprintf flagged:\n%s", got)
+	}
+}

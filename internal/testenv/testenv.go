@@ -1,0 +1,102 @@
+// Package testenv finds what tests need outside the module: the shared test
+// data folder and external tools.
+//
+// Every test reads ../shared through [Shared] so that the rule is the same
+// everywhere: CVMKIT_SHARED names the folder, or it is "shared" beside the
+// repository root. When it (or a tool) is missing the test fails under
+// CI=true, where a missing input means a broken CI setup, and is skipped
+// with the reason otherwise, so that a contributor without the data can still
+// run the rest.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// SharedEnv is the variable that overrides where the shared folder is.
+const SharedEnv = "CVMKIT_SHARED"
+
+// InCI reports whether the tests run in CI (CI=true), where missing inputs
+// are failures rather than skips.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+var rootOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", os.ErrNotExist
+		}
+		dir = parent
+	}
+})
+
+// RepoRoot returns the folder holding go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	root, err := rootOnce()
+	if err != nil {
+		t.Fatalf("testenv: cannot find the repository root (go.mod) above the working folder: %v", err)
+	}
+	return root
+}
+
+// SharedDir returns where the shared folder is expected, without checking it.
+func SharedDir(t testing.TB) string {
+	if d := os.Getenv(SharedEnv); d != "" {
+		return d
+	}
+	return filepath.Join(filepath.Dir(RepoRoot(t)), "shared")
+}
+
+// Shared returns the shared test data folder, or fails (CI) / skips the test
+// when it is missing.
+func Shared(t testing.TB) string {
+	t.Helper()
+	dir := SharedDir(t)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		missing(t, "the shared test data folder %q is missing: check out ../shared beside the repository or set %s to its path", dir, SharedEnv)
+	}
+	return dir
+}
+
+// SharedFile returns the path of rel (like "vectors/snp.json") inside the
+// shared folder, or fails/skips when it is missing.
+func SharedFile(t testing.TB, rel string) string {
+	t.Helper()
+	p := filepath.Join(Shared(t), filepath.FromSlash(rel))
+	if _, err := os.Stat(p); err != nil {
+		missing(t, "shared test data %q is missing (%v): update ../shared or set %s", rel, err, SharedEnv)
+	}
+	return p
+}
+
+// Tool returns the path of an external program, or fails/skips when it is
+// not installed. pkg names the Debian package or go install line that
+// provides it, for the message.
+func Tool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		missing(t, "%s is not installed: %s (.ci/run and make test install it)", name, pkg)
+	}
+	return p
+}
+
+func missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("testenv: "+format, args...)
+	}
+	t.Skipf("testenv: "+format+" (skipped outside CI; CI=true makes this a failure)", args...)
+}
