@@ -128,20 +128,20 @@ type Platforms struct {
 // SNP is a matrix of AMD SEV launch configurations: every combination of
 // VCPUs and VCPUTypes gets its own launch digest.
 type SNP struct {
-	Name          string     `yaml:"name" required:"true" doc:"Name of this configuration."`
-	Firmware      string     `yaml:"firmware" required:"true" doc:"Name of an entry in firmware."`
-	Mode          SNPMode    `yaml:"mode" doc:"snp, seves, sev or snp:svsm. Default snp."`
-	VMM           VMM        `yaml:"vmm" doc:"qemu, ec2 or gce. Default qemu."`
-	VCPUs         []int      `yaml:"vcpus" required:"true" doc:"vCPU counts, for example [1, 2, 4, 8]."`
-	VCPUTypes     []string   `yaml:"vcpuTypes" doc:"vCPU type names as QEMU's -cpu spells them (EPYC-v4, EPYC-Milan, EPYC-Genoa …). Required for qemu."`
-	GuestFeatures *Uint64    `yaml:"guestFeatures" doc:"SEV_FEATURES of the VMSA, for example 0x1. Default 0x1."`
-	Policy        *Uint64    `yaml:"policy" doc:"SNP guest policy, for example 0x30000. Default 0x30000."`
-	KernelHashes  bool       `yaml:"kernelHashes" doc:"QEMU's kernel-hashes=on: the firmware's SNP_KERNEL_HASHES page binds kernel, initrd and command line."`
-	Profile       string     `yaml:"profile" doc:"VMSA profile for older host stacks (see docs/measure-snp.md). Default: current."`
-	SVSM          *File      `yaml:"svsm" doc:"With mode snp:svsm: the Coconut SVSM binary."`
-	VarsSize      Size       `yaml:"varsSize" doc:"With mode snp:svsm: size of the OVMF variable store."`
-	IDBlock       *IDBlock   `yaml:"idBlock" doc:"Generate an ID block and ID auth block for this configuration."`
-	HostData      *HexBytes  `yaml:"hostData" doc:"HOST_DATA the host sets at launch (32 bytes hex), to put in policies."`
+	Name          string    `yaml:"name" required:"true" doc:"Name of this configuration."`
+	Firmware      string    `yaml:"firmware" required:"true" doc:"Name of an entry in firmware."`
+	Mode          SNPMode   `yaml:"mode" doc:"snp, seves, sev or snp:svsm. Default snp."`
+	VMM           VMM       `yaml:"vmm" doc:"qemu, ec2 or gce. Default qemu."`
+	VCPUs         []int     `yaml:"vcpus" required:"true" doc:"vCPU counts, for example [1, 2, 4, 8]."`
+	VCPUTypes     []string  `yaml:"vcpuTypes" doc:"vCPU type names as QEMU's -cpu spells them (EPYC-v4, EPYC-Milan, EPYC-Genoa …). Required for qemu."`
+	GuestFeatures *Uint64   `yaml:"guestFeatures" doc:"SEV_FEATURES of the VMSA, for example 0x1. Default 0x1."`
+	Policy        *Uint64   `yaml:"policy" doc:"SNP guest policy, for example 0x30000. Default 0x30000."`
+	KernelHashes  bool      `yaml:"kernelHashes" doc:"QEMU's kernel-hashes=on: the firmware's SNP_KERNEL_HASHES page binds kernel, initrd and command line."`
+	Profile       string    `yaml:"profile" doc:"VMSA profile for older host stacks (see docs/measure-snp.md). Default: current."`
+	SVSM          *File     `yaml:"svsm" doc:"With mode snp:svsm: the Coconut SVSM binary."`
+	VarsSize      Size      `yaml:"varsSize" doc:"With mode snp:svsm: size of the OVMF variable store."`
+	IDBlock       *IDBlock  `yaml:"idBlock" doc:"Generate an ID block and ID auth block for this configuration."`
+	HostData      *HexBytes `yaml:"hostData" doc:"HOST_DATA the host sets at launch (32 bytes hex), to put in policies."`
 }
 
 // IDBlock configures the SNP ID block and ID auth block.
@@ -182,10 +182,10 @@ type Model struct {
 
 // Recipient receives the data key. Exactly one of its kinds is set.
 type Recipient struct {
-	HPKE    Path          `yaml:"hpke" doc:"HPKE public key file written by cvmkit keygen (X25519 or ML-KEM-768+X25519)."`
-	KMS     string        `yaml:"kms" doc:"Key-encryption key URI, for example gcp-kms://projects/…/cryptoKeys/kek."`
-	Trustee *TrusteePath  `yaml:"trustee" doc:"Write the keyset as a Trustee KBS resource at repository/type/tag."`
-	Azure   *AzureImport  `yaml:"azure" doc:"Azure Key Vault import: the key wrapped with RSA-OAEP-256 to this RSA public key."`
+	HPKE    Path         `yaml:"hpke" doc:"HPKE public key file written by cvmkit keygen (X25519 or ML-KEM-768+X25519)."`
+	KMS     string       `yaml:"kms" doc:"Key-encryption key URI, for example gcp-kms://projects/…/cryptoKeys/kek."`
+	Trustee *TrusteePath `yaml:"trustee" doc:"Write the keyset as a Trustee KBS resource at repository/type/tag."`
+	Azure   *AzureImport `yaml:"azure" doc:"Azure Key Vault import: the key wrapped with RSA-OAEP-256 to this RSA public key."`
 }
 
 // TrusteePath is a KBS resource path.
