@@ -31,7 +31,6 @@ func TestSharedOverride(t *testing.T) {
 type fakeTB struct {
 	testing.TB
 	skipped, failed bool
-	msg             string
 }
 
 func (f *fakeTB) Helper() {}

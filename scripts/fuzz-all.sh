@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run every fuzz target in the module for the given time each (default 1m).
+# go test -fuzz takes one target per run, so this lists them first.
+set -euo pipefail
+t=${1:-1m}
+cd "$(dirname "$0")/.."
+for pkg in $(go list ./...); do
+  dir=$(go list -f '{{.Dir}}' "$pkg")
+  for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+    echo "== $pkg $target ($t)"
+    go test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$t"
+  done
+done

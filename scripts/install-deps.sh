@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what cvmkit's tests and demo need on a Debian (bookworm or later)
+# machine. Idempotent: installs only what is missing. Run as root or with sudo.
+set -euo pipefail
+
+# Debian packages: tool → package.
+declare -A deb=(
+  [apt-get]=apt
+  [dpkg-deb]=dpkg
+  [git]=git
+  [make]=make
+  [sha256sum]=coreutils
+)
+
+missing=()
+for tool in "${!deb[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${deb[$tool]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+  echo "install-deps: apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+command -v go >/dev/null 2>&1 || { echo "install-deps: Go 1.26 is needed (https://go.dev/dl/); go.mod pins the toolchain" >&2; exit 1; }
+echo "install-deps: OK"
