@@ -98,6 +98,7 @@ logs go to stderr. Exit codes are listed in docs/exit-codes.md.`,
 		a.versionCmd(),
 		a.completionCmd(),
 		a.configCmd(),
+		a.measureCmd(),
 	)
 	return root
 }

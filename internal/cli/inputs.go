@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
+	"os"
+
+	"github.com/cvmkit/cvmkit/outcome"
+)
+
+// openInput opens an input file named by a flag, with an error that names
+// both when it cannot.
+func openInput(path, flag string) (*os.File, fileDigests, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileDigests{}, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, unwrapPath(err)), "check the path")
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() && fi.Mode()&os.ModeCharDevice == 0 {
+		err = fmt.Errorf("not a regular file")
+	}
+	if err != nil {
+		f.Close()
+		return nil, fileDigests{}, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, err))
+	}
+	return f, fileDigests{Path: path, Size: fi.Size()}, nil
+}
+
+// readInput reads a whole input file of at most max bytes and records its
+// SHA-256 and SHA-384.
+func readInput(path, flag string, max int64) ([]byte, fileDigests, error) {
+	f, d, err := openInput(path, flag)
+	if err != nil {
+		return nil, d, err
+	}
+	defer f.Close()
+	if d.Size > max {
+		return nil, d, outcome.InputError(fmt.Errorf("%s %q is %d bytes, more than the %d this input can be", flag, path, d.Size, max))
+	}
+	b := make([]byte, d.Size)
+	if _, err := f.ReadAt(b, 0); err != nil && d.Size > 0 {
+		return nil, d, fmt.Errorf("reading %s %q: %w", flag, path, err)
+	}
+	s256, s384 := sha256.Sum256(b), sha512.Sum384(b)
+	d.SHA256, d.SHA384 = hex.EncodeToString(s256[:]), hex.EncodeToString(s384[:])
+	return b, d, nil
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

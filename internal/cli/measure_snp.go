@@ -1,0 +1,456 @@
+package cli
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cvmkit/cvmkit/measure/ovmf"
+	"github.com/cvmkit/cvmkit/measure/snp"
+	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/spf13/cobra"
+)
+
+// snpFlags are sev-snp-measure's flags, with the same names and meanings,
+// plus cvmkit's own (lists for matrices, --profile, --explain, ID blocks).
+type snpFlags struct {
+	mode, ovmf, kernel, initrd, appendArg        string
+	appendSet                                    bool
+	vcpus                                        []int
+	vcpuTypes, vmmTypes                          []string
+	vcpuSig, vcpuFamily, vcpuModel, vcpuStepping string
+	guestFeatures, snpOVMFHash, svsm             string
+	varsSize                                     string
+	varsFile, outputFormat, profile              string
+	explain                                      bool
+}
+
+func (a *app) measureSNPCmd() *cobra.Command {
+	f := &snpFlags{}
+	cmd := &cobra.Command{
+		Use:   "snp --ovmf FILE [flags]",
+		Short: "Compute AMD SEV-SNP, SEV-ES and SEV launch digests",
+		Long: `Compute the launch digest AMD's secure processor puts in the MEASUREMENT field
+of an SEV-SNP attestation report (or the SEV-ES / SEV launch measurement input),
+for OVMF firmware launched by QEMU, Amazon EC2 or Google Compute Engine.
+
+The flags are sev-snp-measure's, with the same names and meanings, so scripts
+can switch tools. In addition --vcpus, --vcpu-type and --vmm-type take lists
+(1,2,4 or repeated flags) and print one digest per combination; the firmware is
+hashed once for the whole matrix.
+
+The digest binds the kernel, initrd and command line only with firmware that has
+an SNP_KERNEL_HASHES section (edk2 OvmfPkg/AmdSev/AmdSevX64 builds) and QEMU's
+kernel-hashes=on; with other firmware --kernel is an error.
+
+--profile selects the VMSA of an older host stack: qemu-preinit2 (QEMU before
+9.1 or a host kernel before 6.10, without KVM_SEV_INIT2) or ec2-rdx0 (EC2 before
+April 2026). --explain prints every page update (GPA, page type, contents hash,
+digest after) so you can find where a mismatch starts. The algorithm and its
+references are in docs/measure-snp.md.`,
+		Example: `  # The digest for 4 vCPUs of QEMU's EPYC-Milan model:
+  cvmkit measure snp --ovmf OVMF.fd --vcpus 4 --vcpu-type EPYC-Milan
+
+  # Kernel, initrd and command line bound through the AmdSev firmware:
+  cvmkit measure snp --ovmf OVMF.amdsev.fd --vcpus 2 --vcpu-type EPYC-Genoa \
+      --kernel vmlinuz --initrd initrd.img --append "console=ttyS0"
+
+  # A matrix, with every assumption, as JSON:
+  cvmkit measure snp --ovmf OVMF.fd --vcpus 1,2,4,8 --vcpu-type EPYC-v4,EPYC-Milan,EPYC-Genoa --json
+
+  # The firmware part once, then digests without the firmware file's pages:
+  cvmkit measure snp --mode snp:ovmf-hash --ovmf OVMF.fd
+  cvmkit measure snp --ovmf OVMF.fd --snp-ovmf-hash <hex> --vcpus 4 --vcpu-type EPYC-v4`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f.appendSet = cmd.Flags().Changed("append")
+			return a.runMeasureSNP(f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.mode, "mode", "snp", "snp, seves, sev, snp:ovmf-hash or snp:svsm")
+	fl.StringVar(&f.ovmf, "ovmf", "", "OVMF firmware file (required)")
+	fl.IntSliceVar(&f.vcpus, "vcpus", nil, "number of vCPUs; a list gives a matrix (1,2,4)")
+	fl.StringSliceVar(&f.vcpuTypes, "vcpu-type", nil, "QEMU -cpu model(s): EPYC, EPYC-v1…v4, EPYC-Rome, EPYC-Milan, EPYC-Genoa, EPYC-Turin and their -vN")
+	fl.StringVar(&f.vcpuSig, "vcpu-sig", "", "vCPU signature (CPUID 1 EAX), instead of --vcpu-type, e.g. 0xa00f11")
+	fl.StringVar(&f.vcpuFamily, "vcpu-family", "", "vCPU family, with --vcpu-model and --vcpu-stepping, instead of --vcpu-type")
+	fl.StringVar(&f.vcpuModel, "vcpu-model", "", "vCPU model")
+	fl.StringVar(&f.vcpuStepping, "vcpu-stepping", "", "vCPU stepping")
+	fl.StringSliceVar(&f.vmmTypes, "vmm-type", []string{"QEMU"}, "VMM(s): QEMU, ec2, gce")
+	fl.StringVar(&f.kernel, "kernel", "", "kernel file given to QEMU -kernel (needs kernel-hashes firmware)")
+	fl.StringVar(&f.initrd, "initrd", "", "initrd file given to -initrd (with --kernel)")
+	fl.StringVar(&f.appendArg, "append", "", "kernel command line given to -append (with --kernel)")
+	fl.StringVar(&f.guestFeatures, "guest-features", "0x1", "SEV_FEATURES of the VMSAs (snp mode)")
+	fl.StringVar(&f.snpOVMFHash, "snp-ovmf-hash", "", "precomputed snp:ovmf-hash (hex) to seed the digest instead of hashing the firmware pages")
+	fl.StringVar(&f.svsm, "svsm", "", "Coconut SVSM image (mode snp:svsm)")
+	fl.StringVar(&f.varsSize, "vars-size", "", "size of the OVMF variable store (mode snp:svsm)")
+	fl.StringVar(&f.varsFile, "vars-file", "", "OVMF variable store file, for its size (mode snp:svsm)")
+	fl.StringVar(&f.outputFormat, "output-format", "hex", "hex or base64")
+	fl.StringVar(&f.profile, "profile", "current", "VMSA profile: current, qemu-preinit2 or ec2-rdx0")
+	fl.BoolVar(&f.explain, "explain", false, "print every page update of the computation")
+	return cmd
+}
+
+// snpResult is what `cvmkit measure snp --json` prints: the digests and
+// every assumption they rest on.
+type snpResult struct {
+	Mode          string         `json:"mode"`
+	Profile       string         `json:"profile"`
+	GuestFeatures string         `json:"guest_features,omitempty"`
+	Firmware      fileDigests    `json:"firmware"`
+	OVMFHash      string         `json:"snp_ovmf_hash,omitempty"`
+	KernelHashes  bool           `json:"firmware_has_kernel_hashes"`
+	Kernel        *fileDigests   `json:"kernel,omitempty"`
+	Initrd        *fileDigests   `json:"initrd,omitempty"`
+	Cmdline       *cmdlineDigest `json:"cmdline,omitempty"`
+	SVSM          *fileDigests   `json:"svsm,omitempty"`
+	VarsSize      uint64         `json:"vars_size,omitempty"`
+	Measurements  []snpEntry     `json:"measurements"`
+}
+
+type fileDigests struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	SHA384 string `json:"sha384,omitempty"`
+}
+
+type cmdlineDigest struct {
+	Value  string `json:"value"`
+	SHA256 string `json:"sha256"`
+}
+
+type snpEntry struct {
+	Name     string    `json:"name"`
+	VMM      string    `json:"vmm"`
+	VCPUType string    `json:"vcpu_type,omitempty"`
+	VCPUSig  string    `json:"vcpu_sig,omitempty"`
+	VCPUs    int       `json:"vcpus,omitempty"`
+	Digest   string    `json:"digest"`
+	Steps    []snpStep `json:"steps,omitempty"`
+}
+
+type snpStep struct {
+	What     string `json:"what"`
+	GPA      string `json:"gpa,omitempty"`
+	Type     string `json:"page_type,omitempty"`
+	Contents string `json:"contents,omitempty"`
+	Digest   string `json:"digest"`
+}
+
+func (a *app) runMeasureSNP(f *snpFlags) error {
+	usage := func(format string, args ...any) error {
+		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure snp --help")
+	}
+	mode, err := snp.ParseMode(f.mode)
+	if err != nil {
+		return outcome.UsageError(err)
+	}
+	if f.ovmf == "" {
+		return usage("--ovmf is required")
+	}
+	var vmms []snp.VMM
+	for _, s := range f.vmmTypes {
+		v, err := snp.ParseVMM(s)
+		if err != nil {
+			return outcome.UsageError(err)
+		}
+		vmms = append(vmms, v)
+	}
+	profile, err := parseProfileFor(f.profile, vmms)
+	if err != nil {
+		return outcome.UsageError(err)
+	}
+	features, err := strconv.ParseUint(f.guestFeatures, 0, 64)
+	if err != nil {
+		return usage("--guest-features %q is not a number (write it like 0x1)", f.guestFeatures)
+	}
+	needVMSA := mode != snp.ModeSEV && mode != snp.ModeOVMFHash
+	if needVMSA && len(f.vcpus) == 0 {
+		return usage("--vcpus is required for mode %s", mode)
+	}
+	for _, n := range f.vcpus {
+		if n < 1 || n > 512 {
+			return usage("--vcpus %d: want 1 to 512", n)
+		}
+	}
+	cpus, err := parseCPUs(f)
+	if err != nil {
+		return err
+	}
+	if needVMSA && len(cpus) == 0 && containsVMM(vmms, snp.QEMU) {
+		return usage("QEMU puts the vCPU signature in each VMSA: give --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping")
+	}
+	if f.kernel == "" && (f.initrd != "" || f.appendSet) {
+		return usage("--initrd and --append are measured only with --kernel")
+	}
+
+	res := snpResult{Mode: string(mode), Profile: profileName(profile)}
+	if mode == snp.ModeSNP || mode == snp.ModeSVSM {
+		res.GuestFeatures = fmt.Sprintf("%#x", features)
+	}
+	image, fd, err := readInput(f.ovmf, "--ovmf", ovmf.MaxSize)
+	if err != nil {
+		return err
+	}
+	res.Firmware = fd
+	fw, err := ovmf.Parse(image)
+	if err != nil {
+		return outcome.InputError(fmt.Errorf("firmware %q: %w", f.ovmf, err), "give the OVMF.fd that QEMU maps below 4 GiB (for split flash, the code and vars files concatenated)")
+	}
+	_, res.KernelHashes = fw.Section(ovmf.SNPKernelHashes)
+	l := snp.Launch{Mode: mode, Profile: profile, GuestFeatures: features, Firmware: fw, Image: image}
+	if f.snpOVMFHash != "" {
+		h, err := hex.DecodeString(strings.TrimPrefix(f.snpOVMFHash, "0x"))
+		if err != nil || len(h) != snp.DigestSize {
+			return usage("--snp-ovmf-hash must be %d bytes of hex (the output of --mode snp:ovmf-hash)", snp.DigestSize)
+		}
+		l.OVMFHash, res.OVMFHash = h, hex.EncodeToString(h)
+	}
+	if f.kernel != "" {
+		k, err := a.kernelHashes(f, &res)
+		if err != nil {
+			return err
+		}
+		l.Kernel = k
+	}
+	if mode == snp.ModeSVSM {
+		if err := a.svsmInputs(f, &l, &res); err != nil {
+			return err
+		}
+	} else if f.svsm != "" || f.varsSize != "" || f.varsFile != "" {
+		return usage("--svsm, --vars-size and --vars-file are for --mode snp:svsm")
+	}
+	if !needVMSA {
+		f.vcpus = []int{0}
+	}
+	var steps []snpStep
+	if f.explain {
+		l.Explain = func(s snp.Step) {
+			st := snpStep{What: s.What, Contents: hex.EncodeToString(s.Contents), Digest: hex.EncodeToString(s.Digest)}
+			if s.Type != 0 {
+				st.GPA, st.Type = fmt.Sprintf("%#x", s.GPA), s.Type.String()
+			}
+			steps = append(steps, st)
+		}
+	}
+	if len(cpus) == 0 {
+		cpus = []snp.CPU{{}}
+	}
+	var entries []snp.Entry
+	if mode == snp.ModeSVSM {
+		// One SVSM launch per vCPU type and count (QEMU only).
+		for _, c := range cpus {
+			for _, n := range f.vcpus {
+				l.VMM, l.VCPUSig, l.VCPUs = snp.QEMU, c.Sig, n
+				d, err := l.Digest()
+				if err != nil {
+					return measureError(f.ovmf, err)
+				}
+				entries = append(entries, snp.Entry{VMM: snp.QEMU, CPU: c, VCPUs: n, Digest: d})
+			}
+		}
+	} else {
+		entries, err = snp.Matrix(l, vmms, cpus, f.vcpus)
+		if err != nil {
+			return measureError(f.ovmf, err)
+		}
+	}
+	for _, e := range entries {
+		se := snpEntry{Name: e.Name(), VMM: string(e.VMM), VCPUs: e.VCPUs, Digest: hex.EncodeToString(e.Digest)}
+		if needVMSA && (e.VMM == snp.QEMU) {
+			se.VCPUType, se.VCPUSig = e.CPU.Name, fmt.Sprintf("%#x", e.CPU.Sig)
+		}
+		res.Measurements = append(res.Measurements, se)
+	}
+	if f.explain && len(res.Measurements) > 0 {
+		res.Measurements[len(res.Measurements)-1].Steps = steps
+		if len(res.Measurements) > 1 {
+			return usage("--explain works on one digest at a time: give one vCPU count, type and VMM")
+		}
+	}
+	format := func(d []byte) (string, error) {
+		switch f.outputFormat {
+		case "hex":
+			return hex.EncodeToString(d), nil
+		case "base64":
+			return base64.StdEncoding.EncodeToString(d), nil
+		}
+		return "", usage("--output-format %q: want hex or base64", f.outputFormat)
+	}
+	if _, err := format(nil); err != nil {
+		return err
+	}
+	return a.emit(res, func(w io.Writer) {
+		if f.explain {
+			for _, s := range steps {
+				fmt.Fprintf(w, "%-14s %-10s %-96s %s  %s\n", or(s.GPA, "-"), or(s.Type, "-"), or(s.Contents, "-"), s.Digest, s.What)
+			}
+		}
+		if len(entries) == 1 {
+			d, _ := format(entries[0].Digest)
+			fmt.Fprintln(w, d)
+			return
+		}
+		for _, e := range entries {
+			d, _ := format(e.Digest)
+			fmt.Fprintf(w, "%-28s %s\n", e.Name(), d)
+		}
+	})
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func containsVMM(vs []snp.VMM, v snp.VMM) bool {
+	for _, x := range vs {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func profileName(p snp.Profile) string {
+	if p == snp.ProfileCurrent {
+		return "current"
+	}
+	return string(p)
+}
+
+// parseProfileFor checks the profile against every VMM of the matrix.
+func parseProfileFor(s string, vmms []snp.VMM) (snp.Profile, error) {
+	var p snp.Profile
+	for _, v := range vmms {
+		q, err := snp.ParseProfile(s, v)
+		if err != nil {
+			return "", err
+		}
+		p = q
+	}
+	return p, nil
+}
+
+// parseCPUs turns --vcpu-type, --vcpu-sig or --vcpu-family/model/stepping
+// into signatures; they are alternatives.
+func parseCPUs(f *snpFlags) ([]snp.CPU, error) {
+	fms := f.vcpuFamily != "" || f.vcpuModel != "" || f.vcpuStepping != ""
+	n := 0
+	for _, b := range []bool{len(f.vcpuTypes) > 0, f.vcpuSig != "", fms} {
+		if b {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, outcome.UsageError(errors.New("give the vCPU as one of --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping"))
+	}
+	var cpus []snp.CPU
+	for _, t := range f.vcpuTypes {
+		sig, err := snp.CPUSignature(t)
+		if err != nil {
+			return nil, outcome.UsageError(err)
+		}
+		cpus = append(cpus, snp.CPU{Name: t, Sig: sig})
+	}
+	if f.vcpuSig != "" {
+		sig, err := strconv.ParseUint(f.vcpuSig, 0, 32)
+		if err != nil {
+			return nil, outcome.UsageError(fmt.Errorf("--vcpu-sig %q is not a 32-bit number", f.vcpuSig), "write it like 0xa00f11")
+		}
+		cpus = append(cpus, snp.CPU{Sig: uint32(sig)})
+	}
+	if fms {
+		var v [3]int
+		for i, s := range []string{f.vcpuFamily, f.vcpuModel, f.vcpuStepping} {
+			x, err := strconv.ParseInt(s, 0, 32)
+			if err != nil {
+				return nil, outcome.UsageError(errors.New("--vcpu-family, --vcpu-model and --vcpu-stepping go together, as numbers"))
+			}
+			v[i] = int(x)
+		}
+		sig, err := snp.Signature(v[0], v[1], v[2])
+		if err != nil {
+			return nil, outcome.UsageError(err)
+		}
+		cpus = append(cpus, snp.CPU{Sig: sig})
+	}
+	return cpus, nil
+}
+
+// kernelHashes hashes --kernel, --initrd and --append for the hashes table.
+func (a *app) kernelHashes(f *snpFlags, res *snpResult) (*snp.KernelHashes, error) {
+	kf, kd, err := openInput(f.kernel, "--kernel")
+	if err != nil {
+		return nil, err
+	}
+	defer kf.Close()
+	var ir io.Reader
+	if f.initrd != "" {
+		inf, id, err := openInput(f.initrd, "--initrd")
+		if err != nil {
+			return nil, err
+		}
+		defer inf.Close()
+		ir, res.Initrd = inf, &id
+	}
+	k, err := snp.HashKernel(kf, ir, f.appendArg)
+	if err != nil {
+		return nil, fmt.Errorf("hashing kernel and initrd: %w", err)
+	}
+	kd.SHA256 = hex.EncodeToString(k.Kernel[:])
+	res.Kernel = &kd
+	if res.Initrd != nil {
+		res.Initrd.SHA256 = hex.EncodeToString(k.Initrd[:])
+	}
+	res.Cmdline = &cmdlineDigest{Value: f.appendArg, SHA256: hex.EncodeToString(k.Cmdline[:])}
+	return &k, nil
+}
+
+func (a *app) svsmInputs(f *snpFlags, l *snp.Launch, res *snpResult) error {
+	if f.svsm == "" {
+		return outcome.UsageError(errors.New("--mode snp:svsm needs --svsm"))
+	}
+	img, sd, err := readInput(f.svsm, "--svsm", ovmf.MaxSize)
+	if err != nil {
+		return err
+	}
+	svsm, err := ovmf.Parse(img)
+	if err != nil {
+		return outcome.InputError(fmt.Errorf("SVSM image %q: %w", f.svsm, err))
+	}
+	switch {
+	case f.varsSize != "" && f.varsFile != "":
+		return outcome.UsageError(errors.New("give --vars-size or --vars-file, not both"))
+	case f.varsSize != "":
+		n, err := strconv.ParseUint(f.varsSize, 0, 64)
+		if err != nil {
+			return outcome.UsageError(fmt.Errorf("--vars-size %q is not a number of bytes", f.varsSize))
+		}
+		l.VarsSize = n
+	case f.varsFile != "":
+		fi, err := os.Stat(f.varsFile)
+		if err != nil {
+			return outcome.InputError(fmt.Errorf("--vars-file: %w", err))
+		}
+		l.VarsSize = uint64(fi.Size())
+	default:
+		return outcome.UsageError(errors.New("--mode snp:svsm needs --vars-size or --vars-file"))
+	}
+	l.SVSM, l.SVSMImage, res.SVSM, res.VarsSize = svsm, img, &sd, l.VarsSize
+	return nil
+}
+
+// measureError classifies a measurement error: the inputs cannot give the
+// requested measurement (the firmware lacks what it needs).
+func measureError(firmware string, err error) error {
+	return outcome.InputError(fmt.Errorf("firmware %q: %w", firmware, err))
+}
