@@ -1,18 +1,23 @@
 package cli
 
 import (
+	"crypto/ecdsa"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/measure/ovmf"
 	"github.com/cvmkit/cvmkit/measure/snp"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/policy"
 	"github.com/spf13/cobra"
 )
 
@@ -28,6 +33,11 @@ type snpFlags struct {
 	varsSize                                     string
 	varsFile, outputFormat, profile              string
 	explain                                      bool
+
+	policy, hostData                    string
+	idKey, authorKey, familyID, imageID string
+	guestSVN                            uint32
+	idBlockDir, sevCheckDir             string
 }
 
 func (a *app) measureSNPCmd() *cobra.Command {
@@ -93,6 +103,15 @@ references are in docs/measure-snp.md.`,
 	fl.StringVar(&f.outputFormat, "output-format", "hex", "hex or base64")
 	fl.StringVar(&f.profile, "profile", "current", "VMSA profile: current, qemu-preinit2 or ec2-rdx0")
 	fl.BoolVar(&f.explain, "explain", false, "print every page update of the computation")
+	fl.StringVar(&f.policy, "policy", "0x30000", "SNP guest policy, for the ID block and the go-sev-guest policy")
+	fl.StringVar(&f.hostData, "host-data", "", "HOST_DATA (32 bytes hex) the host sets, for the go-sev-guest policy")
+	fl.StringVar(&f.idKey, "id-key", "", "ID key (PEM, P-384): also make an ID block and ID auth block for each digest")
+	fl.StringVar(&f.authorKey, "author-key", "", "author key (PEM, P-384) that signs the ID key (with --id-key)")
+	fl.StringVar(&f.familyID, "family-id", "", "ID block family ID (16 bytes hex; default zeros)")
+	fl.StringVar(&f.imageID, "image-id", "", "ID block image ID (16 bytes hex; default zeros)")
+	fl.Uint32Var(&f.guestSVN, "guest-svn", 0, "ID block guest SVN")
+	fl.StringVar(&f.idBlockDir, "id-block-dir", "", "write NAME.id-block.bin and NAME.id-auth.bin for each digest into this folder")
+	fl.StringVar(&f.sevCheckDir, "sev-check-dir", "", "write a go-sev-guest check policy NAME.binpb and NAME.textproto for each digest into this folder")
 	return cmd
 }
 
@@ -102,6 +121,7 @@ type snpResult struct {
 	Mode          string         `json:"mode"`
 	Profile       string         `json:"profile"`
 	GuestFeatures string         `json:"guest_features,omitempty"`
+	Policy        string         `json:"policy,omitempty"`
 	Firmware      fileDigests    `json:"firmware"`
 	OVMFHash      string         `json:"snp_ovmf_hash,omitempty"`
 	KernelHashes  bool           `json:"firmware_has_kernel_hashes"`
@@ -133,6 +153,14 @@ type snpEntry struct {
 	VCPUs    int       `json:"vcpus,omitempty"`
 	Digest   string    `json:"digest"`
 	Steps    []snpStep `json:"steps,omitempty"`
+	// With --id-key: the ID block and ID auth block (base64, as QEMU's
+	// sev-snp-guest object takes them) and the key digests a report carries.
+	IDBlock         string   `json:"id_block,omitempty"`
+	IDAuth          string   `json:"id_auth,omitempty"`
+	IDKeyDigest     string   `json:"id_key_digest,omitempty"`
+	AuthorKeyDigest string   `json:"author_key_digest,omitempty"`
+	QEMUObject      string   `json:"qemu_sev_snp_guest,omitempty"`
+	Files           []string `json:"files,omitempty"`
 }
 
 type snpStep struct {
@@ -191,8 +219,16 @@ func (a *app) runMeasureSNP(f *snpFlags) error {
 	}
 
 	res := snpResult{Mode: string(mode), Profile: profileName(profile)}
-	if mode == snp.ModeSNP || mode == snp.ModeSVSM {
+	isSNP := mode == snp.ModeSNP || mode == snp.ModeSVSM
+	if isSNP {
 		res.GuestFeatures = fmt.Sprintf("%#x", features)
+	}
+	lp, err := parseLaunchPolicy(f, isSNP)
+	if err != nil {
+		return err
+	}
+	if lp != nil {
+		res.Policy = fmt.Sprintf("%#x", lp.policy)
 	}
 	image, fd, err := readInput(f.ovmf, "--ovmf", ovmf.MaxSize)
 	if err != nil {
@@ -266,6 +302,11 @@ func (a *app) runMeasureSNP(f *snpFlags) error {
 		if needVMSA && (e.VMM == snp.QEMU) {
 			se.VCPUType, se.VCPUSig = e.CPU.Name, fmt.Sprintf("%#x", e.CPU.Sig)
 		}
+		if lp != nil {
+			if err := lp.apply(e, &se); err != nil {
+				return err
+			}
+		}
 		res.Measurements = append(res.Measurements, se)
 	}
 	if f.explain && len(res.Measurements) > 0 {
@@ -292,14 +333,16 @@ func (a *app) runMeasureSNP(f *snpFlags) error {
 				fmt.Fprintf(w, "%-14s %-10s %-96s %s  %s\n", or(s.GPA, "-"), or(s.Type, "-"), or(s.Contents, "-"), s.Digest, s.What)
 			}
 		}
-		if len(entries) == 1 {
-			d, _ := format(entries[0].Digest)
-			fmt.Fprintln(w, d)
-			return
-		}
-		for _, e := range entries {
+		for i, e := range entries {
 			d, _ := format(e.Digest)
-			fmt.Fprintf(w, "%-28s %s\n", e.Name(), d)
+			name := ""
+			if len(entries) > 1 {
+				name = fmt.Sprintf("%-28s ", e.Name())
+			}
+			fmt.Fprintf(w, "%s%s\n", name, d)
+			if m := res.Measurements[i]; m.QEMUObject != "" {
+				fmt.Fprintf(w, "%s%s\n", name, m.QEMUObject)
+			}
 		}
 	})
 }
@@ -453,4 +496,152 @@ func (a *app) svsmInputs(f *snpFlags, l *snp.Launch, res *snpResult) error {
 // requested measurement (the firmware lacks what it needs).
 func measureError(firmware string, err error) error {
 	return outcome.InputError(fmt.Errorf("firmware %q: %w", firmware, err))
+}
+
+// launchPolicy is what --policy, --host-data and the ID block flags add to
+// each digest: an ID block and ID auth block, and a go-sev-guest policy.
+type launchPolicy struct {
+	policy            uint64
+	hostData          []byte
+	idKey, authorKey  *ecdsa.PrivateKey
+	familyID, imageID [16]byte
+	guestSVN          uint32
+	idBlockDir        string
+	sevCheckDir       string
+}
+
+// parseLaunchPolicy reads the flags; it returns nil when none of the outputs
+// that need them is asked for.
+func parseLaunchPolicy(f *snpFlags, isSNP bool) (*launchPolicy, error) {
+	if f.idKey == "" && f.sevCheckDir == "" {
+		if f.authorKey != "" || f.familyID != "" || f.imageID != "" || f.guestSVN != 0 || f.idBlockDir != "" {
+			return nil, outcome.UsageError(errors.New("--author-key, --family-id, --image-id, --guest-svn and --id-block-dir need --id-key"))
+		}
+		return nil, nil
+	}
+	if !isSNP {
+		return nil, outcome.UsageError(errors.New("ID blocks and go-sev-guest policies are for SEV-SNP launch digests (--mode snp or snp:svsm)"))
+	}
+	p, err := strconv.ParseUint(f.policy, 0, 64)
+	if err != nil {
+		return nil, outcome.UsageError(fmt.Errorf("--policy %q is not a number", f.policy), "write it like 0x30000")
+	}
+	if err := snp.CheckPolicy(p); err != nil {
+		return nil, outcome.UsageError(err)
+	}
+	lp := &launchPolicy{policy: p, guestSVN: f.guestSVN, idBlockDir: f.idBlockDir, sevCheckDir: f.sevCheckDir}
+	if f.hostData != "" {
+		if lp.hostData, err = hex.DecodeString(f.hostData); err != nil || len(lp.hostData) != 32 {
+			return nil, outcome.UsageError(errors.New("--host-data must be 32 bytes of hex (64 digits)"))
+		}
+	}
+	for _, x := range []struct {
+		flag, val string
+		dst       *[16]byte
+	}{{"--family-id", f.familyID, &lp.familyID}, {"--image-id", f.imageID, &lp.imageID}} {
+		if x.val == "" {
+			continue
+		}
+		b, err := hex.DecodeString(strings.TrimPrefix(x.val, "0x"))
+		if err != nil || len(b) != 16 {
+			return nil, outcome.UsageError(fmt.Errorf("%s must be 16 bytes of hex (32 digits)", x.flag))
+		}
+		copy(x.dst[:], b)
+	}
+	if f.idKey != "" {
+		if lp.idKey, err = readP384Key(f.idKey, "--id-key"); err != nil {
+			return nil, err
+		}
+	} else if f.authorKey != "" || f.familyID != "" || f.imageID != "" || f.guestSVN != 0 || f.idBlockDir != "" {
+		return nil, outcome.UsageError(errors.New("--author-key, --family-id, --image-id, --guest-svn and --id-block-dir need --id-key"))
+	}
+	if f.authorKey != "" {
+		if lp.authorKey, err = readP384Key(f.authorKey, "--author-key"); err != nil {
+			return nil, err
+		}
+	}
+	return lp, nil
+}
+
+func readP384Key(path, flag string) (*ecdsa.PrivateKey, error) {
+	b, _, err := readInput(path, flag, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	k, err := snp.ParseP384PrivateKey(b)
+	if err != nil {
+		return nil, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, err), "make one with: openssl ecparam -name secp384r1 -genkey -noout -out key.pem")
+	}
+	return k, nil
+}
+
+// apply makes the ID block and the go-sev-guest policy of one digest.
+func (lp *launchPolicy) apply(e snp.Entry, se *snpEntry) error {
+	name := e.Name()
+	chk := policy.SEVCheck{Measurement: e.Digest, Policy: lp.policy, HostData: lp.hostData}
+	if lp.idKey != nil {
+		b := &snp.IDBlock{FamilyID: lp.familyID, ImageID: lp.imageID, GuestSVN: lp.guestSVN, Policy: lp.policy}
+		copy(b.LD[:], e.Digest)
+		auth, err := snp.IDAuth(b, lp.idKey, lp.authorKey)
+		if err != nil {
+			return err
+		}
+		idd, _ := snp.KeyDigest(&lp.idKey.PublicKey)
+		se.IDBlock = base64.StdEncoding.EncodeToString(b.Bytes())
+		se.IDAuth = base64.StdEncoding.EncodeToString(auth)
+		se.IDKeyDigest = hex.EncodeToString(idd[:])
+		se.QEMUObject = "id-block=" + se.IDBlock + ",id-auth=" + se.IDAuth
+		chk.IDBlock, chk.FamilyID, chk.ImageID, chk.GuestSVN, chk.IDKeyDigest = true, lp.familyID[:], lp.imageID[:], lp.guestSVN, idd[:]
+		if lp.authorKey != nil {
+			ad, _ := snp.KeyDigest(&lp.authorKey.PublicKey)
+			se.AuthorKeyDigest = hex.EncodeToString(ad[:])
+			se.QEMUObject += ",author-key-enabled=on"
+			chk.AuthorKeyDigest = ad[:]
+		}
+		if lp.idBlockDir != "" {
+			files, err := writeFiles(lp.idBlockDir, map[string][]byte{name + ".id-block.bin": b.Bytes(), name + ".id-auth.bin": auth})
+			if err != nil {
+				return err
+			}
+			se.Files = append(se.Files, files...)
+		}
+	}
+	if lp.sevCheckDir != "" {
+		cfg, err := policy.SEVCheckConfig(chk)
+		if err != nil {
+			return err
+		}
+		bin, text, err := policy.Encode(cfg)
+		if err != nil {
+			return err
+		}
+		files, err := writeFiles(lp.sevCheckDir, map[string][]byte{name + ".binpb": bin, name + ".textproto": text})
+		if err != nil {
+			return err
+		}
+		se.Files = append(se.Files, files...)
+	}
+	return nil
+}
+
+// writeFiles writes each file atomically into dir (created if missing) and
+// returns their paths in name order.
+func writeFiles(dir string, files map[string][]byte) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating output folder: %w", err)
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []string
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if err := atomicfile.WriteFile(p, files[n], 0o644); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

@@ -49,6 +49,7 @@ var Layout = map[string]Role{
 	"internal/progress":   Base,
 	"internal/testenv":    Base,
 	"internal/depcheck":   Base,
+	"internal/textpb":     Base,
 
 	"build":   Domain,
 	"measure": Domain,
