@@ -313,6 +313,10 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// Suggest returns "did you mean X?" for the candidate closest to s, or ""
+// when none is close.
+func Suggest(s string, candidates []string) string { return didYouMean(s, candidates) }
+
 // didYouMean suggests the closest candidate to s, if one is close.
 func didYouMean(s string, candidates []string) string {
 	best, bestD := "", 1<<30

@@ -109,6 +109,18 @@ func (c *Config) err() error {
 	return &Error{Problems: ps}
 }
 
+// Problem returns a problem positioned at the key path (such as
+// platforms.snp[0].vcpuTypes[1]), for checks made outside this package:
+// the CLI checks values against the measure packages, which config may not
+// import.
+func (c *Config) Problem(path, msg, hint string) Problem {
+	p := Problem{File: c.File, Path: path, Msg: msg, Hint: hint}
+	if n := c.d.at(path); n != nil {
+		p.Line, p.Col = n.Line, n.Column
+	}
+	return p
+}
+
 // Resolve returns p as a path usable from the working folder: relative
 // paths are taken relative to the config file's folder.
 func (c *Config) Resolve(p Path) string {

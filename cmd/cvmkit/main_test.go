@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 //	$SHARED    the shared test data folder (may be missing outside CI)
 //	exit N cmd args…   run cmd and require exit code N
 //	[quickstart]       the quickstart inputs are fetched (CI requires them)
+//	[shared]           the shared test data folder exists (CI requires it)
 func TestScripts(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	testscript.Run(t, testscript.Params{
@@ -39,6 +40,12 @@ func TestScripts(t *testing.T) {
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
+			case "shared":
+				_, err := os.Stat(testenv.SharedDir(t))
+				if err != nil && testenv.InCI() {
+					return false, fmt.Errorf("the shared test data folder is missing in CI: set %s", testenv.SharedEnv)
+				}
+				return err == nil, nil
 			case "quickstart":
 				_, err := os.Stat(filepath.Join(root, "examples", "quickstart", "cache", "vmlinuz"))
 				if err != nil && testenv.InCI() {

@@ -134,7 +134,7 @@ type snpResult struct {
 }
 
 type fileDigests struct {
-	Path   string `json:"path"`
+	Path   string `json:"path"` // empty for an input not given (an empty initrd)
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 	SHA384 string `json:"sha384,omitempty"`
@@ -451,9 +451,11 @@ func (a *app) kernelHashes(f *snpFlags, res *snpResult) (*snp.KernelHashes, erro
 	}
 	kd.SHA256 = hex.EncodeToString(k.Kernel[:])
 	res.Kernel = &kd
-	if res.Initrd != nil {
-		res.Initrd.SHA256 = hex.EncodeToString(k.Initrd[:])
+	if res.Initrd == nil {
+		// Without -initrd QEMU hashes an empty initrd; say so.
+		res.Initrd = &fileDigests{}
 	}
+	res.Initrd.SHA256 = hex.EncodeToString(k.Initrd[:])
 	res.Cmdline = &cmdlineDigest{Value: f.appendArg, SHA256: hex.EncodeToString(k.Cmdline[:])}
 	return &k, nil
 }
