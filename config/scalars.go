@@ -86,6 +86,16 @@ type Size int64
 
 var sizeRE = regexp.MustCompile(`^([0-9]+)\s*([KMGT]i?B?|B)?$`)
 
+// ParseSize reads a size as cvmkit.yaml writes it (4096, 512M, 2G, 2GiB),
+// for command-line flags that take the same form.
+func ParseSize(s string) (int64, error) {
+	var z Size
+	if err := z.setScalar(s); err != nil {
+		return 0, err
+	}
+	return int64(z), nil
+}
+
 func (z *Size) setScalar(s string) error {
 	m := sizeRE.FindStringSubmatch(s)
 	bad := &hintError{

@@ -14,6 +14,6 @@ The values are computed offline, exactly as the secure processor does, so a
 key-release authority can compare them byte for byte.`,
 		Example: `  cvmkit measure snp --ovmf OVMF.fd --vcpus 4 --vcpu-type EPYC-Milan`,
 	}
-	cmd.AddCommand(a.measureSNPCmd())
+	cmd.AddCommand(a.measureSNPCmd(), a.measureTDXCmd())
 	return group(cmd)
 }

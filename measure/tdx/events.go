@@ -2,6 +2,7 @@ package tdx
 
 import (
 	"crypto/sha512"
+	"errors"
 	"encoding/binary"
 	"fmt"
 	"unicode/utf16"
@@ -195,4 +196,56 @@ func uiAppLoadOption() []byte {
 	b = append(b, file[:]...)
 	b = append(b, 0x7f, 0xff, 4, 0) // END_DEVICE_PATH
 	return b
+}
+
+// SecureBootState is the value of the SecureBoot variable OVMF measures.
+type SecureBootState string
+
+const (
+	// SecureBootAbsent: OVMF built without SECURE_BOOT_ENABLE (such as
+	// Debian's OVMF.fd) has no SecureBoot variable.
+	SecureBootAbsent SecureBootState = "absent"
+	// SecureBootDisabled: a Secure Boot capable build without enrolled
+	// keys: SecureBoot is one byte 0.
+	SecureBootDisabled SecureBootState = "disabled"
+	// SecureBootEnabled: keys enrolled and enforcing: SecureBoot is one
+	// byte 1.
+	SecureBootEnabled SecureBootState = "enabled"
+)
+
+// SecureBootFromStore reads PK, KEK, db, dbx and dbt from a variable store
+// (the firmware's CFV) and sets SecureBoot for state.
+func SecureBootFromStore(store []byte, state SecureBootState) (*SecureBootVariables, error) {
+	vars, err := ovmf.Variables(store)
+	if err != nil {
+		return nil, fmt.Errorf("reading the Secure Boot variables from the variable store: %w", err)
+	}
+	sb := &SecureBootVariables{}
+	for _, v := range vars {
+		switch {
+		case v.GUID == efiGlobalVariable && v.Name == "PK":
+			sb.PK = v.Data
+		case v.GUID == efiGlobalVariable && v.Name == "KEK":
+			sb.KEK = v.Data
+		case v.GUID == efiImageSecurityData && v.Name == "db":
+			sb.DB = v.Data
+		case v.GUID == efiImageSecurityData && v.Name == "dbx":
+			sb.DBX = v.Data
+		case v.GUID == efiImageSecurityData && v.Name == "dbt":
+			sb.DBT = v.Data
+		}
+	}
+	switch state {
+	case SecureBootAbsent, "":
+	case SecureBootDisabled:
+		sb.SecureBoot = []byte{0}
+	case SecureBootEnabled:
+		if sb.PK == nil {
+			return nil, errors.New("secure boot enabled needs an enrolled PK, and the variable store has none")
+		}
+		sb.SecureBoot = []byte{1}
+	default:
+		return nil, fmt.Errorf("unknown secure boot state %q; want absent, disabled or enabled", state)
+	}
+	return sb, nil
 }

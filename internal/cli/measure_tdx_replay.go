@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+
+	"github.com/cvmkit/cvmkit/measure/tdx"
+	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/spf13/cobra"
+)
+
+// replayResult is what `cvmkit measure tdx replay --json` prints.
+type replayResult struct {
+	Log        fileDigests   `json:"log"`
+	RTMR       [4]string     `json:"rtmr"`
+	Events     []replayEvent `json:"events"`
+	Prediction *tdxResult    `json:"prediction,omitempty"`
+	Match      *[4]*bool     `json:"match,omitempty"`
+	First      []replayDiff  `json:"first_differences,omitempty"`
+}
+
+type replayEvent struct {
+	RTMR   int    `json:"rtmr"`
+	Type   string `json:"type"`
+	Digest string `json:"digest"`
+	Data   string `json:"data,omitempty"`
+}
+
+type replayDiff struct {
+	RTMR      int          `json:"rtmr"`
+	Index     int          `json:"index"`
+	Predicted *tdxEvent    `json:"predicted,omitempty"`
+	Logged    *replayEvent `json:"logged,omitempty"`
+	Meaning   string       `json:"meaning"`
+}
+
+func (a *app) measureTDXReplayCmd() *cobra.Command {
+	f := &tdxFlags{}
+	cmd := &cobra.Command{
+		Use:   "replay LOG [--firmware FILE …]",
+		Short: "Replay a TDX CC event log to RTMR values and compare it with the prediction",
+		Long: `Parse a CC event log (the CCEL ACPI table's log area in TCG2 crypto-agile form,
+as Linux exposes it at /sys/firmware/acpi/tables/data/CCEL) and replay it to
+RTMR0–3.
+
+Given the launch inputs (the same flags as cvmkit measure tdx), it also predicts the
+log, compares the two register by register and event by event, and names the first
+event that differs and what that most likely means (memory size, ACPI tables,
+kernel, command line, edk2 release …). Exit code 5 when they differ.`,
+		Example: `  # In the guest: copy the log out
+  cat /sys/firmware/acpi/tables/data/CCEL > ccel.bin
+
+  # Replay it alone:
+  cvmkit measure tdx replay ccel.bin
+
+  # Compare it with what cvmkit predicts:
+  cvmkit measure tdx replay ccel.bin --firmware OVMF.fd --edk2-profile edk2-stable202502 \
+      --memory 4G --acpi-tables tables.bin --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0"`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runReplay(args[0], f)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func (a *app) runReplay(path string, f *tdxFlags) error {
+	b, d, err := readInput(path, "event log", 64<<20)
+	if err != nil {
+		return err
+	}
+	log, err := tdx.ParseLog(b)
+	if err != nil {
+		return outcome.InputError(fmt.Errorf("event log %q: %w", path, err), "give the CCEL log area (/sys/firmware/acpi/tables/data/CCEL), not the CCEL table header")
+	}
+	res := replayResult{Log: d, Events: []replayEvent{}}
+	for i, r := range log.Replay() {
+		res.RTMR[i] = hex.EncodeToString(r[:])
+	}
+	for _, e := range log.Events {
+		res.Events = append(res.Events, logEvent(e))
+	}
+	var mismatch bool
+	if f.firmware != "" {
+		pres, pred, err := a.predictTDX(f)
+		if err != nil {
+			return err
+		}
+		res.Prediction = pres
+		if pred != nil {
+			var match [4]*bool
+			for i, r := range pred.RTMR {
+				if r != nil {
+					m := hex.EncodeToString(r[:]) == res.RTMR[i]
+					match[i] = &m
+					mismatch = mismatch || !m
+				}
+			}
+			res.Match = &match
+			for _, df := range tdx.Compare(log, pred) {
+				rd := replayDiff{RTMR: df.RTMR, Index: df.Index, Meaning: df.Meaning}
+				if df.Predicted != nil {
+					rd.Predicted = &tdxEvent{RTMR: df.Predicted.RTMR, Type: tdx.EventTypeName(df.Predicted.Type), Description: df.Predicted.Description, Digest: hex.EncodeToString(df.Predicted.Digest[:])}
+				}
+				if df.Logged != nil {
+					le := logEvent(*df.Logged)
+					rd.Logged = &le
+				}
+				res.First = append(res.First, rd)
+			}
+		}
+	}
+	if err := a.emit(res, func(w io.Writer) { printReplay(w, &res) }); err != nil {
+		return err
+	}
+	if mismatch {
+		first := res.First[0]
+		return &outcome.MismatchError{Subject: "event log " + path, Register: fmt.Sprintf("RTMR%d event %d", first.RTMR, first.Index), Want: describePredicted(first.Predicted), Got: describeLogged(first.Logged)}
+	}
+	return nil
+}
+
+func logEvent(e tdx.LogEvent) replayEvent {
+	re := replayEvent{RTMR: e.RTMR(), Type: tdx.EventTypeName(e.Type), Digest: hex.EncodeToString(e.Digest[:])}
+	if len(e.Data) <= 64 {
+		re.Data = hex.EncodeToString(e.Data)
+	}
+	return re
+}
+
+func describePredicted(e *tdxEvent) string {
+	if e == nil {
+		return "no event"
+	}
+	return fmt.Sprintf("%s %q %s", e.Type, e.Description, e.Digest)
+}
+
+func describeLogged(e *replayEvent) string {
+	if e == nil {
+		return "no event"
+	}
+	return e.Type + " " + e.Digest
+}
+
+func printReplay(w io.Writer, res *replayResult) {
+	for i, r := range res.RTMR {
+		status := ""
+		if res.Match != nil {
+			switch m := res.Match[i]; {
+			case m == nil:
+				status = "  (not predicted)"
+			case *m:
+				status = "  matches the prediction"
+			default:
+				status = "  DIFFERS from the prediction"
+			}
+		}
+		fmt.Fprintf(w, "RTMR%d %s%s\n", i, r, status)
+	}
+	for _, d := range res.First {
+		fmt.Fprintf(w, "\nRTMR%d: first difference at event %d\n  predicted: %s\n  logged:    %s\n  meaning:   %s\n", d.RTMR, d.Index, describePredicted(d.Predicted), describeLogged(d.Logged), d.Meaning)
+	}
+}
