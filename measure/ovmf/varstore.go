@@ -16,14 +16,14 @@ type Variable struct {
 }
 
 var (
-	systemNvDataFvGUID       = MustGUID("fff12b8d-7696-4c8b-a985-2747075b4f50") // gEfiSystemNvDataFvGuid
-	authenticatedVarGUID     = MustGUID("aaf32c78-947b-439a-a180-2e144ec37792") // gEfiAuthenticatedVariableGuid
-	variableGUID             = MustGUID("ddcf3616-3275-4164-98b6-fe85707ffe7d") // gEfiVariableGuid
-	errNotVarStore           = errors.New("not an OVMF variable store (no NV data firmware volume)")
-	maxVariables             = 4096
-	varHeaderStartID  uint16 = 0x55aa
-	varAdded          byte   = 0x3f
-	varAddedInDeleted byte   = 0x3e // VAR_ADDED & VAR_IN_DELETED_TRANSITION: still current
+	systemNvDataFvGUID          = MustGUID("fff12b8d-7696-4c8b-a985-2747075b4f50") // gEfiSystemNvDataFvGuid
+	authenticatedVarGUID        = MustGUID("aaf32c78-947b-439a-a180-2e144ec37792") // gEfiAuthenticatedVariableGuid
+	variableGUID                = MustGUID("ddcf3616-3275-4164-98b6-fe85707ffe7d") // gEfiVariableGuid
+	errNotVarStore              = errors.New("not an OVMF variable store (no NV data firmware volume)")
+	maxVariables                = 4096
+	varHeaderStartID     uint16 = 0x55aa
+	varAdded             byte   = 0x3f
+	varAddedInDeleted    byte   = 0x3e // VAR_ADDED & VAR_IN_DELETED_TRANSITION: still current
 )
 
 // Variables parses the variable store at the start of a CFV / OVMF_VARS

@@ -13,7 +13,7 @@ import (
 func encodeLog(events []Event, pad int) []byte {
 	spec := []byte("Spec ID Event03\x00")
 	spec = binary.LittleEndian.AppendUint32(spec, 0) // platformClass
-	spec = append(spec, 0, 2, 2, 2)                   // version 2.0 errata 2, uintnSize 2
+	spec = append(spec, 0, 2, 2, 2)                  // version 2.0 errata 2, uintnSize 2
 	spec = binary.LittleEndian.AppendUint32(spec, 1)
 	spec = binary.LittleEndian.AppendUint16(spec, algSHA384)
 	spec = binary.LittleEndian.AppendUint16(spec, DigestSize)

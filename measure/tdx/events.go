@@ -2,8 +2,8 @@ package tdx
 
 import (
 	"crypto/sha512"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"unicode/utf16"
 
