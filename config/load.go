@@ -121,6 +121,16 @@ func (c *Config) Problem(path, msg, hint string) Problem {
 	return p
 }
 
+// FirmwareByName returns the firmware entry with the given name, or nil.
+func (c *Config) FirmwareByName(name string) *Firmware {
+	for i := range c.Firmware {
+		if c.Firmware[i].Name == name {
+			return &c.Firmware[i]
+		}
+	}
+	return nil
+}
+
 // Resolve returns p as a path usable from the working folder: relative
 // paths are taken relative to the config file's folder.
 func (c *Config) Resolve(p Path) string {

@@ -162,7 +162,7 @@ type TDX struct {
 	Memory      Size      `yaml:"memory" required:"true" doc:"Guest memory, for example 2G."`
 	VCPUs       []int     `yaml:"vcpus" required:"true" doc:"vCPU counts."`
 	ACPITables  *File     `yaml:"acpiTables" doc:"QEMU's etc/acpi/tables blob for this machine shape; without it RTMR0 is reported as not computable."`
-	EDK2Profile string    `yaml:"edk2Profile" doc:"edk2 release profile that selects which events exist (see docs/measure-tdx.md). Default: detected from the firmware."`
+	EDK2Profile string    `yaml:"edk2Profile" doc:"edk2 release of the firmware, which selects the events it logs (docs/measure-tdx.md): edk2-stable202408.01, edk2-stable202502, edk2-stable202505, edk2-stable202508. Without it only MRTD is computed."`
 }
 
 // GPU lists the NVIDIA RIMs whose golden values the release publishes.

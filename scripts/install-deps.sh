@@ -10,11 +10,19 @@ declare -A deb=(
   [git]=git
   [make]=make
   [sha256sum]=coreutils
+  [objcopy]=binutils
+)
+# Files the tests read (path → package).
+declare -A files=(
+  [/usr/lib/systemd/boot/efi/linuxx64.efi.stub]=systemd-boot-efi
 )
 
 missing=()
 for tool in "${!deb[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${deb[$tool]}")
+done
+for f in "${!files[@]}"; do
+  [ -e "$f" ] || missing+=("${files[$f]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=; [ "$(id -u)" = 0 ] || sudo=sudo

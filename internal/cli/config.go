@@ -10,6 +10,7 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/measure/ovmf"
 	"github.com/cvmkit/cvmkit/measure/snp"
+	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/spf13/cobra"
 )
@@ -141,6 +142,14 @@ func platformProblems(c *config.Config) []config.Problem {
 			ps = append(ps, c.Problem(p+".profile", err.Error(), "see docs/measure-snp.md, \"Profiles for older host stacks\""))
 		}
 	}
+	for i, t := range c.Platforms.TDX {
+		if t.EDK2Profile == "" {
+			continue
+		}
+		if _, err := tdx.ParseProfile(t.EDK2Profile); err != nil {
+			ps = append(ps, c.Problem(fmt.Sprintf("platforms.tdx[%d].edk2Profile", i), err.Error(), "see docs/measure-tdx.md, \"edk2 profiles\""))
+		}
+	}
 	return ps
 }
 
@@ -159,6 +168,16 @@ func firmwareProblems(c *config.Config) []config.Problem {
 			}
 		}
 		ps = append(ps, c.Problem(fmt.Sprintf("firmware[%d].path", i), fmt.Sprintf("firmware %q: %v", f.Path, err), "give an OVMF image (OVMF.fd)"))
+	}
+	for i, t := range c.Platforms.TDX {
+		f := c.FirmwareByName(t.Firmware)
+		if f == nil || parsed[t.Firmware] == nil {
+			continue
+		}
+		img, _ := os.ReadFile(c.Resolve(f.Path))
+		if _, err := ovmf.ParseTDVF(img); err != nil {
+			ps = append(ps, c.Problem(fmt.Sprintf("platforms.tdx[%d].firmware", i), fmt.Sprintf("firmware %q cannot launch a TD: %v", t.Firmware, err), "use the whole OVMF.fd of a TDX-capable build"))
+		}
 	}
 	for i, s := range c.Platforms.SNP {
 		fw := parsed[s.Firmware]

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/measure/ovmf"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
@@ -24,7 +25,7 @@ type tdxFlags struct {
 	profile, kernelBlob, secureBoot          string
 	guestCC                                  bool
 	rtmr3                                    []string
-	tdxCheckDir                              string
+	tdxCheckDir, eventLogOut                 string
 }
 
 func (f *tdxFlags) register(cmd *cobra.Command) {
@@ -133,6 +134,7 @@ docs/measure-tdx.md.`,
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&f.tdxCheckDir, "tdx-check-dir", "", "write a go-tdx-guest check policy per MRTD candidate (NAME.binpb, NAME.textproto) into this folder")
+	cmd.Flags().StringVar(&f.eventLogOut, "event-log-out", "", "write the predicted event log (TCG2 crypto-agile, SHA-384) to this file")
 	cmd.AddCommand(a.measureTDXReplayCmd())
 	return cmd
 }
@@ -313,12 +315,21 @@ func (a *app) predictTDX(f *tdxFlags) (*tdxResult, *tdx.Prediction, error) {
 		s := hex.EncodeToString(r3[:])
 		res.RTMR[3] = &s
 	}
+	if f.eventLogOut != "" {
+		if pred == nil {
+			return nil, nil, usage("--event-log-out needs --edk2-profile")
+		}
+		if err := atomicfile.WriteFile(f.eventLogOut, tdx.EncodeLog(pred.Events), 0o644); err != nil {
+			return nil, nil, err
+		}
+		res.Files = append(res.Files, f.eventLogOut)
+	}
 	if f.tdxCheckDir != "" {
 		files, err := writeTDXChecks(f.tdxCheckDir, res)
 		if err != nil {
 			return nil, nil, err
 		}
-		res.Files = files
+		res.Files = append(res.Files, files...)
 	}
 	return res, pred, nil
 }

@@ -175,3 +175,17 @@ func checkTDVFSection(s TDVFSection, size int) error {
 	}
 	return nil
 }
+
+// MarshalText writes the type's name (BFV, CFV, TD_HOB …) in JSON.
+func (t TDVFSectionType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText reads a name written by MarshalText.
+func (t *TDVFSectionType) UnmarshalText(b []byte) error {
+	for i, n := range tdvfTypeNames {
+		if n == string(b) {
+			*t = TDVFSectionType(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown TDVF section type %q", b)
+}

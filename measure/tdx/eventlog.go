@@ -247,3 +247,33 @@ func meaning(p *Event, l *LogEvent) string {
 	}
 	return "the event digest differs"
 }
+
+// EncodeLog writes events as a CC event log in the format ParseLog reads
+// (TCG2 crypto agile, SHA-384 only), so a predicted log can be compared
+// with a real one by any event-log tool. Each event's data is its
+// description, not the firmware's event structure: replay uses only the
+// digests.
+func EncodeLog(events []Event) []byte {
+	spec := []byte("Spec ID Event03\x00")
+	spec = binary.LittleEndian.AppendUint32(spec, 0) // platformClass: client
+	spec = append(spec, 0, 2, 2, 2)                  // spec version 2.0 errata 2, uintnSize 2 (UINT64)
+	spec = binary.LittleEndian.AppendUint32(spec, 1)
+	spec = binary.LittleEndian.AppendUint16(spec, algSHA384)
+	spec = binary.LittleEndian.AppendUint16(spec, DigestSize)
+	spec = append(spec, 0) // vendorInfoSize
+	b := binary.LittleEndian.AppendUint32(nil, 0)
+	b = binary.LittleEndian.AppendUint32(b, EvNoAction)
+	b = append(b, make([]byte, 20)...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(spec)))
+	b = append(b, spec...)
+	for _, e := range events {
+		b = binary.LittleEndian.AppendUint32(b, uint32(e.RTMR+1))
+		b = binary.LittleEndian.AppendUint32(b, e.Type)
+		b = binary.LittleEndian.AppendUint32(b, 1)
+		b = binary.LittleEndian.AppendUint16(b, algSHA384)
+		b = append(b, e.Digest[:]...)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Description)))
+		b = append(b, e.Description...)
+	}
+	return b
+}

@@ -8,32 +8,8 @@ import (
 	"testing"
 )
 
-// encodeLog writes events as a CC event log (TCG2 crypto agile, SHA-384
-// only), padded with 0xff as a log area is.
 func encodeLog(events []Event, pad int) []byte {
-	spec := []byte("Spec ID Event03\x00")
-	spec = binary.LittleEndian.AppendUint32(spec, 0) // platformClass
-	spec = append(spec, 0, 2, 2, 2)                  // version 2.0 errata 2, uintnSize 2
-	spec = binary.LittleEndian.AppendUint32(spec, 1)
-	spec = binary.LittleEndian.AppendUint16(spec, algSHA384)
-	spec = binary.LittleEndian.AppendUint16(spec, DigestSize)
-	spec = append(spec, 0) // vendorInfoSize
-	var b []byte
-	b = binary.LittleEndian.AppendUint32(b, 0)
-	b = binary.LittleEndian.AppendUint32(b, EvNoAction)
-	b = append(b, make([]byte, 20)...)
-	b = binary.LittleEndian.AppendUint32(b, uint32(len(spec)))
-	b = append(b, spec...)
-	for _, e := range events {
-		b = binary.LittleEndian.AppendUint32(b, uint32(e.RTMR+1))
-		b = binary.LittleEndian.AppendUint32(b, e.Type)
-		b = binary.LittleEndian.AppendUint32(b, 1)
-		b = binary.LittleEndian.AppendUint16(b, algSHA384)
-		b = append(b, e.Digest[:]...)
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(e.Description)))
-		b = append(b, e.Description...)
-	}
-	return append(b, bytes.Repeat([]byte{0xff}, pad)...)
+	return append(EncodeLog(events), bytes.Repeat([]byte{0xff}, pad)...)
 }
 
 func testPrediction(t testing.TB) *Prediction {

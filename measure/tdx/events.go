@@ -97,7 +97,7 @@ func ParseProfile(s string) (Profile, error) {
 		}
 	}
 	var y, m int
-	if _, err := fmt.Sscanf(trimPrefix(s, "edk2-stable"), "%4d%2d", &y, &m); err == nil && y >= 2024 {
+	if _, err := fmt.Sscanf(trimPrefix(s, "edk2-stable"), "%4d%2d", &y, &m); err == nil && y >= 2018 && m >= 1 && m <= 12 {
 		v := y*100 + m
 		switch {
 		case v < 202408:
