@@ -18,7 +18,7 @@ func TestRoundTrip(t *testing.T) {
 		all[i] = byte(i)
 	}
 	m := &checkpb.Config{
-		RootOfTrust: &checkpb.RootOfTrust{Product: "Milan", CabundlePaths: []string{"a\"b\\c", "ü"}, CheckCrl: true},
+		RootOfTrust: &checkpb.RootOfTrust{ProductLine: "Milan", CabundlePaths: []string{"a\"b\\c", "ü"}, CheckCrl: true},
 		Policy: &checkpb.Policy{
 			MinimumGuestSvn: 7, Policy: 0x30000, Measurement: all[:48], HostData: all[200:232],
 			Vmpl: wrapperspb.UInt32(0), TrustedIdKeyHashes: [][]byte{all[:48], all[48:96]}, RequireIdBlock: true,
@@ -36,8 +36,9 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(out, Marshal(got)) {
 		t.Fatal("not stable")
 	}
-	// Fields in number order: root_of_trust is field 1 of Config, policy 2.
-	if !bytes.HasPrefix(out, []byte("root_of_trust {\n  product: \"Milan\"\n")) {
+	// Fields in number order: root_of_trust is field 1 of Config, policy 2;
+	// in RootOfTrust, cabundle_paths (2) comes before product_line (6).
+	if !bytes.HasPrefix(out, []byte("root_of_trust {\n  cabundle_paths: \"a\\\"b\\\\c\"\n")) {
 		t.Errorf("unexpected layout:\n%s", out)
 	}
 }

@@ -66,7 +66,9 @@ func TestIDAuthVerifies(t *testing.T) {
 		k   *ecdsa.PublicKey
 	}{"ID_KEY": {0x240, &idKey.PublicKey}, "AUTHOR_KEY": {0x880, &authorKey.PublicKey}} {
 		pk := auth[c.off : c.off+pubKeySize]
-		if binary.LittleEndian.Uint32(pk) != 2 || leInt(pk[4:76]).Cmp(c.k.X) != 0 || leInt(pk[0x4c:0x4c+72]).Cmp(c.k.Y) != 0 {
+		pt, _ := c.k.Bytes() // 0x04 ‖ X ‖ Y, big-endian
+		x, y := new(big.Int).SetBytes(pt[1:49]), new(big.Int).SetBytes(pt[49:])
+		if binary.LittleEndian.Uint32(pk) != 2 || leInt(pk[4:76]).Cmp(x) != 0 || leInt(pk[0x4c:0x4c+72]).Cmp(y) != 0 {
 			t.Errorf("%s does not encode the key", name)
 		}
 	}

@@ -128,18 +128,18 @@ func ParseLog(b []byte) (*Log, error) {
 // u8 uintnSize, u32 numberOfAlgorithms, {u16 algId, u16 digestSize}…
 func algorithmSizes(spec []byte) (map[uint16]int, error) {
 	if len(spec) < 28 {
-		return nil, errors.New("Spec ID event is too short")
+		return nil, errors.New("the Spec ID event is too short")
 	}
 	n := binary.LittleEndian.Uint32(spec[24:])
 	if n == 0 || n > 16 || 28+4*int(n) > len(spec) {
-		return nil, fmt.Errorf("Spec ID event lists %d algorithms, which do not fit", n)
+		return nil, fmt.Errorf("the Spec ID event lists %d algorithms, which do not fit", n)
 	}
 	sizes := map[uint16]int{}
 	for i := 0; i < int(n); i++ {
 		a := binary.LittleEndian.Uint16(spec[28+4*i:])
 		s := int(binary.LittleEndian.Uint16(spec[30+4*i:]))
 		if s == 0 || s > 64 {
-			return nil, fmt.Errorf("Spec ID event gives algorithm %#x a digest size of %d", a, s)
+			return nil, fmt.Errorf("the Spec ID event gives algorithm %#x a digest size of %d", a, s)
 		}
 		sizes[a] = s
 	}
