@@ -27,8 +27,8 @@ demo: build demo-inputs
 	$(BIN) config validate $(QUICKSTART)/cvmkit.yaml
 
 test: deps demo-inputs
-	$(GO) test ./...
 	./scripts/reproducible-build.sh
+	$(GO) test ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
