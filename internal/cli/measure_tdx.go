@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -133,7 +134,7 @@ docs/measure-tdx.md.`,
 		},
 	}
 	f.register(cmd)
-	cmd.Flags().StringVar(&f.tdxCheckDir, "tdx-check-dir", "", "write a go-tdx-guest check policy per MRTD candidate (NAME.binpb, NAME.textproto) into this folder")
+	cmd.Flags().StringVar(&f.tdxCheckDir, "tdx-check-dir", "", "write a go-tdx-guest check policy per MRTD candidate (tdx-ORDER.binpb, .textproto) and the values as canonical JSON (tdx-values.json) into this folder")
 	cmd.Flags().StringVar(&f.eventLogOut, "event-log-out", "", "write the predicted event log (TCG2 crypto-agile, SHA-384) to this file")
 	cmd.AddCommand(a.measureTDXReplayCmd())
 	return cmd
@@ -343,7 +344,23 @@ func writeTDXChecks(dir string, res *tdxResult) ([]string, error) {
 			rtmrs[i], _ = hex.DecodeString(*r)
 		}
 	}
-	files := map[string][]byte{}
+	// The values themselves as canonical JSON (RFC 8785: sorted keys, no
+	// whitespace; every value is ASCII hex or null), for consumers that pin
+	// them without go-tdx-guest.
+	values := map[string]any{"edk2_profile": res.Profile}
+	mrtds := map[string]string{}
+	for _, m := range res.MRTD {
+		mrtds[m.PageOrder] = m.Value
+	}
+	values["mrtd"] = mrtds
+	for i, r := range res.RTMR {
+		values[fmt.Sprintf("rtmr%d", i)] = r
+	}
+	canonical, err := json.Marshal(values)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{"tdx-values.json": canonical}
 	for _, m := range res.MRTD {
 		mrtd, _ := hex.DecodeString(m.Value)
 		cfg, err := policy.TDXCheckConfig(policy.TDXCheck{MRTD: mrtd, RTMRs: rtmrs})

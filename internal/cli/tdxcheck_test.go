@@ -42,8 +42,12 @@ func TestTDXCheckPolicyWithGoTDXGuest(t *testing.T) {
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.MRTD) != 2 || len(res.Files) != 4 {
+	if len(res.MRTD) != 2 || len(res.Files) != 5 {
 		t.Fatalf("want two MRTD candidates and their policies, got %+v", res.MRTD)
+	}
+	values, err := os.ReadFile(filepath.Join(dir, "tdx-values.json"))
+	if err != nil || !bytes.HasPrefix(values, []byte(`{"edk2_profile":"edk2-stable202502","mrtd":{"single-pass":"`)) || bytes.ContainsAny(values, " \n") {
+		t.Fatalf("tdx-values.json is not canonical JSON: %s (%v)", values, err)
 	}
 	for _, m := range res.MRTD {
 		bin, err := os.ReadFile(filepath.Join(dir, "tdx-"+m.PageOrder+".binpb"))
