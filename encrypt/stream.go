@@ -1,0 +1,461 @@
+package encrypt
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+)
+
+// The streaming AEAD parameters of Tink's AES256_GCM_HKDF_1MB key template
+// (Tink "Streaming AEAD" wire format, AesGcmHkdfStreaming): 32-byte derived
+// keys from HKDF-SHA256, 1 MiB ciphertext segments, 7-byte nonce prefixes,
+// 16-byte GCM tags, and a header of {u8 header length, salt[32], nonce
+// prefix[7]} in front of the first segment.
+const (
+	SegmentSize     = 1 << 20
+	keySize         = 32
+	noncePrefixSize = 7
+	tagSize         = 16
+	HeaderSize      = 1 + keySize + noncePrefixSize // 40
+	// firstPlainSize and plainSize are the plaintext bytes per segment.
+	firstPlainSize = SegmentSize - HeaderSize - tagSize
+	plainSize      = SegmentSize - tagSize
+	// maxSegments: the segment number is a 32-bit counter in the nonce.
+	maxSegments = 1<<32 - 1
+)
+
+// ErrAuth is wrapped by every error that means the ciphertext is not what
+// was encrypted under this key and associated data: a flipped bit, a
+// truncation, appended or reordered segments, another file's ciphertext,
+// a wrong key.
+var ErrAuth = errors.New("authentication failed: wrong key, wrong file, or tampered ciphertext")
+
+// segmentKey derives the AES-256 key of one file: HKDF-SHA256(ikm = the
+// data key, salt = the header's salt, info = associated data).
+func segmentKey(ikm, salt, ad []byte) (cipher.AEAD, error) {
+	k, err := hkdf.Key(sha256.New, ikm, salt, string(ad), keySize)
+	if err != nil {
+		return nil, err
+	}
+	b, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// nonce is prefix ‖ BE32(segment) ‖ u8 last.
+func nonce(prefix []byte, seg uint32, last bool) [12]byte {
+	var n [12]byte
+	copy(n[:], prefix)
+	binary.BigEndian.PutUint32(n[noncePrefixSize:], seg)
+	if last {
+		n[11] = 1
+	}
+	return n
+}
+
+// CiphertextSize returns the ciphertext size for a plaintext of n bytes.
+func CiphertextSize(n int64) int64 {
+	if n <= firstPlainSize {
+		return HeaderSize + n + tagSize
+	}
+	rest := n - firstPlainSize
+	segs := (rest + plainSize - 1) / plainSize
+	return SegmentSize + rest + segs*tagSize
+}
+
+// PlaintextSize returns the plaintext size of a ciphertext of n bytes, or
+// an error when no plaintext encrypts to that size (a truncated or extended
+// file).
+func PlaintextSize(n int64) (int64, error) {
+	if n < HeaderSize+tagSize {
+		return 0, fmt.Errorf("%w: ciphertext of %d bytes is shorter than a header and one tag", ErrAuth, n)
+	}
+	if n <= SegmentSize {
+		return n - HeaderSize - tagSize, nil
+	}
+	rest := n - SegmentSize
+	segs := (rest + SegmentSize - 1) / SegmentSize
+	last := rest - (segs-1)*SegmentSize
+	if last < tagSize {
+		return 0, fmt.Errorf("%w: ciphertext of %d bytes ends inside a segment tag (truncated or extended)", ErrAuth, n)
+	}
+	return firstPlainSize + rest - segs*tagSize, nil
+}
+
+// Stats describes one encrypted or decrypted stream.
+type Stats struct {
+	PlainSize    int64
+	CipherSize   int64
+	PlainSHA256  [32]byte
+	CipherSHA256 [32]byte
+}
+
+// Options tune the parallel engine. The zero value uses every CPU.
+type Options struct {
+	// Workers is how many segments are sealed or opened at once; 0 means
+	// GOMAXPROCS.
+	Workers int
+	// Progress, when set, is called with the number of plaintext bytes
+	// done, from one goroutine at a time.
+	Progress func(n int64)
+	// Rand is the source of the salt and nonce prefix; nil means
+	// crypto/rand. Tests set it for fixed vectors.
+	Rand io.Reader
+}
+
+func (o Options) workers() int {
+	if o.Workers > 0 {
+		return o.Workers
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// job is one segment in flight.
+type job struct {
+	seg  uint32
+	last bool
+	in   []byte
+	out  []byte
+	err  error
+	done chan struct{}
+}
+
+// Encrypt reads plaintext from src and writes it to dst in Tink's
+// AES-GCM-HKDF streaming format under the data key ikm (32 bytes) and
+// associated data ad. Segments are sealed by opts.Workers goroutines while
+// one goroutine reads (hashing the plaintext) and another writes in order
+// (hashing the ciphertext), so memory stays at a few segments per worker
+// whatever the size of the input.
+func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, opts Options) (Stats, error) {
+	var st Stats
+	if len(ikm) != keySize {
+		return st, fmt.Errorf("data key has %d bytes, want %d", len(ikm), keySize)
+	}
+	rnd := opts.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	header := make([]byte, HeaderSize)
+	header[0] = HeaderSize
+	if _, err := io.ReadFull(rnd, header[1:]); err != nil {
+		return st, fmt.Errorf("drawing the salt and nonce prefix: %w", err)
+	}
+	aead, err := segmentKey(ikm, header[1:1+keySize], ad)
+	if err != nil {
+		return st, err
+	}
+	prefix := header[1+keySize:]
+
+	ph, ch := sha256.New(), sha256.New()
+	if _, err := dst.Write(header); err != nil {
+		return st, err
+	}
+	ch.Write(header)
+	st.CipherSize = HeaderSize
+
+	w := opts.workers()
+	pool := sync.Pool{New: func() any { b := make([]byte, SegmentSize); return &b }}
+	jobs := make(chan *job, w)
+	order := make(chan *job, 2*w)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	for i := 0; i < w; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				n := nonce(prefix, j.seg, j.last)
+				j.out = aead.Seal(j.out[:0], n[:], j.in, nil)
+				close(j.done)
+			}
+		}()
+	}
+	// Reader: one segment of lookahead decides which segment is the last.
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		var pending *job
+		for seg := uint64(0); ; seg++ {
+			if ctx.Err() != nil {
+				readErr <- ctx.Err()
+				return
+			}
+			size := plainSize
+			if seg == 0 {
+				size = firstPlainSize
+			}
+			bp := pool.Get().(*[]byte)
+			buf := (*bp)[:size]
+			n, err := io.ReadFull(src, buf)
+			if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+				readErr <- fmt.Errorf("reading plaintext: %w", err)
+				return
+			}
+			ph.Write(buf[:n])
+			if pending != nil {
+				pending.last = n == 0
+				jobs <- pending
+				order <- pending
+				if n == 0 {
+					pool.Put(bp)
+					readErr <- nil
+					return
+				}
+			}
+			if seg >= maxSegments {
+				readErr <- errors.New("plaintext is too large for the streaming format (2^32 segments)")
+				return
+			}
+			ob := pool.Get().(*[]byte)
+			pending = &job{seg: uint32(seg), in: buf[:n], out: (*ob)[:0], done: make(chan struct{})}
+			if n < size { // short read: this is the last segment (also for an empty input)
+				pending.last = true
+				jobs <- pending
+				order <- pending
+				readErr <- nil
+				return
+			}
+		}
+	}()
+	var werr error
+	for j := range order {
+		<-j.done
+		if werr == nil {
+			if _, err := dst.Write(j.out); err != nil {
+				werr = err
+				cancel()
+			} else {
+				ch.Write(j.out)
+				st.CipherSize += int64(len(j.out))
+				st.PlainSize += int64(len(j.in))
+				if opts.Progress != nil {
+					opts.Progress(int64(len(j.in)))
+				}
+			}
+		}
+		in, out := j.in[:cap(j.in)], j.out[:cap(j.out)]
+		pool.Put(&in)
+		pool.Put(&out)
+	}
+	wg.Wait()
+	if err := <-readErr; err != nil {
+		return st, err
+	}
+	if werr != nil {
+		return st, fmt.Errorf("writing ciphertext: %w", werr)
+	}
+	ph.Sum(st.PlainSHA256[:0])
+	ch.Sum(st.CipherSHA256[:0])
+	return st, nil
+}
+
+// Reader decrypts a ciphertext with random access: ReadAt decrypts only the
+// segments it touches. It is safe for concurrent use.
+type Reader struct {
+	src      io.ReaderAt
+	size     int64 // plaintext size
+	ctSize   int64
+	segments int64
+	aead     cipher.AEAD
+	prefix   []byte
+
+	mu     sync.Mutex
+	cached int64 // segment number in buf, -1 for none
+	buf    []byte
+}
+
+// NewReader checks the header of the ciphertext (ctSize bytes readable from
+// src) and derives its key from the data key ikm and the associated data.
+func NewReader(src io.ReaderAt, ctSize int64, ikm, ad []byte) (*Reader, error) {
+	if len(ikm) != keySize {
+		return nil, fmt.Errorf("data key has %d bytes, want %d", len(ikm), keySize)
+	}
+	size, err := PlaintextSize(ctSize)
+	if err != nil {
+		return nil, err
+	}
+	var header [HeaderSize]byte
+	if _, err := src.ReadAt(header[:], 0); err != nil {
+		return nil, fmt.Errorf("reading the header: %w", err)
+	}
+	if header[0] != HeaderSize {
+		return nil, fmt.Errorf("%w: header length byte is %d, want %d (not an AES256_GCM_HKDF ciphertext?)", ErrAuth, header[0], HeaderSize)
+	}
+	aead, err := segmentKey(ikm, header[1:1+keySize], ad)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{src: src, size: size, ctSize: ctSize, aead: aead, prefix: append([]byte(nil), header[1+keySize:]...), cached: -1}
+	r.segments = 1
+	if ctSize > SegmentSize {
+		r.segments = 1 + (ctSize-SegmentSize+SegmentSize-1)/SegmentSize
+	}
+	return r, nil
+}
+
+// Size is the plaintext size.
+func (r *Reader) Size() int64 { return r.size }
+
+// Segments is the number of segments.
+func (r *Reader) Segments() int64 { return r.segments }
+
+// segmentRange returns where segment i's ciphertext lies.
+func (r *Reader) segmentRange(i int64) (off, n int64) {
+	if i == 0 {
+		return HeaderSize, min(SegmentSize, r.ctSize) - HeaderSize
+	}
+	off = i * SegmentSize
+	return off, min(SegmentSize, r.ctSize-off)
+}
+
+// plainOffset is where segment i's plaintext starts.
+func plainOffset(i int64) int64 {
+	if i == 0 {
+		return 0
+	}
+	return firstPlainSize + (i-1)*plainSize
+}
+
+// decryptSegment opens segment i into dst (which must hold SegmentSize
+// bytes of capacity) using ct as scratch for the ciphertext.
+func (r *Reader) decryptSegment(i int64, ct, dst []byte) ([]byte, error) {
+	off, n := r.segmentRange(i)
+	ct = ct[:n]
+	if _, err := r.src.ReadAt(ct, off); err != nil && !(err == io.EOF && off+n == r.ctSize) {
+		return nil, fmt.Errorf("reading segment %d: %w", i, err)
+	}
+	nc := nonce(r.prefix, uint32(i), i == r.segments-1)
+	pt, err := r.aead.Open(dst[:0], nc[:], ct, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w (segment %d of %d)", ErrAuth, i, r.segments)
+	}
+	return pt, nil
+}
+
+// ReadAt decrypts len(p) plaintext bytes at off.
+func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("negative offset")
+	}
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		if pos >= r.size {
+			return n, io.EOF
+		}
+		seg := int64(0)
+		if pos >= firstPlainSize {
+			seg = 1 + (pos-firstPlainSize)/plainSize
+		}
+		r.mu.Lock()
+		if r.cached != seg {
+			if r.buf == nil {
+				r.buf = make([]byte, 2*SegmentSize)
+			}
+			pt, err := r.decryptSegment(seg, r.buf[SegmentSize:], r.buf[:SegmentSize])
+			if err != nil {
+				r.cached = -1
+				r.mu.Unlock()
+				return n, err
+			}
+			r.buf = r.buf[:SegmentSize+len(pt)] // remember the plaintext length
+			r.cached = seg
+		}
+		pt := r.buf[:len(r.buf)-SegmentSize]
+		n += copy(p[n:], pt[pos-plainOffset(seg):])
+		r.mu.Unlock()
+	}
+	return n, nil
+}
+
+// DecryptTo decrypts the whole ciphertext into dst, opening segments on
+// opts.Workers goroutines and writing them in order, and returns the
+// plaintext digest. Nothing after the first segment that fails to
+// authenticate is written.
+func (r *Reader) DecryptTo(ctx context.Context, dst io.Writer, opts Options) (Stats, error) {
+	st := Stats{CipherSize: r.ctSize}
+	w := opts.workers()
+	type djob struct {
+		seg  int64
+		pt   []byte
+		err  error
+		done chan struct{}
+		buf  *[]byte
+	}
+	pool := sync.Pool{New: func() any { b := make([]byte, 2*SegmentSize); return &b }}
+	jobs := make(chan *djob, w)
+	order := make(chan *djob, 2*w)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := 0; i < w; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				b := *j.buf
+				j.pt, j.err = r.decryptSegment(j.seg, b[SegmentSize:], b[:SegmentSize])
+				close(j.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for i := int64(0); i < r.segments; i++ {
+			if ctx.Err() != nil {
+				return
+			}
+			j := &djob{seg: i, done: make(chan struct{}), buf: pool.Get().(*[]byte)}
+			jobs <- j
+			order <- j
+		}
+	}()
+	ph := sha256.New()
+	var err error
+	for j := range order {
+		<-j.done
+		if err == nil {
+			switch {
+			case j.err != nil:
+				err = j.err
+				cancel()
+			default:
+				if _, werr := dst.Write(j.pt); werr != nil {
+					err = fmt.Errorf("writing plaintext: %w", werr)
+					cancel()
+				} else {
+					ph.Write(j.pt)
+					st.PlainSize += int64(len(j.pt))
+					if opts.Progress != nil {
+						opts.Progress(int64(len(j.pt)))
+					}
+				}
+			}
+		}
+		pool.Put(j.buf)
+	}
+	wg.Wait()
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return st, err
+	}
+	ph.Sum(st.PlainSHA256[:0])
+	return st, nil
+}
