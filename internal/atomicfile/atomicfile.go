@@ -94,3 +94,37 @@ func Write(path string, perm fs.FileMode, fill func(io.Writer) error) error {
 	}
 	return f.Commit()
 }
+
+// Dir builds a folder atomically: fill writes into a temporary sibling
+// folder, which is renamed to path only when fill succeeds. path must not
+// exist yet (an existing folder is never merged into or replaced), so a
+// failed or interrupted run leaves only a hidden ".name.tmp-*" folder.
+func Dir(path string, fill func(tmp string) error) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%q already exists: choose a new output folder or remove it", path)
+	}
+	parent, base := filepath.Split(filepath.Clean(path))
+	if parent == "" {
+		parent = "."
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("creating %q: %w", path, err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := fill(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("writing %q: %w", path, err)
+	}
+	return nil
+}

@@ -94,3 +94,26 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 		t.Errorf("folder holds %v, want %v", got, names)
 	}
 }
+
+func TestDir(t *testing.T) {
+	parent := t.TempDir()
+	p := filepath.Join(parent, "out")
+	err := Dir(p, func(tmp string) error {
+		return os.WriteFile(filepath.Join(tmp, "a"), []byte("x"), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(p, "a")); string(b) != "x" {
+		t.Fatal("content")
+	}
+	if err := Dir(p, func(string) error { return nil }); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("existing folder: %v", err)
+	}
+	p2 := filepath.Join(parent, "out2")
+	boom := errors.New("boom")
+	if err := Dir(p2, func(tmp string) error { os.WriteFile(filepath.Join(tmp, "half"), nil, 0o644); return boom }); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	assertOnly(t, parent, "out")
+}
