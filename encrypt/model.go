@@ -170,14 +170,55 @@ func ListSource(src string) ([]SourceFile, error) {
 // dst/weights/<path> and dst/model.manifest.json. The folder is built under
 // a temporary name and renamed when complete, so an interrupted run leaves
 // nothing that looks like an encrypted model.
-func EncryptModel(ctx context.Context, src, dst, releaseID string, key *DataKey, opts Options) (*Manifest, error) {
+//
+// wraps are the data key wrapped for its recipients; they are written
+// under keys/ with an index (keys/index.json), secrets with mode 0600.
+func EncryptModel(ctx context.Context, src, dst, releaseID string, key *DataKey, wraps []*WrappedKey, opts Options) (*Manifest, error) {
 	var m *Manifest
 	err := atomicfile.Dir(dst, func(tmp string) error {
+		if err := writeWraps(tmp, wraps); err != nil {
+			return err
+		}
 		var err error
 		m, err = encryptModel(ctx, src, tmp, releaseID, key, opts)
 		return err
 	})
 	return m, err
+}
+
+// KeysIndex is keys/index.json: every wrap of the data key.
+type KeysIndex struct {
+	KeyID uint32        `json:"key_id,omitempty"`
+	Wraps []*WrappedKey `json:"wraps"`
+}
+
+func writeWraps(dir string, wraps []*WrappedKey) error {
+	if len(wraps) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, w := range wraps {
+		if seen[w.File] {
+			return fmt.Errorf("two recipients would write %s", w.File)
+		}
+		seen[w.File] = true
+		p := filepath.Join(dir, filepath.FromSlash(w.File))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if w.Secret {
+			mode = 0o600
+		}
+		if err := atomicfile.WriteFile(p, w.Data, mode); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(KeysIndex{Wraps: wraps}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, "keys", "index.json"), append(b, '\n'), 0o644)
 }
 
 func encryptModel(ctx context.Context, src, dst, releaseID string, key *DataKey, opts Options) (*Manifest, error) {

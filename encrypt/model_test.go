@@ -34,7 +34,7 @@ func encryptTestModel(t *testing.T) (src, enc string, key *DataKey) {
 		t.Fatal(err)
 	}
 	enc = filepath.Join(t.TempDir(), "enc")
-	if _, err := EncryptModel(context.Background(), src, enc, "demo@1.0", key, Options{}); err != nil {
+	if _, err := EncryptModel(context.Background(), src, enc, "demo@1.0", key, nil, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return src, enc, key
@@ -206,7 +206,7 @@ func TestTamperMatrix(t *testing.T) {
 	// A file from another release (same key, same path).
 	src := writeModel(t)
 	otherRel := filepath.Join(t.TempDir(), "enc2")
-	if _, err := EncryptModel(context.Background(), src, otherRel, "demo@2.0", key, Options{}); err != nil {
+	if _, err := EncryptModel(context.Background(), src, otherRel, "demo@2.0", key, nil, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	mixed := copyDir(t, enc)
@@ -238,10 +238,10 @@ func TestEncryptOutputExists(t *testing.T) {
 	src := writeModel(t)
 	key, _ := NewDataKey()
 	out := t.TempDir()
-	if _, err := EncryptModel(context.Background(), src, out, "r", key, Options{}); err == nil || !strings.Contains(err.Error(), "already exists") {
+	if _, err := EncryptModel(context.Background(), src, out, "r", key, nil, Options{}); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("existing output: %v", err)
 	}
-	if _, err := EncryptModel(context.Background(), src, filepath.Join(out, "x"), "", key, Options{}); err == nil {
+	if _, err := EncryptModel(context.Background(), src, filepath.Join(out, "x"), "", key, nil, Options{}); err == nil {
 		t.Fatal("empty release ID accepted")
 	}
 	var ie *InventoryError
