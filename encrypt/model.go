@@ -45,7 +45,7 @@ type Manifest struct {
 	Format      string `json:"format"`
 	SegmentSize int    `json:"segment_size"`
 	// KeyID is the Tink key ID of the data key.
-	KeyID uint32         `json:"key_id"`
+	KeyID uint32          `json:"key_id"`
 	Files []ManifestEntry `json:"files"`
 }
 

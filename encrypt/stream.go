@@ -127,7 +127,6 @@ type job struct {
 	last bool
 	in   []byte
 	out  []byte
-	err  error
 	done chan struct{}
 }
 

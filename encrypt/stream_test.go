@@ -2,19 +2,19 @@ package encrypt
 
 import (
 	"bytes"
-	"encoding/hex"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	mrand "math/rand/v2"
 	"testing"
 
-	"github.com/tink-crypto/tink-go/v2/streamingaead"
 	gcmhkdfpb "github.com/tink-crypto/tink-go/v2/proto/aes_gcm_hkdf_streaming_go_proto"
 	commonpb "github.com/tink-crypto/tink-go/v2/proto/common_go_proto"
 	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
+	"github.com/tink-crypto/tink-go/v2/streamingaead"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -127,7 +127,7 @@ func TestSizes(t *testing.T) {
 func fixedKeyset(t *testing.T) *DataKey {
 	t.Helper()
 	sk, _ := proto.Marshal(&gcmhkdfpb.AesGcmHkdfStreamingKey{
-		Params: &gcmhkdfpb.AesGcmHkdfStreamingParams{CiphertextSegmentSize: SegmentSize, DerivedKeySize: 32, HkdfHashType: commonpb.HashType_SHA256},
+		Params:   &gcmhkdfpb.AesGcmHkdfStreamingParams{CiphertextSegmentSize: SegmentSize, DerivedKeySize: 32, HkdfHashType: commonpb.HashType_SHA256},
 		KeyValue: bytes.Repeat([]byte{0x01}, 32),
 	})
 	ks, _ := proto.Marshal(&tinkpb.Keyset{PrimaryKeyId: 42, Key: []*tinkpb.Keyset_Key{{

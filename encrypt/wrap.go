@@ -207,7 +207,7 @@ func redactURI(uri string) string {
 func TrusteeResource(key *DataKey, repository, typ, tag string) (*WrappedKey, error) {
 	for _, p := range []string{repository, typ, tag} {
 		if p == "" || checkPath(p) != nil || bytes.ContainsRune([]byte(p), '/') {
-			return nil, fmt.Errorf("Trustee resource path %s/%s/%s: each part must be a plain name", repository, typ, tag)
+			return nil, fmt.Errorf("the Trustee resource path %s/%s/%s needs plain names for each part", repository, typ, tag)
 		}
 	}
 	_, j, err := key.Cleartext()

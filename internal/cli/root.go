@@ -99,6 +99,9 @@ logs go to stderr. Exit codes are listed in docs/exit-codes.md.`,
 		a.completionCmd(),
 		a.configCmd(),
 		a.measureCmd(),
+		a.encryptCmd(),
+		a.decryptCmd(),
+		a.keygenCmd(),
 	)
 	return root
 }

@@ -1,0 +1,224 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/cvmkit/cvmkit/encrypt"
+	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/internal/progress"
+	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/spf13/cobra"
+	"github.com/tink-crypto/tink-go/v2/core/registry"
+	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
+	"github.com/tink-crypto/tink-go/v2/tink"
+)
+
+// encryptResult is what `cvmkit encrypt --json` prints.
+type encryptResult struct {
+	Output         string                  `json:"output"`
+	ReleaseID      string                  `json:"release_id"`
+	KeyID          uint32                  `json:"key_id"`
+	Files          []encrypt.ManifestEntry `json:"files"`
+	Size           int64                   `json:"size"`
+	CiphertextSize int64                   `json:"ciphertext_size"`
+	Wraps          []*encrypt.WrappedKey   `json:"wraps"`
+	Seconds        float64                 `json:"seconds"`
+}
+
+func (a *app) encryptCmd() *cobra.Command {
+	var releaseID, out, keysetIn, keysetOut string
+	var recipients []string
+	var workers int
+	cmd := &cobra.Command{
+		Use:   "encrypt IN -o OUT --release-id ID --recipient KIND:VALUE…",
+		Short: "Encrypt model weights for the key authority",
+		Long: `Encrypt a model folder (or one file) into a new folder OUT: each file in Tink's
+streaming AEAD format (AES256_GCM_HKDF_1MB) under one data key, bound to the
+release ID and the file's path; OUT/model.manifest.json lists every file with
+its size and plaintext and ciphertext SHA-256. The data key (a Tink keyset) is
+wrapped for each recipient under OUT/keys/:
+
+  hpke:FILE           an HPKE public key from 'cvmkit keygen --hpke'
+  kms:URI             a KMS key-encryption key (Tink encrypted keyset); this build
+                      has Tink's fake-kms:// client, for tests and demos
+  trustee:[REPO/]TYPE/TAG
+                      a Trustee KBS resource file (the keyset in the clear, mode
+                      0600: upload it, then delete it)
+  azure:KEYNAME=FILE  Azure Key Vault import: RSA-OAEP-256 to the RSA public key FILE
+
+Encryption uses every CPU and streams: memory does not grow with the file size.
+OUT is built under a temporary name, so an interrupted run leaves nothing that
+looks complete. The format is specified in docs/weights-format.md.`,
+		Example: `  cvmkit keygen --hpke -o kbs
+  cvmkit encrypt weights/ -o dist/model --release-id llama@1.4.0 \
+      --recipient hpke:kbs.hpke.pub.json --recipient trustee:default/model/llama
+  cvmkit decrypt dist/model -o /tmp/weights --hpke-key kbs.hpke.key.json`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return outcome.UsageError(errors.New("-o OUT is required"))
+			}
+			if releaseID == "" {
+				return outcome.UsageError(errors.New("--release-id is required: it is bound into every file"), "use the release name and version, such as llama@1.4.0")
+			}
+			if len(recipients) == 0 && keysetOut == "" {
+				return outcome.UsageError(errors.New("no --recipient: nobody could ever decrypt the weights"), "add --recipient hpke:FILE (see cvmkit keygen --hpke), or --keyset-out FILE to keep the key yourself")
+			}
+			key, err := loadOrNewKey(keysetIn)
+			if err != nil {
+				return err
+			}
+			var wraps []*encrypt.WrappedKey
+			for i, r := range recipients {
+				w, err := wrapFor(r, key, releaseID, i)
+				if err != nil {
+					return err
+				}
+				wraps = append(wraps, w)
+			}
+			files, err := encrypt.ListSource(args[0])
+			if err != nil {
+				return outcome.InputError(fmt.Errorf("model %q: %w", args[0], err))
+			}
+			var total int64
+			for _, f := range files {
+				total += f.Size
+			}
+			bar := progress.New(a.stderr, "encrypting", total, progress.Options{Bytes: true})
+			start := time.Now()
+			a.log.Info("encrypting", "files", len(files), "bytes", total, "workers", workers)
+			m, err := encrypt.EncryptModel(cmd.Context(), args[0], out, releaseID, key, wraps, encrypt.Options{Workers: workers, Progress: bar.Add})
+			bar.Done()
+			if err != nil {
+				return err
+			}
+			if keysetOut != "" {
+				bin, _, err := key.Cleartext()
+				if err != nil {
+					return err
+				}
+				if err := atomicfile.WriteFile(keysetOut, bin, 0o600); err != nil {
+					return err
+				}
+			}
+			res := encryptResult{Output: out, ReleaseID: releaseID, KeyID: m.KeyID, Files: m.Files, Wraps: wraps, Seconds: time.Since(start).Seconds()}
+			for _, f := range m.Files {
+				res.Size += f.Size
+				res.CiphertextSize += f.CiphertextSize
+			}
+			return a.emit(res, func(w io.Writer) {
+				fmt.Fprintf(w, "%s: %d files, %s encrypted in %.1fs (key ID %d, release %s)\n", out, len(m.Files), progress.Size(res.Size), res.Seconds, m.KeyID, releaseID)
+				for _, wk := range wraps {
+					fmt.Fprintf(w, "  %-16s %s  %s\n", wk.Type, wk.File, wk.Recipient)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "new folder for the encrypted model")
+	cmd.Flags().StringVar(&releaseID, "release-id", "", "release ID bound into every file, such as name@version")
+	cmd.Flags().StringArrayVar(&recipients, "recipient", nil, "who gets the data key: hpke:FILE, kms:URI, trustee:[REPO/]TYPE/TAG, azure:KEYNAME=FILE (repeatable)")
+	cmd.Flags().StringVar(&keysetIn, "keyset", "", "use this cleartext Tink keyset as the data key instead of a new random one")
+	cmd.Flags().StringVar(&keysetOut, "keyset-out", "", "also write the data key (cleartext Tink keyset, mode 0600) here")
+	cmd.Flags().IntVar(&workers, "workers", 0, "segments encrypted at once (default: every CPU)")
+	return cmd
+}
+
+func loadOrNewKey(path string) (*encrypt.DataKey, error) {
+	if path == "" {
+		return encrypt.NewDataKey()
+	}
+	b, _, err := readInput(path, "--keyset", 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	k, err := encrypt.ParseKeyset(b)
+	if err != nil {
+		return nil, outcome.InputError(fmt.Errorf("--keyset %q: %w", path, err))
+	}
+	return k, nil
+}
+
+// kmsAEAD resolves a key URI through Tink's KMS client registry.
+func kmsAEAD(uri string) (tink.AEAD, error) {
+	if strings.HasPrefix(uri, "fake-kms://") {
+		c, err := fakekms.NewClient("fake-kms://")
+		if err != nil {
+			return nil, err
+		}
+		registry.RegisterKMSClient(c)
+	}
+	c, err := registry.GetKMSClient(uri)
+	if err != nil {
+		return nil, outcome.UsageError(fmt.Errorf("no KMS client for %q in this build", uri), "this cvmkit has Tink's fake-kms:// client (tests and demos); for a cloud KMS use an hpke, trustee or azure recipient")
+	}
+	a, err := c.GetAEAD(uri)
+	if err != nil {
+		return nil, outcome.InputError(fmt.Errorf("KMS key %s: %w", uri, err))
+	}
+	return a, nil
+}
+
+// wrapFor wraps the key for one --recipient.
+func wrapFor(spec string, key *encrypt.DataKey, releaseID string, n int) (*encrypt.WrappedKey, error) {
+	kind, val, ok := strings.Cut(spec, ":")
+	bad := func(err error) error {
+		return outcome.InputError(fmt.Errorf("--recipient %s: %w", spec, err))
+	}
+	if !ok || val == "" {
+		return nil, outcome.UsageError(fmt.Errorf("--recipient %q: want KIND:VALUE", spec), "kinds: hpke:FILE, kms:URI, trustee:[REPO/]TYPE/TAG, azure:KEYNAME=FILE")
+	}
+	switch kind {
+	case "hpke":
+		b, _, err := readInput(val, "--recipient hpke", 1<<20)
+		if err != nil {
+			return nil, err
+		}
+		w, err := encrypt.WrapHPKE(b, key, releaseID)
+		if err != nil {
+			return nil, bad(err)
+		}
+		return w, nil
+	case "kms":
+		kek, err := kmsAEAD(val)
+		if err != nil {
+			return nil, err
+		}
+		w, err := encrypt.WrapKMS(kek, val, key, releaseID, n)
+		if err != nil {
+			return nil, bad(err)
+		}
+		return w, nil
+	case "trustee":
+		parts := strings.Split(val, "/")
+		if len(parts) == 2 {
+			parts = append([]string{"default"}, parts...)
+		}
+		if len(parts) != 3 {
+			return nil, outcome.UsageError(fmt.Errorf("--recipient %s: want trustee:[REPO/]TYPE/TAG", spec))
+		}
+		w, err := encrypt.TrusteeResource(key, parts[0], parts[1], parts[2])
+		if err != nil {
+			return nil, bad(err)
+		}
+		return w, nil
+	case "azure":
+		name, file, ok := strings.Cut(val, "=")
+		if !ok || name == "" {
+			return nil, outcome.UsageError(fmt.Errorf("--recipient %s: want azure:KEYNAME=FILE", spec))
+		}
+		b, _, err := readInput(file, "--recipient azure", 1<<20)
+		if err != nil {
+			return nil, err
+		}
+		w, err := encrypt.WrapAzure(b, name, key)
+		if err != nil {
+			return nil, bad(err)
+		}
+		return w, nil
+	}
+	return nil, outcome.UsageError(fmt.Errorf("--recipient %q: unknown kind %q", spec, kind), "kinds: hpke, kms, trustee, azure")
+}
