@@ -258,12 +258,15 @@ func encryptFile(ctx context.Context, f SourceFile, dst, releaseID string, key *
 		return ManifestEntry{}, err
 	}
 	defer in.Close()
-	var st Stats
-	err = atomicfile.Write(out, 0o644, func(w io.Writer) error {
-		var err error
-		st, err = Encrypt(ctx, w, in, key.ikm, AssociatedData(releaseID, f.Path), opts)
-		return err
-	})
+	// dst is the temporary folder EncryptModel renames when complete.
+	w, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return ManifestEntry{}, err
+	}
+	st, err := Encrypt(ctx, w, in, key.ikm, AssociatedData(releaseID, f.Path), opts)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return ManifestEntry{}, err
 	}
@@ -391,16 +394,22 @@ func decryptFile(ctx context.Context, src, dst, releaseID string, f ManifestEntr
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	return atomicfile.Write(out, 0o644, func(w io.Writer) error {
-		st, err := r.DecryptTo(ctx, w, opts)
-		if err != nil {
-			return err
-		}
-		if got := hex.EncodeToString(st.PlainSHA256[:]); st.PlainSize != f.Size || got != f.SHA256 {
-			return fmt.Errorf("%w: decrypted to %d bytes with SHA-256 %s, the manifest says %d bytes, %s", ErrAuth, st.PlainSize, got, f.Size, f.SHA256)
-		}
-		return nil
-	})
+	// dst is the temporary folder DecryptModel renames when complete.
+	w, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	st, err := r.DecryptTo(ctx, w, opts)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if got := hex.EncodeToString(st.PlainSHA256[:]); st.PlainSize != f.Size || got != f.SHA256 {
+		return fmt.Errorf("%w: decrypted to %d bytes with SHA-256 %s, the manifest says %d bytes, %s", ErrAuth, st.PlainSize, got, f.Size, f.SHA256)
+	}
+	return nil
 }
 
 // OpenFile returns a random-access reader over one file of an encrypted

@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 //	$REPO      the repository root
 //	$SHARED    the shared test data folder (may be missing outside CI)
 //	exit N cmd args…   run cmd and require exit code N
+//	cvmkit-flip FILE OFF  flip one bit of FILE at byte offset OFF
 //	[quickstart]       the quickstart inputs are fetched (CI requires them)
 //	[shared]           the shared test data folder exists (CI requires it)
 func TestScripts(t *testing.T) {
@@ -36,7 +37,8 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exit": exitCmd,
+			"exit":        exitCmd,
+			"cvmkit-flip": flipCmd,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -80,4 +82,20 @@ func exitCmd(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited with code %d, want %d", args[1], got, want)
 	}
+}
+
+// flipCmd flips the low bit of one byte of a file: cvmkit-flip FILE OFFSET.
+func flipCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: cvmkit-flip FILE OFFSET")
+	}
+	p := ts.MkAbs(args[0])
+	b, err := os.ReadFile(p)
+	ts.Check(err)
+	off, err := strconv.Atoi(args[1])
+	if err != nil || off < 0 || off >= len(b) {
+		ts.Fatalf("cvmkit-flip: offset %q outside the %d-byte file", args[1], len(b))
+	}
+	b[off] ^= 1
+	ts.Check(os.WriteFile(p, b, 0o644))
 }

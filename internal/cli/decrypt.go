@@ -47,6 +47,9 @@ complete.`,
 			if out == "" {
 				return outcome.UsageError(errors.New("-o OUT is required"))
 			}
+			if err := newOutput(out); err != nil {
+				return err
+			}
 			m, err := encrypt.ReadManifest(src)
 			if err != nil {
 				return outcome.InputError(fmt.Errorf("encrypted model %q: %w", src, err))

@@ -62,6 +62,9 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			if out == "" {
 				return outcome.UsageError(errors.New("-o OUT is required"))
 			}
+			if err := newOutput(out); err != nil {
+				return err
+			}
 			if releaseID == "" {
 				return outcome.UsageError(errors.New("--release-id is required: it is bound into every file"), "use the release name and version, such as llama@1.4.0")
 			}

@@ -54,3 +54,12 @@ func unwrapPath(err error) error {
 	}
 	return err
 }
+
+// newOutput checks that an output folder does not exist yet: cvmkit builds
+// output folders whole and never merges into or replaces one.
+func newOutput(path string) error {
+	if _, err := os.Lstat(path); err == nil {
+		return outcome.UsageError(fmt.Errorf("output %q already exists", path), "choose a new output folder, or remove the old one first")
+	}
+	return nil
+}
