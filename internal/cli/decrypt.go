@@ -6,11 +6,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/cvmkit/cvmkit/encrypt"
 	"github.com/cvmkit/cvmkit/internal/progress"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 )
 
@@ -26,10 +30,14 @@ type decryptResult struct {
 func (a *app) decryptCmd() *cobra.Command {
 	var out, keysetPath, hpkeKey, kmsURI string
 	var workers int
+	var insecure bool
 	cmd := &cobra.Command{
-		Use:   "decrypt ENCRYPTED -o OUT (--keyset FILE | --hpke-key FILE | --kms URI)",
+		Use: "decrypt ENCRYPTED -o OUT (--keyset FILE | --hpke-key FILE | --kms URI)",
+		// ENCRYPTED is a folder, oci://REGISTRY/REPO@sha256:… or oci-layout://DIR@sha256:….
 		Short: "Decrypt an encrypted model",
-		Long: `Decrypt a folder written by cvmkit encrypt into a new folder OUT. The data key
+		Long: `Decrypt a folder written by cvmkit encrypt into a new folder OUT, or an OCI
+artifact pulled by digest (oci://REGISTRY/REPO@sha256:… or
+oci-layout://DIR@sha256:…; every blob's digest is checked). The data key
 comes from a cleartext Tink keyset (--keyset, as a Trustee KBS releases it), from
 an HPKE private key that opens the folder's keys/hpke-*.json wrap (--hpke-key), or
 from a KMS key that opens keys/kms-*.tink (--kms).
@@ -46,6 +54,21 @@ complete.`,
 			src := args[0]
 			if out == "" {
 				return outcome.UsageError(errors.New("-o OUT is required"))
+			}
+			if err := newOutput(out); err != nil {
+				return err
+			}
+			if strings.HasPrefix(src, "oci://") || strings.HasPrefix(src, "oci-layout://") {
+				tmp, err := os.MkdirTemp("", "cvmkit-pull-*")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				pulled := filepath.Join(tmp, "model")
+				if err := pullArtifact(src, pulled, insecure); err != nil {
+					return err
+				}
+				src = pulled
 			}
 			if err := newOutput(out); err != nil {
 				return err
@@ -87,7 +110,40 @@ complete.`,
 	cmd.Flags().StringVar(&hpkeKey, "hpke-key", "", "HPKE private key file (cvmkit keygen --hpke)")
 	cmd.Flags().StringVar(&kmsURI, "kms", "", "KMS key URI that opens keys/kms-*.tink")
 	cmd.Flags().IntVar(&workers, "workers", 0, "segments decrypted at once (default: every CPU)")
+	cmd.Flags().BoolVar(&insecure, "insecure-registry", false, "talk plain HTTP to the registry (a local test registry)")
 	return cmd
+}
+
+// pullArtifact fetches oci://REGISTRY/REPO@sha256:… or
+// oci-layout://DIR@sha256:… into the new folder dst.
+func pullArtifact(src, dst string, insecure bool) error {
+	if rest, ok := strings.CutPrefix(src, "oci-layout://"); ok {
+		dir, dig, ok := strings.Cut(rest, "@")
+		if !ok {
+			return outcome.UsageError(fmt.Errorf("%q names no digest", src), "write oci-layout://DIR@sha256:<digest> (cvmkit encrypt --json prints it)")
+		}
+		if err := encrypt.PullLayout(dir, dig, dst); err != nil {
+			return classifyPull(src, err)
+		}
+		return nil
+	}
+	ref := strings.TrimPrefix(src, "oci://")
+	d, err := name.NewDigest(ref, nameOptions(insecure)...)
+	if err != nil {
+		return outcome.UsageError(fmt.Errorf("%q: %w", src, err), "pull by digest: oci://REGISTRY/REPO@sha256:<digest>")
+	}
+	if err := encrypt.PullRegistry(d, dst, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+		return classifyPull(src, err)
+	}
+	return nil
+}
+
+func classifyPull(src string, err error) error {
+	err = fmt.Errorf("pulling %s: %w", src, err)
+	if errors.Is(err, encrypt.ErrAuth) {
+		return outcome.SignatureError(err, "the artifact does not match its digest: pull it again from the release's registry")
+	}
+	return outcome.InputError(err)
 }
 
 // unwrapKey gets the data key by whichever means was given.

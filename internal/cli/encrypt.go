@@ -11,6 +11,9 @@ import (
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/internal/progress"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"github.com/tink-crypto/tink-go/v2/core/registry"
 	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
@@ -27,10 +30,16 @@ type encryptResult struct {
 	CiphertextSize int64                   `json:"ciphertext_size"`
 	Wraps          []*encrypt.WrappedKey   `json:"wraps"`
 	Seconds        float64                 `json:"seconds"`
+	// With --oci-layout / --oci-ref: the artifact's manifest digest and
+	// where it went.
+	OCIDigest string `json:"oci_digest,omitempty"`
+	OCILayout string `json:"oci_layout,omitempty"`
+	OCIRef    string `json:"oci_ref,omitempty"`
 }
 
 func (a *app) encryptCmd() *cobra.Command {
-	var releaseID, out, keysetIn, keysetOut string
+	var releaseID, out, keysetIn, keysetOut, ociLayout, ociRef string
+	var insecure bool
 	var recipients []string
 	var workers int
 	cmd := &cobra.Command{
@@ -56,7 +65,12 @@ looks complete. The format is specified in docs/weights-format.md.`,
 		Example: `  cvmkit keygen --hpke -o kbs
   cvmkit encrypt weights/ -o dist/model --release-id llama@1.4.0 \
       --recipient hpke:kbs.hpke.pub.json --recipient trustee:default/model/llama
-  cvmkit decrypt dist/model -o /tmp/weights --hpke-key kbs.hpke.key.json`,
+  cvmkit decrypt dist/model -o /tmp/weights --hpke-key kbs.hpke.key.json
+
+  # Also as an OCI artifact, pushed and pulled back by digest:
+  cvmkit encrypt weights/ -o dist/model --release-id llama@1.4.0 --recipient hpke:kbs.hpke.pub.json \
+      --oci-ref registry.example/models/llama:1.4.0
+  cvmkit decrypt oci://registry.example/models/llama@sha256:… -o /tmp/weights --hpke-key kbs.hpke.key.json`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -109,6 +123,26 @@ looks complete. The format is specified in docs/weights-format.md.`,
 				}
 			}
 			res := encryptResult{Output: out, ReleaseID: releaseID, KeyID: m.KeyID, Files: m.Files, Wraps: wraps, Seconds: time.Since(start).Seconds()}
+			if ociLayout != "" || ociRef != "" {
+				art, err := encrypt.NewArtifact(out)
+				if err != nil {
+					return err
+				}
+				res.OCIDigest = art.Digest.String()
+				if ociLayout != "" {
+					if err := art.WriteLayout(ociLayout, releaseID); err != nil {
+						return fmt.Errorf("writing the OCI layout: %w", err)
+					}
+					res.OCILayout = ociLayout
+				}
+				if ociRef != "" {
+					dig, err := pushArtifact(art, ociRef, insecure)
+					if err != nil {
+						return err
+					}
+					res.OCIRef = dig
+				}
+			}
 			for _, f := range m.Files {
 				res.Size += f.Size
 				res.CiphertextSize += f.CiphertextSize
@@ -117,6 +151,12 @@ looks complete. The format is specified in docs/weights-format.md.`,
 				fmt.Fprintf(w, "%s: %d files, %s encrypted in %.1fs (key ID %d, release %s)\n", out, len(m.Files), progress.Size(res.Size), res.Seconds, m.KeyID, releaseID)
 				for _, wk := range wraps {
 					fmt.Fprintf(w, "  %-16s %s  %s\n", wk.Type, wk.File, wk.Recipient)
+				}
+				if res.OCILayout != "" {
+					fmt.Fprintf(w, "OCI layout: oci-layout://%s@%s\n", res.OCILayout, res.OCIDigest)
+				}
+				if res.OCIRef != "" {
+					fmt.Fprintf(w, "pushed:     oci://%s\n", res.OCIRef)
 				}
 			})
 		},
@@ -127,7 +167,33 @@ looks complete. The format is specified in docs/weights-format.md.`,
 	cmd.Flags().StringVar(&keysetIn, "keyset", "", "use this cleartext Tink keyset as the data key instead of a new random one")
 	cmd.Flags().StringVar(&keysetOut, "keyset-out", "", "also write the data key (cleartext Tink keyset, mode 0600) here")
 	cmd.Flags().IntVar(&workers, "workers", 0, "segments encrypted at once (default: every CPU)")
+	cmd.Flags().StringVar(&ociLayout, "oci-layout", "", "also write the encrypted model as an OCI artifact into this new OCI layout folder")
+	cmd.Flags().StringVar(&ociRef, "oci-ref", "", "also push it as an OCI artifact to REGISTRY/REPO[:TAG] (credentials from the Docker config)")
+	cmd.Flags().BoolVar(&insecure, "insecure-registry", false, "talk plain HTTP to the registry (a local test registry)")
 	return cmd
+}
+
+func nameOptions(insecure bool) []name.Option {
+	if insecure {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+func pushArtifact(art *encrypt.Artifact, ref string, insecure bool) (string, error) {
+	r, err := name.ParseReference(ref, nameOptions(insecure)...)
+	if err != nil {
+		return "", outcome.UsageError(fmt.Errorf("--oci-ref %q: %w", ref, err))
+	}
+	tag := ""
+	if t, ok := r.(name.Tag); ok && strings.Contains(ref, ":"+t.TagStr()) {
+		tag = t.TagStr()
+	}
+	dig, err := art.Push(r.Context(), tag, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	if err != nil {
+		return "", fmt.Errorf("pushing to %s: %w", ref, err)
+	}
+	return dig.String(), nil
 }
 
 func loadOrNewKey(path string) (*encrypt.DataKey, error) {
