@@ -21,6 +21,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir "$work/model"
 head -c "$size" /dev/urandom > "$work/model/weights.bin"
 bytes=$(stat -c %s "$work/model/weights.bin")
+sync # no writeback of the input competes with the runs
 cat "$work/model/weights.bin" > /dev/null # into the page cache
 
 # run NAME CMD…: time CMD, print GB/s and peak RSS.

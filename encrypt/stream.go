@@ -164,7 +164,9 @@ func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, 
 	st.CipherSize = HeaderSize
 
 	w := opts.workers()
-	pool := sync.Pool{New: func() any { b := make([]byte, SegmentSize); return &b }}
+	// A fixed set of segment buffers, reused for the whole stream: memory is
+	// bounded by the pipeline's depth, and no page is faulted in twice.
+	pool := newBufPool(4*w+4, SegmentSize)
 	jobs := make(chan *job, w)
 	order := make(chan *job, 2*w)
 	ctx, cancel := context.WithCancel(ctx)
@@ -197,8 +199,7 @@ func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, 
 			if seg == 0 {
 				size = firstPlainSize
 			}
-			bp := pool.Get().(*[]byte)
-			buf := (*bp)[:size]
+			buf := pool.get()[:size]
 			n, err := io.ReadFull(src, buf)
 			if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 				readErr <- fmt.Errorf("reading plaintext: %w", err)
@@ -210,7 +211,7 @@ func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, 
 				jobs <- pending
 				order <- pending
 				if n == 0 {
-					pool.Put(bp)
+					pool.put(buf)
 					readErr <- nil
 					return
 				}
@@ -219,8 +220,7 @@ func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, 
 				readErr <- errors.New("plaintext is too large for the streaming format (2^32 segments)")
 				return
 			}
-			ob := pool.Get().(*[]byte)
-			pending = &job{seg: uint32(seg), in: buf[:n], out: (*ob)[:0], done: make(chan struct{})}
+			pending = &job{seg: uint32(seg), in: buf[:n], out: pool.get()[:0], done: make(chan struct{})}
 			if n < size { // short read: this is the last segment (also for an empty input)
 				pending.last = true
 				jobs <- pending
@@ -246,9 +246,8 @@ func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, 
 				}
 			}
 		}
-		in, out := j.in[:cap(j.in)], j.out[:cap(j.out)]
-		pool.Put(&in)
-		pool.Put(&out)
+		pool.put(j.in)
+		pool.put(j.out)
 	}
 	wg.Wait()
 	if err := <-readErr; err != nil {
@@ -393,9 +392,9 @@ func (r *Reader) DecryptTo(ctx context.Context, dst io.Writer, opts Options) (St
 		pt   []byte
 		err  error
 		done chan struct{}
-		buf  *[]byte
+		buf  []byte
 	}
-	pool := sync.Pool{New: func() any { b := make([]byte, 2*SegmentSize); return &b }}
+	pool := newBufPool(2*w+4, 2*SegmentSize)
 	jobs := make(chan *djob, w)
 	order := make(chan *djob, 2*w)
 	ctx, cancel := context.WithCancel(ctx)
@@ -406,8 +405,7 @@ func (r *Reader) DecryptTo(ctx context.Context, dst io.Writer, opts Options) (St
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				b := *j.buf
-				j.pt, j.err = r.decryptSegment(j.seg, b[SegmentSize:], b[:SegmentSize])
+				j.pt, j.err = r.decryptSegment(j.seg, j.buf[SegmentSize:], j.buf[:SegmentSize])
 				close(j.done)
 			}
 		}()
@@ -419,7 +417,7 @@ func (r *Reader) DecryptTo(ctx context.Context, dst io.Writer, opts Options) (St
 			if ctx.Err() != nil {
 				return
 			}
-			j := &djob{seg: i, done: make(chan struct{}), buf: pool.Get().(*[]byte)}
+			j := &djob{seg: i, done: make(chan struct{}), buf: pool.get()}
 			jobs <- j
 			order <- j
 		}
@@ -446,7 +444,7 @@ func (r *Reader) DecryptTo(ctx context.Context, dst io.Writer, opts Options) (St
 				}
 			}
 		}
-		pool.Put(j.buf)
+		pool.put(j.buf)
 	}
 	wg.Wait()
 	if err == nil && ctx.Err() != nil {
@@ -458,3 +456,32 @@ func (r *Reader) DecryptTo(ctx context.Context, dst io.Writer, opts Options) (St
 	ph.Sum(st.PlainSHA256[:0])
 	return st, nil
 }
+
+// bufPool hands out at most n buffers of size bytes, allocating them on
+// first use and blocking when all are in use. Unlike sync.Pool it is not
+// emptied by the garbage collector, so a long stream reuses the same memory.
+type bufPool struct {
+	free chan []byte
+	made chan struct{}
+	size int
+}
+
+func newBufPool(n, size int) *bufPool {
+	return &bufPool{free: make(chan []byte, n), made: make(chan struct{}, n), size: size}
+}
+
+func (p *bufPool) get() []byte {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+	}
+	select {
+	case b := <-p.free:
+		return b
+	case p.made <- struct{}{}:
+		return make([]byte, p.size)
+	}
+}
+
+func (p *bufPool) put(b []byte) { p.free <- b[:cap(b)] }

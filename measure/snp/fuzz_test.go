@@ -35,7 +35,7 @@ func FuzzDigest(f *testing.F) {
 		for _, s := range fw.Sections {
 			pages += uint64(s.Size) / pageSize
 		}
-		if pages > 1<<16 {
+		if pages > 1<<10 {
 			return
 		}
 		n := int(vcpus%8) + 1
