@@ -170,12 +170,12 @@ type fileLayer struct {
 	b blob
 }
 
-func (l fileLayer) Digest() (v1.Hash, error)            { return l.b.desc.Digest, nil }
-func (l fileLayer) DiffID() (v1.Hash, error)            { return l.b.desc.Digest, nil }
+func (l fileLayer) Digest() (v1.Hash, error)             { return l.b.desc.Digest, nil }
+func (l fileLayer) DiffID() (v1.Hash, error)             { return l.b.desc.Digest, nil }
 func (l fileLayer) Compressed() (io.ReadCloser, error)   { return l.a.open(l.b) }
 func (l fileLayer) Uncompressed() (io.ReadCloser, error) { return l.a.open(l.b) }
-func (l fileLayer) Size() (int64, error)                { return l.b.desc.Size, nil }
-func (l fileLayer) MediaType() (types.MediaType, error) { return l.b.desc.MediaType, nil }
+func (l fileLayer) Size() (int64, error)                 { return l.b.desc.Size, nil }
+func (l fileLayer) MediaType() (types.MediaType, error)  { return l.b.desc.MediaType, nil }
 
 type rawManifest []byte
 
