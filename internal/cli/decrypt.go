@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -77,7 +78,7 @@ complete.`,
 			if err != nil {
 				return outcome.InputError(fmt.Errorf("encrypted model %q: %w", src, err))
 			}
-			key, err := unwrapKey(src, m.ReleaseID, keysetPath, hpkeKey, kmsURI)
+			key, err := a.unwrapKey(cmd.Context(), src, m.ReleaseID, keysetPath, hpkeKey, kmsURI)
 			if err != nil {
 				return err
 			}
@@ -147,7 +148,7 @@ func classifyPull(src string, err error) error {
 }
 
 // unwrapKey gets the data key by whichever means was given.
-func unwrapKey(src, releaseID, keysetPath, hpkeKey, kmsURI string) (*encrypt.DataKey, error) {
+func (a *app) unwrapKey(ctx context.Context, src, releaseID, keysetPath, hpkeKey, kmsURI string) (*encrypt.DataKey, error) {
 	n := 0
 	for _, s := range []string{keysetPath, hpkeKey, kmsURI} {
 		if s != "" {
@@ -183,7 +184,7 @@ func unwrapKey(src, releaseID, keysetPath, hpkeKey, kmsURI string) (*encrypt.Dat
 		}
 		return nil, outcome.SignatureError(fmt.Errorf("--hpke-key %q opens none of %d HPKE wraps: %w", hpkeKey, len(wraps), lastErr), "use the private key whose public key the release was encrypted to")
 	default:
-		kek, err := kmsAEAD(kmsURI)
+		kek, err := a.kmsAEAD(ctx, kmsURI)
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
+	"github.com/tink-crypto/tink-go-hcvault/v2/integration/hcvault"
 	"github.com/tink-crypto/tink-go/v2/core/registry"
 	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
 	"github.com/tink-crypto/tink-go/v2/tink"
@@ -52,8 +54,8 @@ its size and plaintext and ciphertext SHA-256. The data key (a Tink keyset) is
 wrapped for each recipient under OUT/keys/:
 
   hpke:FILE           an HPKE public key from 'cvmkit keygen --hpke'
-  kms:URI             a KMS key-encryption key (Tink encrypted keyset); this build
-                      has Tink's fake-kms:// client, for tests and demos
+  kms:URI             a KMS key-encryption key (Tink encrypted keyset):
+                      hcvault:// (Vault transit, VAULT_TOKEN) or fake-kms:// (tests)
   trustee:[REPO/]TYPE/TAG
                       a Trustee KBS resource file (the keyset in the clear, mode
                       0600: upload it, then delete it)
@@ -91,7 +93,7 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			}
 			var wraps []*encrypt.WrappedKey
 			for i, r := range recipients {
-				w, err := wrapFor(r, key, releaseID, i)
+				w, err := a.wrapFor(cmd.Context(), r, key, releaseID, i)
 				if err != nil {
 					return err
 				}
@@ -211,28 +213,46 @@ func loadOrNewKey(path string) (*encrypt.DataKey, error) {
 	return k, nil
 }
 
-// kmsAEAD resolves a key URI through Tink's KMS client registry.
-func kmsAEAD(uri string) (tink.AEAD, error) {
-	if strings.HasPrefix(uri, "fake-kms://") {
-		c, err := fakekms.NewClient("fake-kms://")
-		if err != nil {
-			return nil, err
+// kmsAEAD resolves a key URI with Tink's KMS clients: hcvault://
+// (HashiCorp Vault transit, VAULT_TOKEN) and fake-kms:// (Tink's test KMS,
+// whose key is in the URI). Tink's Google Cloud and AWS KMS clients are not
+// linked: their SDKs' package initialisation adds ~8 ms to every cvmkit
+// process, which the measurement commands cannot afford (docs/weights-format.md).
+func (a *app) kmsAEAD(ctx context.Context, uri string) (tink.AEAD, error) {
+	var c registry.KMSClient
+	var err error
+	switch {
+	case strings.HasPrefix(uri, "fake-kms://"):
+		c, err = fakekms.NewClient("fake-kms://")
+	case strings.HasPrefix(uri, "hcvault://"):
+		token, ok := a.lookupEnv("VAULT_TOKEN")
+		if !ok || token == "" {
+			return nil, outcome.UsageError(fmt.Errorf("kms %s: VAULT_TOKEN is not set", uri), "export VAULT_TOKEN with a token that may use the transit key")
 		}
-		registry.RegisterKMSClient(c)
+		c, err = hcvault.NewClient("hcvault://", nil, token)
+	default:
+		return nil, outcome.UsageError(fmt.Errorf("no KMS client for %q in cvmkit", uri), "cvmkit has hcvault:// and fake-kms://; for Google Cloud or AWS KMS, wrap the Trustee resource keyset with gcloud/aws kms encrypt, or use an hpke recipient")
 	}
-	c, err := registry.GetKMSClient(uri)
 	if err != nil {
-		return nil, outcome.UsageError(fmt.Errorf("no KMS client for %q in this build", uri), "this cvmkit has Tink's fake-kms:// client (tests and demos); for a cloud KMS use an hpke, trustee or azure recipient")
+		return nil, outcome.InputError(fmt.Errorf("KMS client for %s: %w", redactKMS(uri), err), "check the KMS credentials (GOOGLE_APPLICATION_CREDENTIALS, AWS_PROFILE …)")
 	}
-	a, err := c.GetAEAD(uri)
+	kek, err := c.GetAEAD(uri)
 	if err != nil {
-		return nil, outcome.InputError(fmt.Errorf("KMS key %s: %w", uri, err))
+		return nil, outcome.InputError(fmt.Errorf("KMS key %s: %w", redactKMS(uri), err))
 	}
-	return a, nil
+	return kek, nil
+}
+
+// redactKMS keeps a fake-kms:// key out of messages.
+func redactKMS(uri string) string {
+	if strings.HasPrefix(uri, "fake-kms://") {
+		return "fake-kms://…"
+	}
+	return uri
 }
 
 // wrapFor wraps the key for one --recipient.
-func wrapFor(spec string, key *encrypt.DataKey, releaseID string, n int) (*encrypt.WrappedKey, error) {
+func (a *app) wrapFor(ctx context.Context, spec string, key *encrypt.DataKey, releaseID string, n int) (*encrypt.WrappedKey, error) {
 	kind, val, ok := strings.Cut(spec, ":")
 	bad := func(err error) error {
 		return outcome.InputError(fmt.Errorf("--recipient %s: %w", spec, err))
@@ -252,7 +272,7 @@ func wrapFor(spec string, key *encrypt.DataKey, releaseID string, n int) (*encry
 		}
 		return w, nil
 	case "kms":
-		kek, err := kmsAEAD(val)
+		kek, err := a.kmsAEAD(ctx, val)
 		if err != nil {
 			return nil, err
 		}
