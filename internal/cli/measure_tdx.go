@@ -142,7 +142,7 @@ docs/measure-tdx.md.`,
 
 func printTDX(w io.Writer, res *tdxResult) {
 	for _, m := range res.MRTD {
-		fmt.Fprintf(w, "MRTD (%s)%s %s\n", m.PageOrder, strings.Repeat(" ", 12-len(m.PageOrder)), m.Value)
+		fmt.Fprintf(w, "%-19s %s\n", "MRTD ("+m.PageOrder+")", m.Value)
 	}
 	reasons := map[int]string{}
 	for _, n := range res.NotComputed {
@@ -150,13 +150,13 @@ func printTDX(w io.Writer, res *tdxResult) {
 	}
 	for i, r := range res.RTMR {
 		if r != nil {
-			fmt.Fprintf(w, "RTMR%d                     %s\n", i, *r)
+			fmt.Fprintf(w, "%-19s %s\n", fmt.Sprintf("RTMR%d", i), *r)
 		} else {
-			fmt.Fprintf(w, "RTMR%d                     not computed: %s\n", i, reasons[i])
+			fmt.Fprintf(w, "%-19s not computed: %s\n", fmt.Sprintf("RTMR%d", i), reasons[i])
 		}
 	}
 	if res.Profile != "" {
-		fmt.Fprintf(w, "edk2 profile              %s\n", res.Profile)
+		fmt.Fprintf(w, "%-19s %s\n", "edk2 profile", res.Profile)
 	}
 }
 
