@@ -167,23 +167,14 @@ func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, 
 	// A fixed set of segment buffers, reused for the whole stream: memory is
 	// bounded by the pipeline's depth, and no page is faulted in twice.
 	pool := newBufPool(4*w+4, SegmentSize)
-	jobs := make(chan *job, w)
 	order := make(chan *job, 2*w)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	var wg sync.WaitGroup
-	for i := 0; i < w; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				n := nonce(prefix, j.seg, j.last)
-				j.out = aead.Seal(j.out[:0], n[:], j.in, nil)
-				close(j.done)
-			}
-		}()
-	}
+	jobs, wait := startWorkers(w, func(j *job) {
+		n := nonce(prefix, j.seg, j.last)
+		j.out = aead.Seal(j.out[:0], n[:], j.in, nil)
+		close(j.done)
+	})
 	// Reader: one segment of lookahead decides which segment is the last.
 	readErr := make(chan error, 1)
 	go func() {
@@ -249,7 +240,7 @@ func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, 
 		pool.put(j.in)
 		pool.put(j.out)
 	}
-	wg.Wait()
+	wait()
 	if err := <-readErr; err != nil {
 		return st, err
 	}
@@ -395,21 +386,13 @@ func (r *Reader) DecryptTo(ctx context.Context, dst io.Writer, opts Options) (St
 		buf  []byte
 	}
 	pool := newBufPool(2*w+4, 2*SegmentSize)
-	jobs := make(chan *djob, w)
 	order := make(chan *djob, 2*w)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	for i := 0; i < w; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				j.pt, j.err = r.decryptSegment(j.seg, j.buf[SegmentSize:], j.buf[:SegmentSize])
-				close(j.done)
-			}
-		}()
-	}
+	jobs, wait := startWorkers(w, func(j *djob) {
+		j.pt, j.err = r.decryptSegment(j.seg, j.buf[SegmentSize:], j.buf[:SegmentSize])
+		close(j.done)
+	})
 	go func() {
 		defer close(order)
 		defer close(jobs)
@@ -446,7 +429,7 @@ func (r *Reader) DecryptTo(ctx context.Context, dst io.Writer, opts Options) (St
 		}
 		pool.put(j.buf)
 	}
-	wg.Wait()
+	wait()
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
@@ -485,3 +468,22 @@ func (p *bufPool) get() []byte {
 }
 
 func (p *bufPool) put(b []byte) { p.free <- b[:cap(b)] }
+
+// startWorkers runs work on w goroutines for every job sent on jobs; after
+// jobs is closed, wait returns when they have all finished. Callers keep a
+// second channel of the same jobs in submission order to write results in
+// order.
+func startWorkers[J any](w int, work func(J)) (jobs chan J, wait func()) {
+	jobs = make(chan J, w)
+	var wg sync.WaitGroup
+	for i := 0; i < w; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				work(j)
+			}
+		}()
+	}
+	return jobs, wg.Wait
+}
