@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/encrypt"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/internal/progress"
@@ -40,12 +42,12 @@ type encryptResult struct {
 }
 
 func (a *app) encryptCmd() *cobra.Command {
-	var releaseID, out, keysetIn, keysetOut, ociLayout, ociRef string
+	var releaseID, out, keysetIn, keysetOut, ociLayout, ociRef, configFile string
 	var insecure bool
 	var recipients []string
 	var workers int
 	cmd := &cobra.Command{
-		Use:   "encrypt IN -o OUT --release-id ID --recipient KIND:VALUE…",
+		Use:   "encrypt (IN -o OUT --release-id ID --recipient KIND:VALUE… | -f cvmkit.yaml)",
 		Short: "Encrypt model weights for the key authority",
 		Long: `Encrypt a model folder (or one file) into a new folder OUT: each file in Tink's
 streaming AEAD format (AES256_GCM_HKDF_1MB) under one data key, bound to the
@@ -73,8 +75,20 @@ looks complete. The format is specified in docs/weights-format.md.`,
   cvmkit encrypt weights/ -o dist/model --release-id llama@1.4.0 --recipient hpke:kbs.hpke.pub.json \
       --oci-ref registry.example/models/llama:1.4.0
   cvmkit decrypt oci://registry.example/models/llama@sha256:… -o /tmp/weights --hpke-key kbs.hpke.key.json`,
-		Args: exactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if configFile != "" {
+				if len(args) > 0 || releaseID != "" || len(recipients) > 0 {
+					return outcome.UsageError(errors.New("with -f, the model, release ID and recipients come from the config"), "drop IN, --release-id and --recipient, or drop -f")
+				}
+				var err error
+				if args, out, releaseID, recipients, ociLayout, ociRef, err = encryptFromConfig(configFile, out, ociLayout, ociRef); err != nil {
+					return err
+				}
+			}
+			if len(args) != 1 {
+				return outcome.UsageError(errors.New("encrypt takes the model folder or file (or -f cvmkit.yaml)"))
+			}
 			if out == "" {
 				return outcome.UsageError(errors.New("-o OUT is required"))
 			}
@@ -163,7 +177,8 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&out, "output", "o", "", "new folder for the encrypted model")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "new folder for the encrypted model (with -f: default <output>/model)")
+	cmd.Flags().StringVarP(&configFile, "file", "f", "", "take the model, release ID, recipients and OCI target from this release config's model section")
 	cmd.Flags().StringVar(&releaseID, "release-id", "", "release ID bound into every file, such as name@version")
 	cmd.Flags().StringArrayVar(&recipients, "recipient", nil, "who gets the data key: hpke:FILE, kms:URI, trustee:[REPO/]TYPE/TAG, azure:KEYNAME=FILE (repeatable)")
 	cmd.Flags().StringVar(&keysetIn, "keyset", "", "use this cleartext Tink keyset as the data key instead of a new random one")
@@ -173,6 +188,38 @@ looks complete. The format is specified in docs/weights-format.md.`,
 	cmd.Flags().StringVar(&ociRef, "oci-ref", "", "also push it as an OCI artifact to REGISTRY/REPO[:TAG] (credentials from the Docker config)")
 	cmd.Flags().BoolVar(&insecure, "insecure-registry", false, "talk plain HTTP to the registry (a local test registry)")
 	return cmd
+}
+
+// encryptFromConfig turns a release config's model section into the
+// command's arguments; paths are resolved against the config's folder.
+func encryptFromConfig(file, out, ociLayout, ociRef string) (args []string, o, releaseID string, recipients []string, layout, ref string, err error) {
+	c, err := config.Load(file)
+	if err != nil {
+		return nil, "", "", nil, "", "", outcome.InputError(err)
+	}
+	m := c.Model
+	if m == nil {
+		return nil, "", "", nil, "", "", outcome.InputError(fmt.Errorf("%s has no model section", file), "add model: {source, recipients} (docs/config.md)")
+	}
+	for _, r := range m.Recipients {
+		switch {
+		case r.HPKE != "":
+			recipients = append(recipients, "hpke:"+c.Resolve(r.HPKE))
+		case r.KMS != "":
+			recipients = append(recipients, "kms:"+r.KMS)
+		case r.Trustee != nil:
+			recipients = append(recipients, "trustee:"+r.Trustee.Repository+"/"+r.Trustee.Type+"/"+r.Trustee.Tag)
+		case r.Azure != nil:
+			recipients = append(recipients, "azure:"+r.Azure.KeyName+"="+c.Resolve(r.Azure.PublicKey))
+		}
+	}
+	if out == "" {
+		out = filepath.Join(c.Resolve(c.Output), "model")
+	}
+	if o := m.OCI; o != nil && ociLayout == "" && ociRef == "" {
+		ociLayout, ociRef = c.Resolve(o.Layout), o.Ref
+	}
+	return []string{c.Resolve(m.Source)}, out, m.ReleaseID, recipients, ociLayout, ociRef, nil
 }
 
 func nameOptions(insecure bool) []name.Option {
