@@ -11,6 +11,7 @@ declare -A deb=(
   [make]=make
   [sha256sum]=coreutils
   [objcopy]=binutils
+  [veritysetup]=cryptsetup-bin
 )
 # Files the tests read (path → package).
 declare -A files=(
