@@ -12,6 +12,8 @@ declare -A deb=(
   [sha256sum]=coreutils
   [objcopy]=binutils
   [veritysetup]=cryptsetup-bin
+  [cpio]=cpio
+  [zstd]=zstd
 )
 # Files the tests read (path → package).
 declare -A files=(
