@@ -3,6 +3,7 @@ module github.com/cvmkit/cvmkit
 go 1.26.8
 
 require (
+	github.com/erofs/go-erofs v0.3.1
 	github.com/google/go-containerregistry v0.20.6
 	github.com/google/go-sev-guest v0.15.0
 	github.com/google/go-tdx-guest v0.3.1

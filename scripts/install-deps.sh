@@ -14,6 +14,7 @@ declare -A deb=(
   [veritysetup]=cryptsetup-bin
   [cpio]=cpio
   [zstd]=zstd
+  [fsck.erofs]=erofs-utils
 )
 # Files the tests read (path → package).
 declare -A files=(
