@@ -261,7 +261,7 @@ func (t *Tree) applyEntry(src string, tr *tar.Reader, h *tar.Header, inLayer map
 		if name == "." {
 			n.Path = "."
 		}
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // archive/tar reports old "\x00" entries as TypeReg too
 		if h.Size < 0 || h.Size > t.limits.MaxFileSize {
 			return fmt.Errorf("%w: %d bytes, more than the %d-byte file limit (image.rootfs.limits.maxFileSize)", ErrLimit, h.Size, t.limits.MaxFileSize)
 		}
