@@ -15,6 +15,7 @@ declare -A deb=(
   [cpio]=cpio
   [zstd]=zstd
   [fsck.erofs]=erofs-utils
+  [qemu-system-x86_64]=qemu-system-x86
 )
 # Files the tests read (path → package).
 declare -A files=(

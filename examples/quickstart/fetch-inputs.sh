@@ -19,9 +19,18 @@ kernel_sha=26f2e57c99338feaf71c46fa4babdc7e1a6c115943002d109fdb746667104f5f
 
 ok() { [ -f "$1" ] && echo "$2  $1" | sha256sum --quiet -c - 2>/dev/null; }
 
-fetch_deb() { # fetch_deb PKG=VERSION MEMBER OUT SHA
-  local pkg=$1 member=$2 out=$3 sha=$4
-  ok "$out" "$sha" && return 0
+# Kernel modules the initrd loads before it can set up the verified root
+# (Debian builds virtio_blk, erofs, dm-mod and dm-verity as modules).
+modules="kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+  kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_pci_modern_dev.ko
+  kernel/drivers/virtio/virtio_pci.ko kernel/drivers/block/virtio_blk.ko kernel/crypto/crc32c_generic.ko
+  kernel/lib/libcrc32c.ko kernel/fs/erofs/erofs.ko kernel/drivers/md/dm-mod.ko kernel/drivers/md/dm-bufio.ko
+  kernel/lib/reed_solomon/reed_solomon.ko kernel/drivers/md/dm-verity.ko"
+kmodroot=lib/modules/6.1.0-56-amd64
+
+fetch_deb() { # fetch_deb PKG=VERSION MEMBER OUT SHA [MODULES]
+  local pkg=$1 member=$2 out=$3 sha=$4 want_modules=${5:-}
+  ok "$out" "$sha" && { [ -z "$want_modules" ] || [ -f modules/load.order ]; } && return 0
   command -v apt-get >/dev/null || { echo "fetch-inputs: apt-get is needed to fetch $pkg (Debian or Ubuntu)" >&2; exit 1; }
   local tmp; tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
   # apt-get download needs package lists; refresh them once if the version is unknown.
@@ -40,12 +49,24 @@ fetch_deb() { # fetch_deb PKG=VERSION MEMBER OUT SHA
     rm -rf "$tmp"; exit 1
   fi
   mv "$tmp/$member" "$out.tmp" && mv "$out.tmp" "$out"
+  if [ -n "$want_modules" ]; then
+    rm -rf modules && mkdir -p modules
+    dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C "$tmp" "./$kmodroot"
+    : > modules/load.order.tmp
+    for m in $modules; do
+      # Some are built into the kernel; keep the order of those that exist.
+      if [ -f "$tmp/$kmodroot/$m" ]; then
+        cp "$tmp/$kmodroot/$m" modules/ && basename "$m" >> modules/load.order.tmp
+      fi
+    done
+    mv modules/load.order.tmp modules/load.order
+  fi
   rm -rf "$tmp"
   echo "fetch-inputs: $out ($pkg)"
 }
 
 fetch_deb "$ovmf_pkg" usr/share/ovmf/OVMF.fd OVMF.fd "$ovmf_sha"
-fetch_deb "$kernel_pkg" "$kernel_file" vmlinuz "$kernel_sha"
+fetch_deb "$kernel_pkg" "$kernel_file" vmlinuz "$kernel_sha" with-modules
 
 if [ ! -f weights/model.safetensors ]; then
   (cd "$here/../.." && go run ./examples/quickstart/genweights "$cache/weights.tmp")
