@@ -9,11 +9,15 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GORELEASER  := github.com/goreleaser/goreleaser/v2@v2.15.1
 QUICKSTART  := examples/quickstart
 
-.PHONY: all build deps demo-inputs demo test lint docs release-check fuzz clean
+.PHONY: all build initbin deps demo-inputs demo test lint docs release-check fuzz clean
 all: build
 
-build:
+# cvmkit embeds cmd/cvmkit-init (internal/initbin), built first.
+build: initbin
 	$(GOBUILD) -o $(BIN) ./cmd/cvmkit
+
+initbin:
+	./scripts/build-initbin.sh
 
 deps:
 	./scripts/install-deps.sh

@@ -101,8 +101,10 @@ type Init struct {
 
 // RootFS configures the EROFS root filesystem and its dm-verity tree.
 type RootFS struct {
-	Verity VerityPlacement `yaml:"verity" doc:"Where the dm-verity hash tree goes: appended to the image or in a separate file. Default appended."`
-	Limits Limits          `yaml:"limits" doc:"Limits that stop hostile or broken layers."`
+	Verity     VerityPlacement `yaml:"verity" doc:"Where the dm-verity hash tree goes: appended to the image or in a separate file. Default appended."`
+	Device     string          `yaml:"device" doc:"Guest device the root image is attached as, passed to cvmkit's init. Default /dev/vda."`
+	HashDevice string          `yaml:"hashDevice" doc:"With verity: separate, the guest device of the hash tree file. Default /dev/vdb."`
+	Limits     Limits          `yaml:"limits" doc:"Limits that stop hostile or broken layers."`
 }
 
 // Limits bound what layers may contain.

@@ -193,10 +193,15 @@ func (c *Config) validateImage() {
 		d.failAt("image.initrd.init.target", fmt.Sprintf("init target %q must be an absolute path", t), "for example /sbin/init")
 	}
 	if _, err := RenderCmdline(im.Cmdline, CmdlineFields{}); err != nil {
-		d.failAt("image.cmdline", err.Error(), "the template fields are {{.Root}} and {{.RootHash}} (docs/config.md)")
+		d.failAt("image.cmdline", err.Error(), "the template fields are {{.Root}}, {{.RootHash}} and {{.Salt}} (docs/image.md)")
 	}
 	if strings.ContainsAny(im.Cmdline, "\n\r") {
 		d.failAt("image.cmdline", "the command line must be one line", "use a YAML single-line string")
+	}
+	for _, kv := range [][2]string{{"device", im.RootFS.Device}, {"hashDevice", im.RootFS.HashDevice}} {
+		if k, v := kv[0], kv[1]; v != "" && (!strings.HasPrefix(v, "/dev/") || strings.ContainsAny(v, " ,\t")) {
+			d.failAt("image.rootfs."+k, fmt.Sprintf("device %q must be a /dev path without spaces or commas", v), "for example /dev/vda")
+		}
 	}
 	l := im.RootFS.Limits
 	if l.MaxFileSize < 0 || l.MaxTotalSize < 0 || l.MaxEntries < 0 {
@@ -211,6 +216,8 @@ type CmdlineFields struct {
 	Root string
 	// RootHash is the dm-verity root hash alone, in hex.
 	RootHash string
+	// Salt is the dm-verity salt, in hex.
+	Salt string
 }
 
 // RenderCmdline fills the command line template tmpl.

@@ -19,7 +19,7 @@ copy() { # copy DEST: the tracked files (and uncommitted edits) of the checkout
 }
 build() { # build SRC OUT [env…]
   local src=$1 out=$2; shift 2
-  (cd "$src" && env "$@" CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags=-buildid= -o "$out" ./cmd/cvmkit)
+  (cd "$src" && env "$@" ./scripts/build-initbin.sh && env "$@" CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags=-buildid= -o "$out" ./cmd/cvmkit)
 }
 
 copy "$work/a/src"

@@ -365,17 +365,30 @@ func (t *Tree) Nodes() []rootfs.Node {
 // Len is the number of entries.
 func (t *Tree) Len() int { return len(t.entries) }
 
+// Owner is the owner an overlay gives its entries.
+type Owner struct{ UID, GID uint32 }
+
 // AddDir copies a local folder into the tree (as a layer on top). Owners
 // become root and permissions are normalised to 0755 for folders and
 // executables and 0644 for other files, so the result does not depend on
 // the host's users or umask; symlinks are kept; special files are refused.
-func (t *Tree) AddDir(src string) error {
+func (t *Tree) AddDir(src string) error { return t.AddAt(src, ".", Owner{}, 0) }
+
+// AddAt copies a local file or folder to dst in the tree (an overlay):
+// like AddDir, with the given owner, and with perm (if not 0) as the
+// permission bits of every regular file. Missing parents of dst are
+// created; a parent that is a symlink or a file is refused.
+func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) error {
+	dst, err := t.cleanName(src, dst)
+	if err != nil {
+		return &SourceError{Source: src, Entry: dst, Err: err}
+	}
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		name := filepath.ToSlash(rel)
+		name := path.Join(dst, filepath.ToSlash(rel))
 		if name == "." {
 			return nil
 		}
@@ -387,7 +400,7 @@ func (t *Tree) AddDir(src string) error {
 		if err := t.checkParents(name); err != nil {
 			return fail(err)
 		}
-		n := rootfs.Node{Path: name}
+		n := rootfs.Node{Path: name, UID: owner.UID, GID: owner.GID}
 		var spool string
 		switch {
 		case info.IsDir():
@@ -396,6 +409,9 @@ func (t *Tree) AddDir(src string) error {
 			n.Mode = 0o644
 			if info.Mode()&0o111 != 0 {
 				n.Mode = 0o755
+			}
+			if perm != 0 {
+				n.Mode = perm & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 			}
 			if info.Size() > t.limits.MaxFileSize || t.total+info.Size() > t.limits.MaxTotalSize {
 				return fail(fmt.Errorf("%w: %d bytes (image.rootfs.limits)", ErrLimit, info.Size()))

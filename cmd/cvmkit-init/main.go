@@ -9,6 +9,7 @@
 // Kernel command line (written by cvmkit build from the image):
 //
 //	cvmkit.root=DEV                   device holding the EROFS image and, appended, its hash tree
+//	cvmkit.hash=DEV                   device holding the hash tree, when it is not appended (default: cvmkit.root)
 //	cvmkit.verity=ROOTHASH,SALT,DATA_BLOCKS,HASH_START_BLOCK
 //	cvmkit.init=PATH                  the program to run on the new root (default /sbin/init)
 //
@@ -39,7 +40,7 @@ func main() {
 }
 
 type params struct {
-	root, init        string
+	root, hash, init  string
 	rootHash, salt    string
 	dataBlocks, start uint64
 }
@@ -51,6 +52,8 @@ func parseCmdline(s string) (*params, error) {
 		switch k {
 		case "cvmkit.root":
 			p.root = v
+		case "cvmkit.hash":
+			p.hash = v
 		case "cvmkit.init":
 			p.init = v
 		case "cvmkit.verity":
@@ -78,6 +81,9 @@ func parseCmdline(s string) (*params, error) {
 			}
 		}
 	}
+	if p.hash == "" {
+		p.hash = p.root
+	}
 	return p, nil
 }
 
@@ -99,10 +105,14 @@ func run() error {
 	if err := loadModules("/lib/modules/cvmkit.load"); err != nil {
 		return err
 	}
-	if err := waitFor(p.root, 10*time.Second); err != nil {
-		return err
+	for _, d := range []string{p.root, p.hash} {
+		if err := waitFor(d, 10*time.Second); err != nil {
+			return err
+		}
 	}
-	table := fmt.Sprintf("1 %s %s 4096 4096 %d %d sha256 %s %s", p.root, p.root, p.dataBlocks, p.start, p.rootHash, p.salt)
+	// Table of the dm-verity target (Documentation/admin-guide/device-mapper/verity.rst):
+	// version, data and hash devices, block sizes, data blocks, hash start block, algorithm, root hash, salt.
+	table := fmt.Sprintf("1 %s %s 4096 4096 %d %d sha256 %s %s", p.root, p.hash, p.dataBlocks, p.start, p.rootHash, p.salt)
 	dev, err := createVerity("cvmkit-root", p.dataBlocks*8, table)
 	if err != nil {
 		return fmt.Errorf("setting up dm-verity: %w", err)
