@@ -524,4 +524,3 @@ func digestFile(p string) (LockFile, error) {
 	}
 	return LockFile{Size: n, SHA256: hex.EncodeToString(h256.Sum(nil)), SHA384: hex.EncodeToString(h384.Sum(nil))}, nil
 }
-
