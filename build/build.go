@@ -312,7 +312,7 @@ func (b *builder) applyBase(ctx context.Context, t *tree.Tree, key string, base 
 			if err != nil {
 				return LockInput{}, inputErr(key, fmt.Errorf("layer %d (%s): %w", i, ld, err))
 			}
-			err = t.ApplyTar(fmt.Sprintf("%s layer %d (%s)", key, i, ld), rc)
+			err = t.ApplyTar(fmt.Sprintf("layer %d (%s)", i, ld), rc)
 			rc.Close()
 			if err != nil {
 				return LockInput{}, inputErr(key, err)
