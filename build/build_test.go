@@ -3,8 +3,8 @@ package build
 import (
 	"archive/tar"
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
