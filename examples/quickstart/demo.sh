@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quickstart release job, as far as cvmkit goes today (make demo runs it):
-# fetch the pinned inputs, validate the config, compute the SEV-SNP and TDX
+# fetch the pinned inputs, validate the config, build the guest image, compute the SEV-SNP and TDX
 # launch measurements of its platform matrices, encrypt the weights for an
 # HPKE recipient and a Trustee KBS resource, and check that they decrypt.
 # Outputs go to examples/quickstart/dist/ (rebuilt each run).
@@ -16,6 +16,9 @@ step() { printf '\n== %s\n' "$*" >&2; }
 
 step "validate the release config"
 "$cvmkit" config validate cvmkit.yaml
+
+step "build the guest image (EROFS root + dm-verity, initrd, kernel, cmdline, image.lock.json)"
+"$cvmkit" build -f cvmkit.yaml -o dist/image
 
 step "SEV-SNP launch digests (platforms.snp: qemu-epyc)"
 "$cvmkit" measure snp --ovmf cache/OVMF.fd --vcpus 1,2,4 --vcpu-type EPYC-v4,EPYC-Milan,EPYC-Genoa \

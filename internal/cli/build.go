@@ -65,6 +65,10 @@ line parameters and lock format: docs/image.md.`,
 			if err != nil {
 				return outcome.InputError(err)
 			}
+			// Every pinned input is checked before anything is built.
+			if err := c.CheckInputs(); err != nil {
+				return outcome.InputError(err)
+			}
 			if out == "" {
 				out = filepath.Join(c.Resolve(c.Output), "image")
 			}

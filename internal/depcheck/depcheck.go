@@ -50,6 +50,7 @@ var Layout = map[string]Role{
 	"internal/testenv":    Base,
 	"internal/depcheck":   Base,
 	"internal/textpb":     Base,
+	"internal/initbin":    Base,
 
 	"build":   Domain,
 	"measure": Domain,
