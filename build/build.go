@@ -1,6 +1,7 @@
 package build
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -127,10 +128,11 @@ func Build(ctx context.Context, c *config.Config, o Options) (*Result, error) {
 }
 
 type builder struct {
-	c    *config.Config
-	o    Options
-	tmp  string
-	lock *Lock
+	c          *config.Config
+	o          Options
+	tmp        string
+	lock       *Lock
+	rootDigest LockFile
 }
 
 func (b *builder) run(ctx context.Context) error {
@@ -172,6 +174,7 @@ func (b *builder) run(ctx context.Context) error {
 	if err := rootfs.WriteEROFS(f, t.Nodes(), b.o.Epoch, spool); err != nil {
 		return fmt.Errorf("writing the EROFS image: %w", err)
 	}
+	b.o.Log.Info("EROFS image written")
 	dataSize, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return err
@@ -179,14 +182,14 @@ func (b *builder) run(ctx context.Context) error {
 	if dataSize%verity.BlockSize != 0 {
 		return fmt.Errorf("EROFS image is %d bytes, not a multiple of %d", dataSize, verity.BlockSize)
 	}
-	// Salt and UUID come from the image's own bytes: the same tree gives
-	// the same salt; another tree another one.
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(f, 0, dataSize)); err != nil {
+	// Salt and UUID come from the digests of everything that went into the
+	// tree (inputs, settings): the same release gives the same salt, any
+	// other content another one — without another pass over the image.
+	contentDigest, err := b.lock.contentDigest()
+	if err != nil {
 		return err
 	}
-	fsDigest := h.Sum(nil)
-	p := verity.Params{Salt: verity.DeriveSalt(fsDigest), UUID: verity.DeriveUUID(fsDigest), Superblock: true}
+	p := verity.Params{Salt: verity.DeriveSalt(contentDigest), UUID: verity.DeriveUUID(contentDigest), Superblock: true}
 	hashW, hashBase := io.WriterAt(f), dataSize
 	var hf *os.File
 	if b.lock.Settings.Verity == "separate" {
@@ -196,10 +199,24 @@ func (b *builder) run(ctx context.Context) error {
 		defer hf.Close()
 		hashW, hashBase = hf, 0
 	}
-	res, err := verity.Build(io.NewSectionReader(f, 0, dataSize), dataSize, p, hashW, hashBase)
+	// The image's sha256 and sha384 for the lock are computed on the other
+	// cores while dm-verity reads the data, then over the appended tree.
+	fan := newFanHash(sha256.New(), sha512.New384())
+	data := bufio.NewReaderSize(io.TeeReader(io.NewSectionReader(f, 0, dataSize), fan), 1<<20)
+	res, err := verity.Build(data, dataSize, p, hashW, hashBase)
 	if err != nil {
+		fan.Close()
 		return fmt.Errorf("computing the dm-verity tree: %w", err)
 	}
+	if hf == nil {
+		if _, err := io.Copy(fan, io.NewSectionReader(f, dataSize, res.HashSize)); err != nil {
+			fan.Close()
+			return err
+		}
+	}
+	sums := fan.Close()
+	b.rootDigest = LockFile{Name: RootImageName, Size: fan.n, SHA256: hex.EncodeToString(sums[0]), SHA384: hex.EncodeToString(sums[1])}
+	b.o.Log.Info("dm-verity tree written", "root_hash", hex.EncodeToString(res.RootHash[:]))
 	hashStart := res.HashStartBlock
 	if hf == nil {
 		hashStart += res.DataBlocks
@@ -223,6 +240,7 @@ func (b *builder) run(ctx context.Context) error {
 		}
 	}
 
+	b.o.Log.Info("image synced")
 	// The kernel.
 	if err := b.kernel(ctx); err != nil {
 		return err
@@ -256,7 +274,10 @@ func (b *builder) run(ctx context.Context) error {
 	os.RemoveAll(spool)
 	names := []string{RootImageName, HashTreeName, InitrdName, KernelName, CmdlineName}
 	for _, n := range names {
-		d, err := digestFile(filepath.Join(b.tmp, n))
+		d, err := b.rootDigest, error(nil)
+		if n != RootImageName {
+			d, err = digestFile(filepath.Join(b.tmp, n))
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -281,10 +302,7 @@ func (b *builder) applyBase(ctx context.Context, t *tree.Tree, key string, base 
 	switch {
 	case base.Dir != "":
 		dir := b.c.Resolve(base.Dir)
-		if err := t.AddDir(dir); err != nil {
-			return LockInput{}, inputErr(key, err)
-		}
-		d, err := DirDigest(dir)
+		d, err := t.AddAt(dir, ".", tree.Owner{}, 0)
 		if err != nil {
 			return LockInput{}, inputErr(key, err)
 		}
@@ -326,21 +344,7 @@ func (b *builder) applyBase(ctx context.Context, t *tree.Tree, key string, base 
 func (b *builder) applyOverlay(t *tree.Tree, key string, ov config.Overlay) (LockInput, error) {
 	src := b.c.Resolve(ov.Src)
 	dst := strings.TrimPrefix(ov.Dst, "/")
-	if err := t.AddAt(src, dst, tree.Owner{UID: uint32(ov.UID), GID: uint32(ov.GID)}, fs.FileMode(ov.Mode)); err != nil {
-		return LockInput{}, inputErr(key, err)
-	}
-	fi, err := os.Stat(src)
-	if err != nil {
-		return LockInput{}, inputErr(key, err)
-	}
-	var d string
-	if fi.IsDir() {
-		d, err = DirDigest(src)
-	} else {
-		var fd LockFile
-		fd, err = digestFile(src)
-		d = "sha256:" + fd.SHA256
-	}
+	d, err := t.AddAt(src, dst, tree.Owner{UID: uint32(ov.UID), GID: uint32(ov.GID)}, fs.FileMode(ov.Mode))
 	if err != nil {
 		return LockInput{}, inputErr(key, err)
 	}

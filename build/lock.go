@@ -5,11 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
 )
 
 // LockSchema identifies the image.lock.json format (docs/image.md).
@@ -128,57 +124,17 @@ func formatUUID(u [16]byte) string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// DirDigest is the tree digest of a local folder as cvmkit takes it into
-// the image: sha256 over one line per entry, in path order —
-// "d 0755 PATH", "f 0644|0755 PATH SIZE SHA256" or "l PATH TARGET" — so
-// it changes exactly when what goes into the image changes (owners,
-// times and group/other bits the build drops do not count). Printed as
-// "sha256:<hex>".
-func DirDigest(dir string) (string, error) {
-	var lines []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		name := filepath.ToSlash(rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case info.IsDir():
-			lines = append(lines, fmt.Sprintf("d 0755 %q", name))
-		case info.Mode().IsRegular():
-			perm := "0644"
-			if info.Mode()&0o111 != 0 {
-				perm = "0755"
-			}
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			h := sha256.New()
-			n, err := io.Copy(h, f)
-			f.Close()
-			if err != nil {
-				return err
-			}
-			lines = append(lines, fmt.Sprintf("f %s %q %d %x", perm, name, n, h.Sum(nil)))
-		case info.Mode()&fs.ModeSymlink != 0:
-			t, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			lines = append(lines, fmt.Sprintf("l %q %q", name, t))
-		default:
-			return fmt.Errorf("%s: %v is not a file, folder or symlink", p, info.Mode().Type())
-		}
-		return nil
-	})
+// contentDigest is the SHA-256 of the inputs and settings recorded so far
+// (canonical JSON): what the root filesystem is made of. The dm-verity salt
+// and UUID derive from it.
+func (l *Lock) contentDigest() ([]byte, error) {
+	b, err := json.Marshal(struct {
+		Settings LockSettings `json:"settings"`
+		Inputs   []LockInput  `json:"inputs"`
+	}{l.Settings, l.Inputs})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	sum := sha256.Sum256([]byte(strings.Join(lines, "\n") + "\n"))
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
+	s := sha256.Sum256(b)
+	return s[:], nil
 }

@@ -16,8 +16,11 @@ package tree
 
 import (
 	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -268,7 +271,7 @@ func (t *Tree) applyEntry(src string, tr *tar.Reader, h *tar.Header, inLayer map
 		if t.total+h.Size > t.limits.MaxTotalSize {
 			return fmt.Errorf("%w: the tree would exceed %d bytes (image.rootfs.limits.maxTotalSize)", ErrLimit, t.limits.MaxTotalSize)
 		}
-		if spool, err = t.spoolFile(tr, h.Size); err != nil {
+		if spool, err = t.spoolFile(tr, h.Size, nil); err != nil {
 			return err
 		}
 		t.total += h.Size
@@ -329,15 +332,20 @@ func (t *Tree) applyEntry(src string, tr *tar.Reader, h *tar.Header, inLayer map
 	return nil
 }
 
-// spoolFile copies size bytes of contents into a new spool file.
-func (t *Tree) spoolFile(r io.Reader, size int64) (string, error) {
+// spoolFile copies size bytes of contents into a new spool file, feeding
+// them to h too when it is not nil.
+func (t *Tree) spoolFile(r io.Reader, size int64, h hash.Hash) (string, error) {
 	t.nspool++
 	p := filepath.Join(t.spool, fmt.Sprintf("%08d", t.nspool))
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", err
 	}
-	n, err := io.Copy(f, io.LimitReader(r, size))
+	var w io.Writer = f
+	if h != nil {
+		w = io.MultiWriter(f, h)
+	}
+	n, err := io.Copy(w, io.LimitReader(r, size))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -372,30 +380,47 @@ type Owner struct{ UID, GID uint32 }
 // become root and permissions are normalised to 0755 for folders and
 // executables and 0644 for other files, so the result does not depend on
 // the host's users or umask; symlinks are kept; special files are refused.
-func (t *Tree) AddDir(src string) error { return t.AddAt(src, ".", Owner{}, 0) }
+func (t *Tree) AddDir(src string) error {
+	_, err := t.AddAt(src, ".", Owner{}, 0)
+	return err
+}
 
 // AddAt copies a local file or folder to dst in the tree (an overlay):
 // like AddDir, with the given owner, and with perm (if not 0) as the
 // permission bits of every regular file. Missing parents of dst are
 // created; a parent that is a symlink or a file is refused.
-func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) error {
+//
+// It returns the source's tree digest, computed from the bytes it copied
+// (so it names exactly what went into the tree): "sha256:" and the hex
+// SHA-256 of one line per entry in walk (path) order, each ending in
+// "\n" — `d 0755 "PATH"`, `f 0644|0755 "PATH" SIZE SHA256HEX` or
+// `l "PATH" "TARGET"`, PATH relative to src ("." for src itself), quoted
+// as Go's %q does. Owners, times and the permission bits the build drops
+// do not count (docs/image.md).
+func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) (string, error) {
 	dst, err := t.cleanName(src, dst)
 	if err != nil {
-		return &SourceError{Source: src, Entry: dst, Err: err}
+		return "", &SourceError{Source: src, Entry: dst, Err: err}
 	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+	digest := sha256.New()
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		rel, _ := filepath.Rel(src, p)
-		name := path.Join(dst, filepath.ToSlash(rel))
-		if name == "." {
-			return nil
-		}
+		rel = filepath.ToSlash(rel)
+		name := path.Join(dst, rel)
 		fail := func(err error) error { return &SourceError{Source: src, Entry: name, Err: err} }
 		info, err := d.Info()
 		if err != nil {
 			return fail(err)
+		}
+		if name == "." {
+			if !info.IsDir() {
+				return fail(fmt.Errorf("%w: only a folder can become the root", ErrUnsafePath))
+			}
+			fmt.Fprintf(digest, "d 0755 %q\n", rel)
+			return nil
 		}
 		if err := t.checkParents(name); err != nil {
 			return fail(err)
@@ -405,11 +430,13 @@ func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) error {
 		switch {
 		case info.IsDir():
 			n.Mode = fs.ModeDir | 0o755
+			fmt.Fprintf(digest, "d 0755 %q\n", rel)
 		case info.Mode().IsRegular():
 			n.Mode = 0o644
 			if info.Mode()&0o111 != 0 {
 				n.Mode = 0o755
 			}
+			lineMode := n.Mode
 			if perm != 0 {
 				n.Mode = perm & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 			}
@@ -420,13 +447,15 @@ func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) error {
 			if err != nil {
 				return fail(err)
 			}
-			spool, err = t.spoolFile(f, info.Size())
+			fh := sha256.New()
+			spool, err = t.spoolFile(f, info.Size(), fh)
 			f.Close()
 			if err != nil {
 				return fail(err)
 			}
 			t.total += info.Size()
 			n.Size = info.Size()
+			fmt.Fprintf(digest, "f %04o %q %d %x\n", lineMode, rel, n.Size, fh.Sum(nil))
 		case info.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -436,6 +465,7 @@ func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) error {
 				return fail(fmt.Errorf("%w: symlink to %q leaves the root filesystem", ErrLink, target))
 			}
 			n.Mode, n.Target = fs.ModeSymlink|0o777, target
+			fmt.Fprintf(digest, "l %q %q\n", rel, target)
 		default:
 			return fail(fmt.Errorf("%w: %v is not a file, folder or symlink", ErrDevice, info.Mode().Type()))
 		}
@@ -449,4 +479,8 @@ func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) error {
 		t.entries[name] = &entry{node: n, spool: spool}
 		return nil
 	})
+	if err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(digest.Sum(nil)), nil
 }

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmark the guest image build against the C tools, in one go: from the
+# same ~1 GiB tree, `cvmkit build` (EROFS + dm-verity + initrd + lock) and
+# `mkfs.erofs` (erofs-utils) + `veritysetup format` (cryptsetup-bin).
+# Prints wall time and throughput of each, then the in-process dm-verity
+# hashing speed (go test -bench in build/verity).
+#
+# Targets: cvmkit no slower than the C tools together; verity hashing at
+# least 1 GB/s.
+#
+# Usage: bench/build-image.sh          (1 GiB tree)
+#        SIZE_MIB=4096 bench/build-image.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+size_mib=${SIZE_MIB:-1024}
+need() { command -v "$1" >/dev/null || { echo "bench: $1 is missing: apt-get install -y $2" >&2; exit 1; }; }
+need mkfs.erofs erofs-utils; need veritysetup cryptsetup-bin; need openssl openssl
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/cvmkit-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+(cd "$root" && ./scripts/build-initbin.sh && CGO_ENABLED=0 go build -trimpath -o "$work/cvmkit" ./cmd/cvmkit)
+
+# The tree: 1/16 of it in 4 KiB–60 KiB files across folders, the rest in
+# large files (model runtimes, libraries), pseudo-random contents.
+tree=$work/rel/root
+mkdir -p "$tree"
+big=$(( size_mib * 15 / 16 / 12 ))
+for i in $(seq 1 12); do
+  { openssl enc -aes-128-ctr -pass pass:$i -nosalt -pbkdf2 < /dev/zero 2>/dev/null || true; } | head -c "${big}M" > "$tree/big-$i.bin"
+done
+small_total=$(( size_mib * 1024 / 16 )) # KiB
+n=0; kib=0
+while [ "$kib" -lt "$small_total" ]; do
+  d=$tree/lib/d$(( n % 64 )); mkdir -p "$d"
+  s=$(( 4 + (n * 7) % 57 ))
+  head -c "${s}K" "$tree/big-1.bin" > "$d/f$n" 2>/dev/null || true
+  n=$((n + 1)); kib=$((kib + s))
+done
+printf 'kernel\n' > "$work/rel/vmlinuz"
+ksha=$(sha256sum < "$work/rel/vmlinuz" | cut -d' ' -f1)
+cat > "$work/rel/cvmkit.yaml" <<YAML
+apiVersion: cvmkit.dev/v1alpha1
+kind: Release
+metadata: {name: bench, version: 1.0.0}
+image:
+  base: [{dir: root}]
+  kernel: {path: vmlinuz, digest: "sha256:$ksha"}
+  cmdline: "{{.Root}}"
+YAML
+bytes=$(du -sb "$tree" | cut -f1)
+sync
+cat "$tree"/big-*.bin > /dev/null # into the page cache
+
+secs() { /usr/bin/env time -f %e -o "$work/t" "$@" > /dev/null 2> "$work/err" || { cat "$work/err" >&2; exit 1; }; cat "$work/t"; }
+echo "tree: $(numfmt --to=iec "$bytes") in $((n + 12)) files, $(nproc) CPUs"
+c=$(secs "$work/cvmkit" build -f "$work/rel/cvmkit.yaml" -o "$work/out")
+sync
+m=$(secs mkfs.erofs --quiet -T 0 --all-root "$work/c.erofs" "$tree")
+v=$(secs veritysetup format "$work/c.erofs" "$work/c.verity")
+awk -v b="$bytes" -v c="$c" -v m="$m" -v v="$v" 'BEGIN {
+  printf "cvmkit build (EROFS + verity + initrd + lock)  %6.2f s  %6.2f GB/s\n", c, b / c / 1e9
+  printf "mkfs.erofs                                     %6.2f s\n", m
+  printf "veritysetup format                             %6.2f s\n", v
+  printf "mkfs.erofs + veritysetup                       %6.2f s  %6.2f GB/s\n", m + v, b / (m + v) / 1e9
+  printf "cvmkit / C tools: %.2fx the time (target <= 1.00)\n", c / (m + v)
+}'
+echo "image sizes: cvmkit $(stat -c %s "$work/out/rootfs.img") bytes (tree appended); mkfs.erofs $(stat -c %s "$work/c.erofs") + verity $(stat -c %s "$work/c.verity")"
+(cd "$root" && go test ./build/verity -run '^$' -bench 'BenchmarkBuild' -benchtime 3x | grep -E '^Benchmark')
