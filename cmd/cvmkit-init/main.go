@@ -147,7 +147,13 @@ func loadModules(file string) error {
 		if err != nil {
 			return err
 		}
-		err = unix.FinitModule(int(m.Fd()), "", 0)
+		// Compressed modules are decompressed by the kernel (Linux 6.2+
+		// with CONFIG_MODULE_DECOMPRESS); older kernels refuse the flag.
+		flags := 0
+		if strings.HasSuffix(mod, ".xz") || strings.HasSuffix(mod, ".zst") || strings.HasSuffix(mod, ".gz") {
+			flags = unix.MODULE_INIT_COMPRESSED_FILE
+		}
+		err = unix.FinitModule(int(m.Fd()), "", flags)
 		m.Close()
 		if err != nil && err != unix.EEXIST {
 			return fmt.Errorf("loading %s: %w", mod, err)
