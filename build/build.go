@@ -133,6 +133,15 @@ type builder struct {
 	tmp        string
 	lock       *Lock
 	rootDigest LockFile
+	// pending are local sources whose tree digest is known once the image
+	// has read their files.
+	pending []pendingDigest
+}
+
+type pendingDigest struct {
+	index int // in lock.Inputs
+	sd    *tree.SourceDigest
+	pin   string
 }
 
 func (b *builder) run(ctx context.Context) error {
@@ -175,6 +184,18 @@ func (b *builder) run(ctx context.Context) error {
 		return fmt.Errorf("writing the EROFS image: %w", err)
 	}
 	b.o.Log.Info("EROFS image written")
+	for _, p := range b.pending {
+		in := &b.lock.Inputs[p.index]
+		d, err := p.sd.Sum()
+		if err != nil {
+			return inputErr(in.Key, err)
+		}
+		if p.pin != "" && p.pin != d {
+			return outcome.InputError(fmt.Errorf("%s: folder %q has tree digest %s, the config pins %s", in.Key, in.Source, d, p.pin),
+				"if the change is intended, update the digest")
+		}
+		in.Digest = d
+	}
 	dataSize, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return err
@@ -302,15 +323,12 @@ func (b *builder) applyBase(ctx context.Context, t *tree.Tree, key string, base 
 	switch {
 	case base.Dir != "":
 		dir := b.c.Resolve(base.Dir)
-		d, err := t.AddAt(dir, ".", tree.Owner{}, 0)
+		sd, err := t.AddAt(dir, ".", tree.Owner{}, 0)
 		if err != nil {
 			return LockInput{}, inputErr(key, err)
 		}
-		if base.Digest != "" && string(base.Digest) != d {
-			return LockInput{}, outcome.InputError(fmt.Errorf("%s: folder %q has tree digest %s, the config pins %s", key, base.Dir, d, base.Digest),
-				"if the change is intended, update the digest")
-		}
-		return LockInput{Key: key, Kind: "dir", Source: string(base.Dir), Digest: d}, nil
+		b.pending = append(b.pending, pendingDigest{index: len(b.lock.Inputs), sd: sd, pin: string(base.Digest)})
+		return LockInput{Key: key, Kind: "dir", Source: string(base.Dir)}, nil
 	default:
 		img, in, err := b.resolveImage(ctx, key, base.OCI, string(base.Layout), string(base.Digest), orDefault(base.Platform, "linux/amd64"))
 		if err != nil {
@@ -344,11 +362,12 @@ func (b *builder) applyBase(ctx context.Context, t *tree.Tree, key string, base 
 func (b *builder) applyOverlay(t *tree.Tree, key string, ov config.Overlay) (LockInput, error) {
 	src := b.c.Resolve(ov.Src)
 	dst := strings.TrimPrefix(ov.Dst, "/")
-	d, err := t.AddAt(src, dst, tree.Owner{UID: uint32(ov.UID), GID: uint32(ov.GID)}, fs.FileMode(ov.Mode))
+	sd, err := t.AddAt(src, dst, tree.Owner{UID: uint32(ov.UID), GID: uint32(ov.GID)}, fs.FileMode(ov.Mode))
 	if err != nil {
 		return LockInput{}, inputErr(key, err)
 	}
-	return LockInput{Key: key, Kind: "overlay", Source: string(ov.Src), Dest: ov.Dst, Digest: d}, nil
+	b.pending = append(b.pending, pendingDigest{index: len(b.lock.Inputs), sd: sd})
+	return LockInput{Key: key, Kind: "overlay", Source: string(ov.Src), Dest: ov.Dst}, nil
 }
 
 // kernel copies the kernel into the output.

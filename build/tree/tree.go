@@ -20,7 +20,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -29,6 +28,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
+	"syscall"
 	"unicode/utf8"
 
 	"github.com/cvmkit/cvmkit/build/rootfs"
@@ -45,10 +46,12 @@ type Limits struct {
 	AllowDevices bool
 }
 
-// entry is one node of the tree; spool is the file holding its contents.
+// entry is one node of the tree; spool is the file holding its contents,
+// or host the local file read in place.
 type entry struct {
 	node  rootfs.Node
 	spool string
+	host  *hostFile
 }
 
 // Tree is the flattened filesystem.
@@ -258,6 +261,7 @@ func (t *Tree) applyEntry(src string, tr *tar.Reader, h *tar.Header, inLayer map
 		}
 	}
 	var spool string
+	var host *hostFile
 	switch h.Typeflag {
 	case tar.TypeDir:
 		n.Mode |= fs.ModeDir
@@ -271,7 +275,7 @@ func (t *Tree) applyEntry(src string, tr *tar.Reader, h *tar.Header, inLayer map
 		if t.total+h.Size > t.limits.MaxTotalSize {
 			return fmt.Errorf("%w: the tree would exceed %d bytes (image.rootfs.limits.maxTotalSize)", ErrLimit, t.limits.MaxTotalSize)
 		}
-		if spool, err = t.spoolFile(tr, h.Size, nil); err != nil {
+		if spool, err = t.spoolFile(tr, h.Size); err != nil {
 			return err
 		}
 		t.total += h.Size
@@ -297,7 +301,7 @@ func (t *Tree) applyEntry(src string, tr *tar.Reader, h *tar.Header, inLayer map
 		// EROFS has no hardlinks in go-erofs: the link becomes a copy sharing
 		// the spooled contents.
 		n.Mode, n.UID, n.GID, n.Xattrs = te.node.Mode, te.node.UID, te.node.GID, te.node.Xattrs
-		n.Size, spool = te.node.Size, te.spool
+		n.Size, spool, host = te.node.Size, te.spool, te.host
 		t.total += n.Size
 		if t.total > t.limits.MaxTotalSize {
 			return fmt.Errorf("%w: the tree would exceed %d bytes (image.rootfs.limits.maxTotalSize)", ErrLimit, t.limits.MaxTotalSize)
@@ -327,25 +331,20 @@ func (t *Tree) applyEntry(src string, tr *tar.Reader, h *tar.Header, inLayer map
 		return fmt.Errorf("%w: more than %d entries (image.rootfs.limits.maxEntries)", ErrLimit, t.limits.MaxEntries)
 	}
 	t.ensureParents(name)
-	t.entries[name] = &entry{node: n, spool: spool}
+	t.entries[name] = &entry{node: n, spool: spool, host: host}
 	inLayer[name] = true
 	return nil
 }
 
-// spoolFile copies size bytes of contents into a new spool file, feeding
-// them to h too when it is not nil.
-func (t *Tree) spoolFile(r io.Reader, size int64, h hash.Hash) (string, error) {
+// spoolFile copies size bytes of contents into a new spool file.
+func (t *Tree) spoolFile(r io.Reader, size int64) (string, error) {
 	t.nspool++
 	p := filepath.Join(t.spool, fmt.Sprintf("%08d", t.nspool))
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", err
 	}
-	var w io.Writer = f
-	if h != nil {
-		w = io.MultiWriter(f, h)
-	}
-	n, err := io.Copy(w, io.LimitReader(r, size))
+	n, err := io.Copy(f, io.LimitReader(r, size))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -360,9 +359,12 @@ func (t *Tree) Nodes() []rootfs.Node {
 	out := make([]rootfs.Node, 0, len(t.entries))
 	for _, e := range t.entries {
 		n := e.node
-		if e.spool != "" {
+		switch {
+		case e.spool != "":
 			p := e.spool
 			n.Open = func() (io.ReadCloser, error) { return os.Open(p) }
+		case e.host != nil:
+			n.Open = e.host.open
 		}
 		out = append(out, n)
 	}
@@ -385,24 +387,20 @@ func (t *Tree) AddDir(src string) error {
 	return err
 }
 
-// AddAt copies a local file or folder to dst in the tree (an overlay):
-// like AddDir, with the given owner, and with perm (if not 0) as the
-// permission bits of every regular file. Missing parents of dst are
-// created; a parent that is a symlink or a file is refused.
+// AddAt adds a local file or folder at dst in the tree (an overlay): like
+// AddDir, with the given owner, and with perm (if not 0) as the permission
+// bits of every regular file. Missing parents of dst are created; a parent
+// that is a symlink or a file is refused.
 //
-// It returns the source's tree digest, computed from the bytes it copied
-// (so it names exactly what went into the tree): "sha256:" and the hex
-// SHA-256 of one line per entry in walk (path) order, each ending in
-// "\n" — `d 0755 "PATH"`, `f 0644|0755 "PATH" SIZE SHA256HEX` or
-// `l "PATH" "TARGET"`, PATH relative to src ("." for src itself), quoted
-// as Go's %q does. Owners, times and the permission bits the build drops
-// do not count (docs/image.md).
-func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) (string, error) {
+// Local files are not copied: the tree reads them in place when the image
+// is written, hashing what it reads, and the returned SourceDigest gives
+// the source's tree digest from those bytes (docs/image.md).
+func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) (*SourceDigest, error) {
 	dst, err := t.cleanName(src, dst)
 	if err != nil {
-		return "", &SourceError{Source: src, Entry: dst, Err: err}
+		return nil, &SourceError{Source: src, Entry: dst, Err: err}
 	}
-	digest := sha256.New()
+	sd := &SourceDigest{}
 	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -419,18 +417,18 @@ func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) (string, er
 			if !info.IsDir() {
 				return fail(fmt.Errorf("%w: only a folder can become the root", ErrUnsafePath))
 			}
-			fmt.Fprintf(digest, "d 0755 %q\n", rel)
+			sd.lines = append(sd.lines, digestLine{text: fmt.Sprintf("d 0755 %q\n", rel)})
 			return nil
 		}
 		if err := t.checkParents(name); err != nil {
 			return fail(err)
 		}
 		n := rootfs.Node{Path: name, UID: owner.UID, GID: owner.GID}
-		var spool string
+		var host *hostFile
 		switch {
 		case info.IsDir():
 			n.Mode = fs.ModeDir | 0o755
-			fmt.Fprintf(digest, "d 0755 %q\n", rel)
+			sd.lines = append(sd.lines, digestLine{text: fmt.Sprintf("d 0755 %q\n", rel)})
 		case info.Mode().IsRegular():
 			n.Mode = 0o644
 			if info.Mode()&0o111 != 0 {
@@ -443,19 +441,10 @@ func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) (string, er
 			if info.Size() > t.limits.MaxFileSize || t.total+info.Size() > t.limits.MaxTotalSize {
 				return fail(fmt.Errorf("%w: %d bytes (image.rootfs.limits)", ErrLimit, info.Size()))
 			}
-			f, err := os.Open(p)
-			if err != nil {
-				return fail(err)
-			}
-			fh := sha256.New()
-			spool, err = t.spoolFile(f, info.Size(), fh)
-			f.Close()
-			if err != nil {
-				return fail(err)
-			}
 			t.total += info.Size()
 			n.Size = info.Size()
-			fmt.Fprintf(digest, "f %04o %q %d %x\n", lineMode, rel, n.Size, fh.Sum(nil))
+			host = &hostFile{path: p, size: n.Size}
+			sd.lines = append(sd.lines, digestLine{text: fmt.Sprintf("f %04o %q %d ", lineMode, rel, n.Size), file: host})
 		case info.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -465,7 +454,7 @@ func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) (string, er
 				return fail(fmt.Errorf("%w: symlink to %q leaves the root filesystem", ErrLink, target))
 			}
 			n.Mode, n.Target = fs.ModeSymlink|0o777, target
-			fmt.Fprintf(digest, "l %q %q\n", rel, target)
+			sd.lines = append(sd.lines, digestLine{text: fmt.Sprintf("l %q %q\n", rel, target)})
 		default:
 			return fail(fmt.Errorf("%w: %v is not a file, folder or symlink", ErrDevice, info.Mode().Type()))
 		}
@@ -476,11 +465,131 @@ func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) (string, er
 			return fail(fmt.Errorf("%w: more than %d entries", ErrLimit, t.limits.MaxEntries))
 		}
 		t.ensureParents(name)
-		t.entries[name] = &entry{node: n, spool: spool}
+		t.entries[name] = &entry{node: n, host: host}
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return "sha256:" + hex.EncodeToString(digest.Sum(nil)), nil
+	return sd, nil
+}
+
+// hostFile is a local file the tree reads in place; sum is the SHA-256 of
+// the bytes the image got, set when they were read whole.
+type hostFile struct {
+	path string
+	size int64
+	mu   sync.Mutex
+	sum  []byte
+}
+
+// open opens the file for the image writer, hashing what is read.
+func (h *hostFile) open() (io.ReadCloser, error) {
+	// O_NOFOLLOW: a file swapped for a symlink since the walk is refused,
+	// not followed out of the source folder.
+	f, err := os.OpenFile(h.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	r := &hashingFile{f: f, host: h, ch: make(chan []byte, 4), done: make(chan []byte)}
+	go r.hash()
+	return r, nil
+}
+
+// hashingFile reads a local file for the image and hashes what was read
+// on another goroutine (another core), so the image writer does not wait
+// for SHA-256.
+type hashingFile struct {
+	f      *os.File
+	n      int64
+	host   *hostFile
+	ch     chan []byte
+	done   chan []byte
+	closed bool
+}
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
+
+func (r *hashingFile) hash() {
+	h := sha256.New()
+	for b := range r.ch {
+		h.Write(b)
+		b = b[:0]
+		chunkPool.Put(&b)
+	}
+	r.done <- h.Sum(nil)
+}
+
+func (r *hashingFile) Read(p []byte) (int, error) {
+	n, err := r.f.Read(p)
+	if n > 0 {
+		bp := chunkPool.Get().(*[]byte)
+		r.ch <- append((*bp)[:0], p[:n]...)
+		r.n += int64(n)
+	}
+	return n, err
+}
+
+// WriteTo lets io.Copy read in large chunks.
+func (r *hashingFile) WriteTo(w io.Writer) (int64, error) {
+	return io.CopyBuffer(w, struct{ io.Reader }{r}, make([]byte, 1<<20))
+}
+
+func (r *hashingFile) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	close(r.ch)
+	sum := <-r.done
+	if r.n == r.host.size {
+		if _, err := r.f.Read(make([]byte, 1)); err == io.EOF {
+			r.host.mu.Lock()
+			r.host.sum = sum
+			r.host.mu.Unlock()
+		}
+	}
+	return r.f.Close()
+}
+
+// SourceDigest is the tree digest of one local source (AddAt).
+type SourceDigest struct{ lines []digestLine }
+
+type digestLine struct {
+	text string    // the whole line, or a file line up to its hash
+	file *hostFile // for a file line
+}
+
+// Sum returns "sha256:<hex>" over the source's lines. Call it after the
+// image is written: file hashes are those of the bytes the image got; a
+// file the image did not take (replaced by a later layer) is hashed now.
+func (d *SourceDigest) Sum() (string, error) {
+	h := sha256.New()
+	for _, l := range d.lines {
+		io.WriteString(h, l.text)
+		if l.file == nil {
+			continue
+		}
+		l.file.mu.Lock()
+		sum := l.file.sum
+		l.file.mu.Unlock()
+		if sum == nil {
+			f, err := os.Open(l.file.path)
+			if err != nil {
+				return "", err
+			}
+			fh := sha256.New()
+			n, err := io.Copy(fh, f)
+			f.Close()
+			if err != nil {
+				return "", err
+			}
+			if n != l.file.size {
+				return "", fmt.Errorf("%s: %d bytes, was %d (the file changed while building?)", l.file.path, n, l.file.size)
+			}
+			sum = fh.Sum(nil)
+		}
+		fmt.Fprintf(h, "%x\n", sum)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -3,6 +3,8 @@ package tree
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"io/fs"
@@ -202,4 +204,54 @@ func TestToEROFS(t *testing.T) {
 		t.Errorf("srv/run -> %q", l)
 	}
 	var _ io.Reader
+}
+
+// TestSourceDigest checks the tree digest against the documented line
+// format (docs/image.md), computed here independently, for a folder whose
+// files the image reads and for one replaced before it could.
+func TestSourceDigest(t *testing.T) {
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "bin"), 0o700)
+	os.WriteFile(filepath.Join(src, "bin", "run"), []byte("#!/bin/sh\n"), 0o700)
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("alpha"), 0o600)
+	os.Symlink("a.txt", filepath.Join(src, "link"))
+	sum := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	want := "sha256:" + sum(`d 0755 "."`+"\n"+
+		`f 0644 "a.txt" 5 `+sum("alpha")+"\n"+
+		`d 0755 "bin"`+"\n"+
+		`f 0755 "bin/run" 10 `+sum("#!/bin/sh\n")+"\n"+
+		`l "link" "a.txt"`+"\n")
+
+	tr := New(Limits{MaxFileSize: 1 << 20, MaxTotalSize: 1 << 20, MaxEntries: 100}, t.TempDir(), nil)
+	sd, err := tr.AddAt(src, ".", Owner{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Read every file as the image writer does.
+	for _, n := range tr.Nodes() {
+		if n.Open != nil {
+			rc, _ := n.Open()
+			io.Copy(io.Discard, rc)
+			rc.Close()
+		}
+	}
+	if got, err := sd.Sum(); err != nil || got != want {
+		t.Errorf("digest after the image read the files: %s, %v; want %s", got, err, want)
+	}
+	// Not read at all (say, replaced by a later layer): hashed at Sum.
+	tr2 := New(Limits{MaxFileSize: 1 << 20, MaxTotalSize: 1 << 20, MaxEntries: 100}, t.TempDir(), nil)
+	sd2, _ := tr2.AddAt(src, ".", Owner{}, 0)
+	if got, err := sd2.Sum(); err != nil || got != want {
+		t.Errorf("digest without reads: %s, %v; want %s", got, err, want)
+	}
+	// A file swapped for a symlink after the walk is not followed.
+	os.Remove(filepath.Join(src, "a.txt"))
+	os.Symlink("/etc/passwd", filepath.Join(src, "a.txt"))
+	for _, n := range tr2.Nodes() {
+		if n.Path == "a.txt" {
+			if _, err := n.Open(); err == nil {
+				t.Error("a file replaced by a symlink was opened")
+			}
+		}
+	}
 }
