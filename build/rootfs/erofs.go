@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"path"
-	"sort"
 	"strings"
 	"time"
 
@@ -53,40 +52,24 @@ func encodeDev(major, minor uint32) uint32 {
 }
 
 // WriteEROFS writes the nodes as an EROFS image to out, every inode's times
-// set to mtime (SOURCE_DATE_EPOCH). Folders are created before their
+// set to mtime (SOURCE_DATE_EPOCH). File contents are read once, straight
+// into the image (see treeFS). Folders are created before their
 // contents whatever the order given; the root folder's metadata may be
 // given with Path ".".
 func WriteEROFS(out io.WriteSeeker, nodes []Node, mtime time.Time, tempDir string) error {
-	ns := append([]Node(nil), nodes...)
-	sort.Slice(ns, func(i, j int) bool { return ns[i].Path < ns[j].Path })
-	w := erofs.Create(out, erofs.WithBlockSize(4096), erofs.WithBuildTime(uint64(mtime.Unix()), 0), erofs.WithTempDir(tempDir))
-	seen := map[string]bool{"/": true}
 	root := Node{Path: ".", Mode: fs.ModeDir | 0o755}
-	for _, n := range ns {
+	for _, n := range nodes {
 		if n.Path == "." {
 			root = n
-			continue
-		}
-		if err := checkPath(n.Path); err != nil {
-			return err
-		}
-		name := "/" + n.Path
-		if seen[name] {
-			return fmt.Errorf("rootfs entry %q appears twice", n.Path)
-		}
-		if !seen[path.Dir(name)] {
-			return fmt.Errorf("rootfs entry %q: its folder is not in the tree", n.Path)
-		}
-		seen[name] = true
-		if err := add(w, name, n); err != nil {
-			return fmt.Errorf("rootfs entry %q: %w", n.Path, err)
-		}
-		if err := meta(w, name, n, mtime); err != nil {
-			return fmt.Errorf("rootfs entry %q: %w", n.Path, err)
 		}
 	}
-	if err := meta(w, "/", root, mtime); err != nil {
-		return fmt.Errorf("rootfs root: %w", err)
+	t, err := newTreeFS(root, nodes, mtime)
+	if err != nil {
+		return err
+	}
+	w := erofs.Create(out, erofs.WithBlockSize(4096), erofs.WithBuildTime(uint64(mtime.Unix()), 0), erofs.WithTempDir(tempDir))
+	if err := w.CopyFrom(t); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
 	}
 	return w.Close()
 }
@@ -98,64 +81,3 @@ func checkPath(p string) error {
 	return nil
 }
 
-func add(w *erofs.Writer, name string, n Node) error {
-	switch {
-	case n.Mode.IsDir():
-		return w.Mkdir(name, n.Mode.Perm())
-	case n.Mode.IsRegular():
-		f, err := w.Create(name)
-		if err != nil {
-			return err
-		}
-		if n.Open != nil {
-			r, err := n.Open()
-			if err != nil {
-				f.Close()
-				return err
-			}
-			m, err := f.ReadFrom(r)
-			r.Close()
-			if err != nil {
-				f.Close()
-				return err
-			}
-			if m != n.Size {
-				f.Close()
-				return fmt.Errorf("read %d bytes, expected %d (the file changed while building?)", m, n.Size)
-			}
-		}
-		return f.Close()
-	case n.Mode&fs.ModeSymlink != 0:
-		return w.Symlink(n.Target, name)
-	}
-	if t, ok := linuxType(n.Mode); ok {
-		return w.Mknod(name, t|uint16(n.Mode.Perm()), encodeDev(n.Major, n.Minor))
-	}
-	return fmt.Errorf("unsupported file type %v", n.Mode.Type())
-}
-
-// meta sets mode (keeping setuid, setgid, sticky), owner, times and xattrs.
-func meta(w *erofs.Writer, name string, n Node, mtime time.Time) error {
-	if n.Mode&fs.ModeSymlink == 0 {
-		if err := w.Chmod(name, n.Mode); err != nil {
-			return err
-		}
-	}
-	if err := w.Chown(name, int(n.UID), int(n.GID)); err != nil {
-		return err
-	}
-	if err := w.Chtimes(name, mtime, mtime); err != nil {
-		return err
-	}
-	keys := make([]string, 0, len(n.Xattrs))
-	for k := range n.Xattrs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := w.Setxattr(name, k, n.Xattrs[k]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
