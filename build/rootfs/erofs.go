@@ -80,4 +80,3 @@ func checkPath(p string) error {
 	}
 	return nil
 }
-
