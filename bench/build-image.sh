@@ -53,16 +53,26 @@ cat "$tree"/big-*.bin > /dev/null # into the page cache
 
 secs() { /usr/bin/env time -f %e -o "$work/t" "$@" > /dev/null 2> "$work/err" || { cat "$work/err" >&2; exit 1; }; cat "$work/t"; }
 echo "tree: $(numfmt --to=iec "$bytes") in $((n + 12)) files, $(nproc) CPUs"
-c=$(secs "$work/cvmkit" build -f "$work/rel/cvmkit.yaml" -o "$work/out")
-sync
-m=$(secs mkfs.erofs --quiet -T 0 --all-root "$work/c.erofs" "$tree")
-v=$(secs veritysetup format "$work/c.erofs" "$work/c.verity")
-awk -v b="$bytes" -v c="$c" -v m="$m" -v v="$v" 'BEGIN {
+# Alternate the two, ROUNDS times each (default 3), and keep each one's best
+# run: the page cache and writeback of the previous run otherwise decide.
+rounds=${ROUNDS:-3}
+best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b < a) ? b : a }'; }
+c= m= v= mv=
+for r in $(seq 1 "$rounds"); do
+  rm -rf "$work/out" "$work/c.erofs" "$work/c.verity"; sync
+  x=$(secs mkfs.erofs --quiet -T 0 --all-root "$work/c.erofs" "$tree")
+  y=$(secs veritysetup format "$work/c.erofs" "$work/c.verity")
+  m=$(best "$m" "$x"); v=$(best "$v" "$y"); mv=$(best "$mv" "$(awk -v x="$x" -v y="$y" 'BEGIN { print x + y }')")
+  sync
+  c=$(best "$c" "$(secs "$work/cvmkit" build -f "$work/rel/cvmkit.yaml" -o "$work/out")")
+done
+awk -v b="$bytes" -v c="$c" -v m="$m" -v v="$v" -v mv="$mv" -v r="$rounds" 'BEGIN {
+  printf "best of %d rounds each\n", r
   printf "cvmkit build (EROFS + verity + initrd + lock)  %6.2f s  %6.2f GB/s\n", c, b / c / 1e9
   printf "mkfs.erofs                                     %6.2f s\n", m
   printf "veritysetup format                             %6.2f s\n", v
-  printf "mkfs.erofs + veritysetup                       %6.2f s  %6.2f GB/s\n", m + v, b / (m + v) / 1e9
-  printf "cvmkit / C tools: %.2fx the time (target <= 1.00)\n", c / (m + v)
+  printf "mkfs.erofs + veritysetup (best round)          %6.2f s  %6.2f GB/s\n", mv, b / mv / 1e9
+  printf "cvmkit / C tools: %.2fx the time (target <= 1.00)\n", c / mv
 }'
 echo "image sizes: cvmkit $(stat -c %s "$work/out/rootfs.img") bytes (tree appended); mkfs.erofs $(stat -c %s "$work/c.erofs") + verity $(stat -c %s "$work/c.verity")"
 (cd "$root" && go test ./build/verity -run '^$' -bench 'BenchmarkBuild' -benchtime 3x | grep -E '^Benchmark')
