@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
+	"sync"
 )
 
 // BlockSize is the data and hash block size.
@@ -64,7 +66,8 @@ func levels(n uint64) []uint64 {
 // Build reads size bytes of data (a multiple of BlockSize) from data and
 // writes the hash area to w at offset base: the superblock (when
 // p.Superblock) padded to one block, then the tree's levels from the top one
-// down to the leaves. Memory stays at one block per level.
+// down to the leaves. Memory stays at one block per level plus a 4 MiB
+// chunk of data, whose blocks are hashed on every core.
 func Build(data io.Reader, size int64, p Params, w io.WriterAt, base int64) (Result, error) {
 	var res Result
 	if size <= 0 || size%BlockSize != 0 {
@@ -98,19 +101,36 @@ func Build(data io.Reader, size int64, p Params, w io.WriterAt, base int64) (Res
 	for i := range t.cur {
 		t.cur[i] = make([]byte, BlockSize)
 	}
-	block := make([]byte, BlockSize)
-	for b := uint64(0); b < n; b++ {
+	if len(ls) == 0 { // one data block: no tree, its hash is the root
+		block := make([]byte, BlockSize)
 		if _, err := io.ReadFull(data, block); err != nil {
-			return res, fmt.Errorf("reading data block %d: %w", b, err)
+			return res, fmt.Errorf("reading data block 0: %w", err)
 		}
-		d := t.digest(block)
-		if len(ls) == 0 {
-			res.RootHash = d // one data block: no tree
-			return res, nil
+		res.RootHash = t.digest(block)
+		return res, nil
+	}
+	// The leaves are nearly all the work: hash each chunk's blocks on every
+	// core, then push the digests in order (the result does not depend on
+	// the number of workers).
+	workers := runtime.GOMAXPROCS(0)
+	hs := make([]hash.Hash, workers)
+	for i := range hs {
+		hs[i] = sha256.New()
+	}
+	chunk := make([]byte, chunkBlocks*BlockSize)
+	digests := make([][sha256.Size]byte, chunkBlocks)
+	for b := uint64(0); b < n; {
+		k := min(uint64(chunkBlocks), n-b)
+		if _, err := io.ReadFull(data, chunk[:k*BlockSize]); err != nil {
+			return res, fmt.Errorf("reading data blocks %d to %d: %w", b, b+k-1, err)
 		}
-		if err := t.push(0, d); err != nil {
-			return res, err
+		hashBlocks(hs, p.Salt, chunk[:k*BlockSize], digests[:k])
+		for _, d := range digests[:k] {
+			if err := t.push(0, d); err != nil {
+				return res, err
+			}
 		}
+		b += k
 	}
 	// Flush the partial blocks, lowest level first; each flush pushes a
 	// digest into the level above, and the top level's flush sets the root.
@@ -123,6 +143,30 @@ func Build(data io.Reader, size int64, p Params, w io.WriterAt, base int64) (Res
 	}
 	res.RootHash = t.root
 	return res, nil
+}
+
+// chunkBlocks is how many data blocks are read and hashed at once.
+const chunkBlocks = 1024
+
+// hashBlocks sets out[i] to H(salt ‖ block i of data), splitting the
+// blocks among the hashes in hs, one goroutine each.
+func hashBlocks(hs []hash.Hash, salt, data []byte, out [][sha256.Size]byte) {
+	per := (len(out) + len(hs) - 1) / len(hs)
+	var wg sync.WaitGroup
+	for w := 0; w*per < len(out); w++ {
+		lo, hi := w*per, min((w+1)*per, len(out))
+		wg.Add(1)
+		go func(h hash.Hash) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				h.Reset()
+				h.Write(salt)
+				h.Write(data[i*BlockSize : (i+1)*BlockSize])
+				h.Sum(out[i][:0])
+			}
+		}(hs[w])
+	}
+	wg.Wait()
 }
 
 // tree builds the levels as a stream: one block per level in memory,
