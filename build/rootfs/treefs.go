@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"sort"
 	"time"
@@ -20,7 +21,17 @@ type treeFS struct {
 	nodes    map[string]*Node
 	children map[string][]string // sorted base names
 	mtime    uint64
+	eager    int // large files opened as *os.File so far
 }
+
+// Large local files are handed to the writer as *os.File, which lets the
+// kernel copy them (copy_file_range) without passing through this process;
+// at most maxEager of them, so a huge tree never holds too many open
+// descriptors. The rest are opened lazily, when the writer reads them.
+const (
+	eagerMinSize = 64 << 10
+	maxEager     = 512
+)
 
 func newTreeFS(root Node, ns []Node, mtime time.Time) (*treeFS, error) {
 	t := &treeFS{nodes: map[string]*Node{".": &root}, children: map[string][]string{}, mtime: uint64(mtime.Unix())}
@@ -88,6 +99,17 @@ func (t *treeFS) Open(name string) (fs.File, error) {
 	n, err := t.node(name)
 	if err != nil {
 		return nil, err
+	}
+	if n.Mode.IsRegular() && n.Open != nil && n.Size >= eagerMinSize && t.eager < maxEager {
+		rc, err := n.Open()
+		if err != nil {
+			return nil, fmt.Errorf("rootfs entry %q: %w", name, err)
+		}
+		if f, ok := rc.(*os.File); ok {
+			t.eager++
+			return f, nil
+		}
+		return &nodeFile{fsys: t, name: name, n: n, info: t.info(name, n), rc: rc}, nil
 	}
 	return &nodeFile{fsys: t, name: name, n: n, info: t.info(name, n)}, nil
 }

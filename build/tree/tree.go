@@ -26,6 +26,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -443,7 +444,7 @@ func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) (*SourceDig
 			}
 			t.total += info.Size()
 			n.Size = info.Size()
-			host = &hostFile{path: p, size: n.Size}
+			host = &hostFile{path: p, size: n.Size, stat: stampOf(info)}
 			sd.lines = append(sd.lines, digestLine{text: fmt.Sprintf("f %04o %q %d ", lineMode, rel, n.Size), file: host})
 		case info.Mode()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
@@ -474,82 +475,66 @@ func (t *Tree) AddAt(src, dst string, owner Owner, perm fs.FileMode) (*SourceDig
 	return sd, nil
 }
 
-// hostFile is a local file the tree reads in place; sum is the SHA-256 of
-// the bytes the image got, set when they were read whole.
+// hostFile is a local file the tree reads in place. stat is what the walk
+// saw; SourceDigest.Sum hashes the file afterwards and refuses one whose
+// size, times or inode changed since, so the digest names the bytes the
+// image got.
 type hostFile struct {
 	path string
 	size int64
-	mu   sync.Mutex
-	sum  []byte
+	stat fileStamp
 }
 
-// open opens the file for the image writer, hashing what is read.
+// fileStamp identifies one version of a file.
+type fileStamp struct {
+	size         int64
+	mtime, ctime int64
+	ino, dev     uint64
+}
+
+func stampOf(fi fs.FileInfo) fileStamp {
+	s := fileStamp{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	s.ctime, s.ino, s.dev = sysStamp(fi)
+	return s
+}
+
+// open opens the file for the image writer. It returns the *os.File
+// itself so that the image writer can let the kernel copy the data
+// (copy_file_range). O_NOFOLLOW: a file swapped for a symlink since the
+// walk is refused, not followed out of the source folder.
 func (h *hostFile) open() (io.ReadCloser, error) {
-	// O_NOFOLLOW: a file swapped for a symlink since the walk is refused,
-	// not followed out of the source folder.
+	return os.OpenFile(h.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+}
+
+// hash returns the file's SHA-256, checking that it is the version the
+// walk saw, before and after reading it.
+func (h *hostFile) hash() ([]byte, error) {
 	f, err := os.OpenFile(h.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, err
 	}
-	r := &hashingFile{f: f, host: h, ch: make(chan []byte, 4), done: make(chan []byte)}
-	go r.hash()
-	return r, nil
-}
-
-// hashingFile reads a local file for the image and hashes what was read
-// on another goroutine (another core), so the image writer does not wait
-// for SHA-256.
-type hashingFile struct {
-	f      *os.File
-	n      int64
-	host   *hostFile
-	ch     chan []byte
-	done   chan []byte
-	closed bool
-}
-
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20); return &b }}
-
-func (r *hashingFile) hash() {
-	h := sha256.New()
-	for b := range r.ch {
-		h.Write(b)
-		b = b[:0]
-		chunkPool.Put(&b)
-	}
-	r.done <- h.Sum(nil)
-}
-
-func (r *hashingFile) Read(p []byte) (int, error) {
-	n, err := r.f.Read(p)
-	if n > 0 {
-		bp := chunkPool.Get().(*[]byte)
-		r.ch <- append((*bp)[:0], p[:n]...)
-		r.n += int64(n)
-	}
-	return n, err
-}
-
-// WriteTo lets io.Copy read in large chunks.
-func (r *hashingFile) WriteTo(w io.Writer) (int64, error) {
-	return io.CopyBuffer(w, struct{ io.Reader }{r}, make([]byte, 1<<20))
-}
-
-func (r *hashingFile) Close() error {
-	if r.closed {
+	defer f.Close()
+	changed := func() error {
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if stampOf(fi) != h.stat {
+			return fmt.Errorf("%s changed while building (size, time or inode differ from when it was listed)", h.path)
+		}
 		return nil
 	}
-	r.closed = true
-	close(r.ch)
-	sum := <-r.done
-	if r.n == r.host.size {
-		if _, err := r.f.Read(make([]byte, 1)); err == io.EOF {
-			r.host.mu.Lock()
-			r.host.sum = sum
-			r.host.mu.Unlock()
-		}
+	if err := changed(); err != nil {
+		return nil, err
 	}
-	return r.f.Close()
+	d := sha256.New()
+	if _, err := io.Copy(d, f); err != nil {
+		return nil, err
+	}
+	if err := changed(); err != nil {
+		return nil, err
+	}
+	return d.Sum(nil), nil
 }
 
 // SourceDigest is the tree digest of one local source (AddAt).
@@ -561,35 +546,39 @@ type digestLine struct {
 }
 
 // Sum returns "sha256:<hex>" over the source's lines. Call it after the
-// image is written: file hashes are those of the bytes the image got; a
-// file the image did not take (replaced by a later layer) is hashed now.
+// image is written: the files are hashed then, on every core, and each must
+// still be the version the walk listed (same size, times and inode), so a
+// file that changed during the build is an error, not a wrong digest.
 func (d *SourceDigest) Sum() (string, error) {
+	sums := make([][]byte, len(d.lines))
+	errs := make([]error, len(d.lines))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				sums[i], errs[i] = d.lines[i].file.hash()
+			}
+		}()
+	}
+	for i, l := range d.lines {
+		if l.file != nil {
+			next <- i
+		}
+	}
+	close(next)
+	wg.Wait()
 	h := sha256.New()
-	for _, l := range d.lines {
+	for i, l := range d.lines {
+		if errs[i] != nil {
+			return "", errs[i]
+		}
 		io.WriteString(h, l.text)
-		if l.file == nil {
-			continue
+		if l.file != nil {
+			fmt.Fprintf(h, "%x\n", sums[i])
 		}
-		l.file.mu.Lock()
-		sum := l.file.sum
-		l.file.mu.Unlock()
-		if sum == nil {
-			f, err := os.Open(l.file.path)
-			if err != nil {
-				return "", err
-			}
-			fh := sha256.New()
-			n, err := io.Copy(fh, f)
-			f.Close()
-			if err != nil {
-				return "", err
-			}
-			if n != l.file.size {
-				return "", fmt.Errorf("%s: %d bytes, was %d (the file changed while building?)", l.file.path, n, l.file.size)
-			}
-			sum = fh.Sum(nil)
-		}
-		fmt.Fprintf(h, "%x\n", sum)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
