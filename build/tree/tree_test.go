@@ -244,6 +244,16 @@ func TestSourceDigest(t *testing.T) {
 	if got, err := sd2.Sum(); err != nil || got != want {
 		t.Errorf("digest without reads: %s, %v; want %s", got, err, want)
 	}
+	// A file rewritten after the walk: the digest is refused, not computed
+	// over bytes the image may not hold.
+	tr3 := New(Limits{MaxFileSize: 1 << 20, MaxTotalSize: 1 << 20, MaxEntries: 100}, t.TempDir(), nil)
+	sd3, _ := tr3.AddAt(src, ".", Owner{}, 0)
+	later := time.Now().Add(time.Hour)
+	os.WriteFile(filepath.Join(src, "a.txt"), []byte("omega"), 0o600)
+	os.Chtimes(filepath.Join(src, "a.txt"), later, later)
+	if _, err := sd3.Sum(); err == nil || !strings.Contains(err.Error(), "changed while building") {
+		t.Errorf("a file changed after the walk: %v", err)
+	}
 	// A file swapped for a symlink after the walk is not followed.
 	os.Remove(filepath.Join(src, "a.txt"))
 	os.Symlink("/etc/passwd", filepath.Join(src, "a.txt"))
