@@ -80,3 +80,23 @@ func grepLine(s, sub string) string {
 	}
 	return ""
 }
+
+// TestQuickstartVector rebuilds the quickstart's image and compares its
+// dm-verity values with the ones docs/image.md publishes: a regression
+// check that the root filesystem bytes do not drift between cvmkit
+// versions (the independent check of those bytes is veritysetup's, in
+// TestBuildOutputsWithRealTools and build/verity).
+func TestQuickstartVector(t *testing.T) {
+	quickstartCache(t)
+	c := load(t, filepath.Join(testenv.RepoRoot(t), "examples", "quickstart", "cvmkit.yaml"))
+	res, err := Build(t.Context(), c, Options{OutDir: filepath.Join(t.TempDir(), "image"), Epoch: time.Unix(*c.SourceDateEpoch, 0), InitBinary: fakeInit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := res.Lock.Verity
+	if v.RootHash != "df62f4c249f0638bde0ee62dae1eb3efadec822a1a50822ed53048bf1f52952c" ||
+		v.Salt != "aaf4a40eaecd2957f470a6f7d3de5b42f597b22d02d9d8d2634689365630b41c" ||
+		v.UUID != "ac7f21ca-b41f-8093-bc71-79747cae0c07" || v.DataBlocks != 2 || v.HashStartBlock != 3 {
+		t.Errorf("quickstart verity values %+v differ from docs/image.md", v)
+	}
+}
