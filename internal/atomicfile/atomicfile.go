@@ -18,14 +18,26 @@ import (
 // `defer f.Abort()` is the usual pattern.
 type File struct {
 	*os.File
-	path string
-	perm fs.FileMode
-	done bool
+	path   string
+	perm   fs.FileMode
+	done   bool
+	direct bool // writing straight to a device or pipe
 }
 
 // Create starts writing path. The final file gets mode perm (not affected by
 // the umask, so outputs are the same on every machine).
+//
+// When path is an existing device, pipe or socket (/dev/null, /dev/stdout, a
+// FIFO), it is written directly: renaming over it would replace the device
+// node itself with a regular file.
 func Create(path string, perm fs.FileMode) (*File, error) {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() && !fi.IsDir() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("opening %q: %w", path, err)
+		}
+		return &File{File: f, path: path, perm: perm, direct: true}, nil
+	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -44,6 +56,12 @@ func (f *File) Commit() error {
 		return fmt.Errorf("writing %q: already committed or aborted", f.path)
 	}
 	f.done = true
+	if f.direct {
+		if err := f.File.Close(); err != nil {
+			return fmt.Errorf("writing %q: %w", f.path, err)
+		}
+		return nil
+	}
 	tmp := f.File.Name()
 	err := f.File.Chmod(f.perm)
 	if err == nil {
@@ -70,7 +88,9 @@ func (f *File) Abort() {
 	}
 	f.done = true
 	f.File.Close()
-	os.Remove(f.File.Name())
+	if !f.direct {
+		os.Remove(f.File.Name())
+	}
 }
 
 // WriteFile writes data to path atomically with mode perm.

@@ -3,6 +3,7 @@ package atomicfile
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,4 +117,27 @@ func TestDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertOnly(t, parent, "out")
+}
+
+// TestDeviceIsWrittenNotReplaced: writing to /dev/null (or /dev/stdout, a
+// FIFO) writes to the device; it must never rename a regular file over the
+// device node.
+func TestDeviceIsWrittenNotReplaced(t *testing.T) {
+	before, err := os.Stat(os.DevNull)
+	if err != nil || before.Mode()&fs.ModeCharDevice == 0 {
+		t.Skipf("%s is not a character device here", os.DevNull)
+	}
+	if err := WriteFile(os.DevNull, []byte("discarded"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(os.DevNull)
+	if err != nil || after.Mode()&fs.ModeCharDevice == 0 || !os.SameFile(before, after) {
+		t.Fatalf("%s was replaced: %v, %v", os.DevNull, after.Mode(), err)
+	}
+	if err := Write(os.DevNull, 0o644, func(w io.Writer) error { return errors.New("fill failed") }); err == nil {
+		t.Fatal("a failed fill reported success")
+	}
+	if after, err := os.Stat(os.DevNull); err != nil || !os.SameFile(before, after) {
+		t.Fatalf("%s was replaced after a failed fill", os.DevNull)
+	}
 }
