@@ -392,3 +392,18 @@ func rewriteDigest(t *testing.T, dir, digest string) {
 }
 
 func regexpMatch(pattern, s string) (bool, error) { return regexp.MatchString(pattern, s) }
+
+// TestBuildWithoutInit: with neither an init binary nor initrd.file the
+// build stops before writing anything and says how to get one.
+func TestBuildWithoutInit(t *testing.T) {
+	dir := t.TempDir()
+	c := load(t, writeRelease(t, dir, "appended", ""))
+	_, err := Build(context.Background(), c, Options{OutDir: filepath.Join(dir, "out")})
+	if err == nil || !strings.Contains(err.Error(), "no cvmkit-init binary") || outcome.ExitCode(err) != outcome.Usage ||
+		!strings.Contains(strings.Join(outcome.Hints(err), " "), "--init-binary") {
+		t.Fatalf("err %v, hints %q", err, outcome.Hints(err))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("an output folder was left behind")
+	}
+}
