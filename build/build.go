@@ -117,6 +117,9 @@ func Build(ctx context.Context, c *config.Config, o Options) (*Result, error) {
 	}
 
 	out := filepath.Clean(o.OutDir)
+	if err := outsideInputs(c, out); err != nil {
+		return nil, err
+	}
 	err := atomicfile.Dir(out, func(tmp string) error {
 		b := &builder{c: c, o: o, tmp: tmp, lock: &lock}
 		return b.run(ctx)
@@ -449,6 +452,40 @@ func (b *builder) initrd() error {
 		}
 		return zw.Close()
 	})
+}
+
+// outsideInputs refuses an output folder inside a local folder the image
+// is built from: the build would read its own half-written output.
+func outsideInputs(c *config.Config, out string) error {
+	absOut, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	check := func(key string, p config.Path) error {
+		src, err := filepath.Abs(c.Resolve(p))
+		if err != nil {
+			return err
+		}
+		if rel, err := filepath.Rel(src, absOut); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return outcome.UsageError(fmt.Errorf("output %q is inside %s (%q), which goes into the image", out, key, p),
+				"choose an output folder outside the image's source folders")
+		}
+		return nil
+	}
+	im := c.Release.Image
+	for i, b := range im.Base {
+		if b.Dir != "" {
+			if err := check(fmt.Sprintf("image.base[%d].dir", i), b.Dir); err != nil {
+				return err
+			}
+		}
+	}
+	for i, ov := range im.Overlays {
+		if err := check(fmt.Sprintf("image.overlays[%d].src", i), ov.Src); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readPinned reads a file and checks it against its pinned digest (the

@@ -407,3 +407,23 @@ func TestBuildWithoutInit(t *testing.T) {
 		t.Error("an output folder was left behind")
 	}
 }
+
+// TestBuildOutputInsideSource: an output folder inside a local source
+// folder is refused before anything is written.
+func TestBuildOutputInsideSource(t *testing.T) {
+	dir := t.TempDir()
+	c := load(t, writeRelease(t, dir, "appended", ""))
+	out := filepath.Join(dir, "root", "srv", "image")
+	_, err := Build(context.Background(), c, Options{OutDir: out, InitBinary: fakeInit})
+	if err == nil || !strings.Contains(err.Error(), `inside image.base[1].dir ("root")`) || outcome.ExitCode(err) != outcome.Usage {
+		t.Fatalf("err %v", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "root", "srv"))
+	if len(ents) != 1 { // model/
+		t.Errorf("the source folder changed: %v", ents)
+	}
+	// A sibling whose name starts like the source is fine.
+	if _, err := Build(context.Background(), c, Options{OutDir: filepath.Join(dir, "rootfs-out"), InitBinary: fakeInit}); err != nil {
+		t.Fatal(err)
+	}
+}
