@@ -36,7 +36,7 @@ func BenchmarkEROFSVerity(b *testing.B) {
 	b.SetBytes(size)
 	out := filepath.Join(b.TempDir(), "rootfs.img")
 	for b.Loop() {
-		t := tree.New(limitsOf(config.Limits{}), b.TempDir(), nil)
+		t := tree.New(limitsOf(config.Limits{MaxFileSize: config.DefaultMaxFileSize, MaxTotalSize: config.DefaultMaxTotalSize, MaxEntries: config.DefaultMaxEntries}), b.TempDir(), nil)
 		if _, err := t.AddAt(src, ".", tree.Owner{}, 0); err != nil {
 			b.Fatal(err)
 		}

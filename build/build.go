@@ -38,17 +38,6 @@ const (
 	LockName      = "image.lock.json"
 )
 
-// Defaults of the image settings.
-const (
-	DefaultDevice       = "/dev/vda"
-	DefaultHashDevice   = "/dev/vdb"
-	DefaultTarget       = "/sbin/init"
-	DefaultCompression  = "zstd"
-	DefaultMaxFileSize  = 16 << 30
-	DefaultMaxTotalSize = 64 << 30
-	DefaultMaxEntries   = 1_000_000
-)
-
 // Options are the inputs of Build besides the config.
 type Options struct {
 	// OutDir receives the outputs. It must not exist: the image is built in
@@ -99,21 +88,21 @@ func Build(ctx context.Context, c *config.Config, o Options) (*Result, error) {
 		Release: c.Release.Metadata.Name + "@" + c.Release.Metadata.Version,
 		Settings: LockSettings{
 			SourceDateEpoch: o.Epoch.Unix(),
-			Verity:          string(orDefault(string(im.RootFS.Verity), "appended")),
-			Device:          orDefault(im.RootFS.Device, DefaultDevice),
+			Verity:          string(im.RootFS.Verity),
+			Device:          im.RootFS.Device,
 			BlockSize:       verity.BlockSize,
 			HashAlgorithm:   "sha256",
 			Filesystem:      "erofs (uncompressed, 4096-byte blocks)",
-			Limits:          limits(im.RootFS.Limits),
+			Limits:          LockLimits{MaxFileSize: int64(im.RootFS.Limits.MaxFileSize), MaxTotalSize: int64(im.RootFS.Limits.MaxTotalSize), MaxEntries: im.RootFS.Limits.MaxEntries},
 			CmdlineTemplate: im.Cmdline,
 		},
 	}
 	if lock.Settings.Verity == "separate" {
-		lock.Settings.HashDevice = orDefault(im.RootFS.HashDevice, DefaultHashDevice)
+		lock.Settings.HashDevice = im.RootFS.HashDevice
 	}
 	if im.Initrd.File == nil {
-		lock.Settings.InitTarget = orDefault(im.Initrd.Init.Target, DefaultTarget)
-		lock.Settings.InitrdCompression = orDefault(string(im.Initrd.Init.Compression), DefaultCompression)
+		lock.Settings.InitTarget = im.Initrd.Init.Target
+		lock.Settings.InitrdCompression = string(im.Initrd.Init.Compression)
 	}
 
 	out := filepath.Clean(o.OutDir)
@@ -157,7 +146,7 @@ func (b *builder) run(ctx context.Context) error {
 	}
 	defer os.RemoveAll(spool)
 
-	t := tree.New(tree.Limits(limitsOf(im.RootFS.Limits)), spool, b.o.Log)
+	t := tree.New(limitsOf(im.RootFS.Limits), spool, b.o.Log)
 	for i, base := range im.Base {
 		key := fmt.Sprintf("image.base[%d]", i)
 		in, err := b.applyBase(ctx, t, key, base)
@@ -279,7 +268,7 @@ func (b *builder) run(ctx context.Context) error {
 	if b.lock.Settings.HashDevice != "" {
 		root += " cvmkit.hash=" + b.lock.Settings.HashDevice
 	}
-	if b.lock.Settings.InitTarget != "" && b.lock.Settings.InitTarget != DefaultTarget {
+	if b.lock.Settings.InitTarget != "" && b.lock.Settings.InitTarget != config.DefaultInitTarget {
 		root += " cvmkit.init=" + b.lock.Settings.InitTarget
 	}
 	cmdline, err := config.RenderCmdline(im.Cmdline, config.CmdlineFields{Root: root, RootHash: b.lock.Verity.RootHash, Salt: b.lock.Verity.Salt})
@@ -333,7 +322,7 @@ func (b *builder) applyBase(ctx context.Context, t *tree.Tree, key string, base 
 		b.pending = append(b.pending, pendingDigest{index: len(b.lock.Inputs), sd: sd, pin: string(base.Digest)})
 		return LockInput{Key: key, Kind: "dir", Source: string(base.Dir)}, nil
 	default:
-		img, in, err := b.resolveImage(ctx, key, base.OCI, string(base.Layout), string(base.Digest), orDefault(base.Platform, "linux/amd64"))
+		img, in, err := b.resolveImage(ctx, key, base.OCI, string(base.Layout), string(base.Digest), base.Platform)
 		if err != nil {
 			return LockInput{}, err
 		}
@@ -544,30 +533,9 @@ func normaliseModes(dir string) error {
 	return nil
 }
 
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
-}
-
+// limitsOf converts the config's limits (defaults applied by config.Load).
 func limitsOf(l config.Limits) tree.Limits {
-	out := tree.Limits{MaxFileSize: int64(l.MaxFileSize), MaxTotalSize: int64(l.MaxTotalSize), MaxEntries: l.MaxEntries}
-	if out.MaxFileSize == 0 {
-		out.MaxFileSize = DefaultMaxFileSize
-	}
-	if out.MaxTotalSize == 0 {
-		out.MaxTotalSize = DefaultMaxTotalSize
-	}
-	if out.MaxEntries == 0 {
-		out.MaxEntries = DefaultMaxEntries
-	}
-	return out
-}
-
-func limits(l config.Limits) LockLimits {
-	t := limitsOf(l)
-	return LockLimits{MaxFileSize: t.MaxFileSize, MaxTotalSize: t.MaxTotalSize, MaxEntries: t.MaxEntries}
+	return tree.Limits{MaxFileSize: int64(l.MaxFileSize), MaxTotalSize: int64(l.MaxTotalSize), MaxEntries: l.MaxEntries}
 }
 
 // digestFile returns the sha256 and sha384 of a file, reading it once.

@@ -284,6 +284,8 @@ const (
 	DefaultOutput       = "dist"
 	DefaultPlatform     = "linux/amd64"
 	DefaultInitTarget   = "/sbin/init"
+	DefaultDevice       = "/dev/vda"
+	DefaultHashDevice   = "/dev/vdb"
 	DefaultMaxFileSize  = 16 << 30
 	DefaultMaxTotalSize = 64 << 30
 	DefaultMaxEntries   = 1000000
@@ -313,6 +315,12 @@ func (c *Config) setDefaults() {
 	fs := &r.Image.RootFS
 	if fs.Verity == "" {
 		fs.Verity = "appended"
+	}
+	if fs.Device == "" {
+		fs.Device = DefaultDevice
+	}
+	if fs.Verity == "separate" && fs.HashDevice == "" {
+		fs.HashDevice = DefaultHashDevice
 	}
 	if fs.Limits.MaxFileSize == 0 {
 		fs.Limits.MaxFileSize = DefaultMaxFileSize
