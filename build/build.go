@@ -380,7 +380,8 @@ func (b *builder) kernel(ctx context.Context) error {
 	in.Path = k.In
 	data, err := fileFromArtifact(img, k.In)
 	if err != nil {
-		return inputErr("image.kernel", err)
+		return outcome.InputError(fmt.Errorf("image.kernel: %s: %w", k.OCI, err),
+			"set image.kernel.in to the kernel's layer title (org.opencontainers.image.title) or its path in a tar layer")
 	}
 	if err := os.WriteFile(dst, data, 0o644); err != nil {
 		return err
