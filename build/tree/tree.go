@@ -7,8 +7,10 @@
 // entries, invalid names and size bombs.
 //
 // Nothing is ever written to the host outside the spool folder the caller
-// gives: entries live in memory, file contents in spool files, so no entry
-// can redirect a write through a symlink.
+// gives: entries live in memory, layer file contents in spool files, so no
+// entry can redirect a write through a symlink. Files of local folders are
+// not copied: they are read in place when the image is written, opened
+// without following symlinks, and checked unchanged when hashed.
 //
 // Reference: OCI image spec, image-layout and layer.md ("Whiteouts",
 // "Opaque Whiteout").
