@@ -23,10 +23,12 @@ const (
 	algSHA384      = "http://www.w3.org/2001/04/xmldsig-more#sha384"
 )
 
-// ErrSignature marks every failure of the XML signature itself (as opposed
-// to the certificate chain): a digest that does not match the document, a
-// signature that does not verify, a profile violation.
-var ErrSignature = errors.New("RIM signature")
+// ErrSignature marks a signature that does not verify, as opposed to a
+// certificate chain that is not trusted: a RIM whose digest does not match
+// its document, whose ECDSA signature fails or that breaks the strict
+// profile; a report whose SPDM signature fails or whose FWID differs from
+// its certificate's.
+var ErrSignature = errors.New("signature")
 
 // signedDocument is what verifySignature hands on: the certificates in
 // KeyInfo (leaf first) and the canonical bytes the digest covers, which is
@@ -37,7 +39,7 @@ type signedDocument struct {
 }
 
 func sigErr(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrSignature, fmt.Sprintf(format, args...))
+	return fmt.Errorf("RIM %w: %s", ErrSignature, fmt.Sprintf(format, args...))
 }
 
 // verifySignature checks the enveloped XML signature of a RIM under the
