@@ -16,6 +16,8 @@ declare -A deb=(
   [zstd]=zstd
   [fsck.erofs]=erofs-utils
   [qemu-system-x86_64]=qemu-system-x86
+  [xmllint]=libxml2-utils
+  [xmlsec1]=xmlsec1
 )
 # Files the tests read (path → package).
 declare -A files=(

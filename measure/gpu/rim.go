@@ -130,11 +130,11 @@ func VerifyRIM(data []byte, opts RIMOptions) (*RIM, error) {
 	if !doc.is(nsSWID, "SoftwareIdentity") {
 		return nil, fmt.Errorf("%w RIM: the document element is <%s> in %q, not an ISO 19770-2 SoftwareIdentity", ErrMalformed, doc.qname(), doc.space)
 	}
-	sd, err := verifySignature(doc)
-	if err != nil {
-		return nil, err
-	}
-	chain, err := verifyChain(sd.certs, root, opts.ChainOptions)
+	var chain *Chain
+	sd, err := verifySignature(doc, func(certs []*x509.Certificate) (err error) {
+		chain, err = verifyChain(certs, root, opts.ChainOptions)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -294,15 +294,21 @@ func (r *Report) DriverVersion() string {
 	return asciiField(v)
 }
 
-// VBIOSVersion formats the 8-byte VBIOS version field the way NVIDIA's
-// services compare it: "%02X.%02X.%02X.%02X.%02X" of bytes 3, 2, 1, 0 and 4
-// ("96.00.9F.00.01"); "" when absent or of another size.
+// VBIOSVersion formats the VBIOS version field the way NVIDIA's services
+// compare it. GPUs report 8 bytes, printed "%02X.%02X.%02X.%02X.%02X" from
+// bytes 3, 2, 1, 0 and 4 ("96.00.9F.00.01"); NVSwitches report the ASCII
+// string itself ("96.10.55.00.01"). "" when absent or of neither form.
 func (r *Report) VBIOSVersion() string {
 	v, ok := r.Field(OpaqueVBIOSVersion)
-	if !ok || len(v) != 8 {
+	switch {
+	case !ok:
 		return ""
+	case len(v) == 8:
+		return fmt.Sprintf("%02X.%02X.%02X.%02X.%02X", v[3], v[2], v[1], v[0], v[4])
+	case vbiosVersionRE.MatchString(asciiField(v)):
+		return strings.ToUpper(asciiField(v))
 	}
-	return fmt.Sprintf("%02X.%02X.%02X.%02X.%02X", v[3], v[2], v[1], v[0], v[4])
+	return ""
 }
 
 // NVDEC0Status returns the NVDEC0_STATUS byte (0xAA enabled, 0x55 disabled).

@@ -54,7 +54,10 @@ func sigErr(format string, args ...any) error {
 // then c14n11 and whose digest is SHA-384; SignatureValue is the raw 96-byte
 // r‖s of RFC 6931 §2.3.6 (not DER); KeyInfo holds only X509Data with
 // X509Certificate children; ds:Object and anything else is refused.
-func verifySignature(root *element) (*signedDocument, error) {
+//
+// trustCerts judges the KeyInfo certificates before the digest and the
+// signature are checked (the order NVIDIA's verifiers report failures in).
+func verifySignature(root *element, trustCerts func([]*x509.Certificate) error) (*signedDocument, error) {
 	var sigs []*element
 	walkElements(root, func(e *element) {
 		if e.is(nsDSig, "Signature") {
@@ -120,6 +123,9 @@ func verifySignature(root *element) (*signedDocument, error) {
 	}
 	certs, err := keyInfoCerts(keyInfo)
 	if err != nil {
+		return nil, err
+	}
+	if err := trustCerts(certs); err != nil {
 		return nil, err
 	}
 
