@@ -341,3 +341,14 @@ func (r *Report) VBIOSRIMID() string {
 	}
 	return strings.ToUpper(fmt.Sprintf("NV_GPU_VBIOS_%s_%s_%s_%s", asciiField(p), asciiField(ps), asciiField(cs), strings.ReplaceAll(v, ".", "")))
 }
+
+// MeasurementCounts decodes MSRSCNT: how many times each of the 64
+// registers was extended (index 0 is SPDM block 1).
+func (r *Report) MeasurementCounts() []uint32 {
+	v, _ := r.Field(OpaqueMSRSCount)
+	out := make([]uint32, len(v)/4)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint32(v[4*i:])
+	}
+	return out
+}

@@ -1,0 +1,86 @@
+package gpu
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cvmkit/cvmkit/internal/testenv"
+)
+
+// seedFiles adds the fixture files matching pattern (under fixtures/gpu) to
+// a fuzz corpus. Outside CI without ../shared the corpus is just the
+// inline seeds.
+func seedFiles(f *testing.F, patterns ...string) {
+	dir := filepath.Join(testenv.SharedDir(f), "fixtures", "gpu")
+	for _, p := range patterns {
+		files, _ := filepath.Glob(filepath.Join(dir, p))
+		for _, file := range files {
+			if b, err := os.ReadFile(file); err == nil {
+				f.Add(b)
+			}
+		}
+	}
+}
+
+// FuzzParseRIM drives the XML tree parser, the canonicalizer, the strict
+// signature profile and the SWID reader with arbitrary documents. Whatever
+// parses must canonicalize to a document that parses again to the same
+// canonical bytes (C14N is idempotent).
+func FuzzParseRIM(f *testing.F) {
+	seedFiles(f, "nvtrust/rims/1010_0200_882_96005E0001_PROD.swidtag", "attestation-sdk/rims/*.xml")
+	f.Add([]byte(testRIMBody))
+	f.Add([]byte(`<a xmlns="urn:a" xmlns:p="urn:p" p:x="1"><p:b/>t&amp;<![CDATA[<]]></a>`))
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = VerifyRIM(data, RIMOptions{ChainOptions: ChainOptions{At: at, AllowExpired: true}})
+		doc, err := parseXML(data)
+		if err != nil {
+			return
+		}
+		c1 := canonicalize(doc, nil)
+		doc2, err := parseXML(c1)
+		if err != nil {
+			t.Fatalf("canonical form does not parse: %v\n%s", err, c1)
+		}
+		if c2 := canonicalize(doc2, nil); !bytes.Equal(c1, c2) {
+			t.Fatalf("canonicalization is not idempotent:\n%s\n%s", c1, c2)
+		}
+		_, _ = parseSWID(doc)
+	})
+}
+
+// FuzzParseReport drives the SPDM report parser, its accessors and the
+// evidence-file reader.
+func FuzzParseReport(f *testing.F) {
+	dir := filepath.Join(testenv.SharedDir(f), "fixtures", "gpu")
+	for _, p := range []string{"nvtrust/reports/*.hex", "attestation-sdk/reports/*Report*.txt", "trustee/hopper_coco_report1.txt"} {
+		files, _ := filepath.Glob(filepath.Join(dir, p))
+		for _, file := range files {
+			if b, err := os.ReadFile(file); err == nil {
+				if r, err := DecodeReport(b); err == nil {
+					f.Add(r)
+				}
+			}
+		}
+	}
+	seedFiles(f, "attestation-sdk/evidence/hopper_evidence.json")
+	f.Add([]byte{0x11, 0xe0, 0x01, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, _ = ParseEvidence(data)
+		r, err := ParseReport(data)
+		if err != nil {
+			return
+		}
+		if len(r.Signature) != p384SignatureLen || len(r.Signed)+len(r.Signature)+r.Trailing != len(data) {
+			t.Fatalf("signature %d, signed %d, trailing %d of %d bytes", len(r.Signature), len(r.Signed), r.Trailing, len(data))
+		}
+		_ = r.DriverVersion()
+		_ = r.VBIOSVersion()
+		_ = r.VBIOSRIMID()
+		_ = r.MeasurementCounts()
+		_, _ = r.NVDEC0Status()
+	})
+}
