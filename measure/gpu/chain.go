@@ -49,6 +49,8 @@ type Chain struct {
 	// OCSP lists, per certificate below the root, what its OCSP response
 	// said ("" when none was given).
 	OCSP []string
+	// OCSPUsed lists which of ChainOptions.OCSP answered for this chain.
+	OCSPUsed []int
 }
 
 // ChainOptions says how a chain is verified.
@@ -59,7 +61,11 @@ type ChainOptions struct {
 	// AllowExpired accepts a chain whose leaf expired before At if the
 	// chain was valid at the leaf's NotAfter; the result says SignerExpired.
 	AllowExpired bool
-	// OCSP holds DER OCSP responses for certificates of the chain.
+	// OCSP holds DER OCSP responses. Those for a certificate of the chain
+	// (same issuer and serial, signed by the issuer or its delegated
+	// responder) must say good at At; the others are ignored, and
+	// Chain.OCSPUsed says which were used, so a caller checking several
+	// chains can refuse a response that answered none.
 	OCSP [][]byte
 }
 
@@ -134,7 +140,8 @@ func verifyChain(certs []*x509.Certificate, root *x509.Certificate, opts ChainOp
 
 // checkOCSP matches each given OCSP response to a certificate of the chain
 // (by issuer and serial, signed by that certificate's issuer or its
-// delegated responder) and requires it to say "good" at opts.At.
+// delegated responder) and requires those that match to say "good" at
+// opts.At.
 func checkOCSP(c *Chain, opts ChainOptions) error {
 	c.OCSP = make([]string, len(c.Certs)-1)
 	c.Revocation = RevocationNotChecked
@@ -142,13 +149,12 @@ func checkOCSP(c *Chain, opts ChainOptions) error {
 		return nil
 	}
 	for n, der := range opts.OCSP {
-		matched := false
 		for i := 0; i+1 < len(c.Certs); i++ {
 			resp, err := ocsp.ParseResponseForCert(der, c.Certs[i], c.Certs[i+1])
 			if err != nil {
 				continue
 			}
-			matched = true
+			c.OCSPUsed = append(c.OCSPUsed, n)
 			name := c.Certs[i].Subject.CommonName
 			switch resp.Status {
 			case ocsp.Good:
@@ -164,9 +170,9 @@ func checkOCSP(c *Chain, opts ChainOptions) error {
 			c.OCSP[i] = "good (produced " + resp.ProducedAt.UTC().Format(time.RFC3339) + ")"
 			break
 		}
-		if !matched {
-			return fmt.Errorf("%w: OCSP response %d does not belong to any certificate of the chain, or its signature does not verify", ErrRevoked, n+1)
-		}
+	}
+	if len(c.OCSPUsed) == 0 {
+		return nil
 	}
 	c.Revocation = RevocationGood
 	for _, s := range c.OCSP {

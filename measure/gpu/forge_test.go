@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"math/big"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -270,14 +271,26 @@ func TestOCSP(t *testing.T) {
 		"revoked":           {resp(p.leaf, p.inter, p.interKey, ocsp.Revoked, at.Add(-day), at.Add(day)), "was revoked"},
 		"unknown":           {resp(p.leaf, p.inter, p.interKey, ocsp.Unknown, at.Add(-day), at.Add(day)), "does not know"},
 		"stale":             {resp(p.leaf, p.inter, p.interKey, ocsp.Good, at.Add(-3*day), at.Add(-2*day)), "not at"},
-		"wrong signer":      {resp(p.leaf, p.inter, p.leafKey, ocsp.Good, at.Add(-day), at.Add(day)), "does not belong"},
-		"not OCSP":          {[]byte("garbage"), "does not belong"},
-		"another cert's":    {resp(p.root, p.root, p.rootKey, ocsp.Good, at.Add(-day), at.Add(day)), "does not belong"},
 		"revoked inter too": {resp(p.inter, p.root, p.rootKey, ocsp.Revoked, at.Add(-day), at.Add(day)), "was revoked"},
 	} {
 		if _, err := verify(c.r); !errors.Is(err, ErrRevoked) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: want %q, got %v", name, c.want, err)
 		}
+	}
+	// Responses that do not answer for this chain are not used (and a
+	// caller can tell): a forged signer, garbage, another certificate's.
+	for name, r := range map[string][]byte{
+		"wrong signer":   resp(p.leaf, p.inter, p.leafKey, ocsp.Good, at.Add(-day), at.Add(day)),
+		"not OCSP":       []byte("garbage"),
+		"another cert's": resp(p.root, p.root, p.rootKey, ocsp.Good, at.Add(-day), at.Add(day)),
+	} {
+		rim, err := verify(r)
+		if err != nil || rim.Signer.Revocation != RevocationNotChecked || len(rim.Signer.OCSPUsed) != 0 {
+			t.Errorf("%s: %v %+v", name, err, rim)
+		}
+	}
+	if rim, _ := verify([]byte("garbage"), leafGood); !reflect.DeepEqual(rim.Signer.OCSPUsed, []int{1}) {
+		t.Errorf("OCSPUsed %v", rim.Signer.OCSPUsed)
 	}
 }
 
