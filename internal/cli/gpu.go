@@ -103,7 +103,7 @@ func classifyGPU(err error, input string) error {
 	case errors.Is(err, gpu.ErrSignature), errors.Is(err, gpu.ErrUntrusted), errors.Is(err, gpu.ErrRevoked):
 		return outcome.SignatureError(fmt.Errorf("%s: %w", input, err))
 	case errors.Is(err, gpu.ErrConflict):
-		return outcome.InputError(err, "give the VBIOS and driver RIMs of one GPU generation; NVIDIA's VBIOS and driver RIMs measure disjoint registers")
+		return outcome.InputError(err, "give each RIM once; a VBIOS and a driver RIM of the same chip must measure disjoint registers (RIMs of one GPU generation)")
 	case errors.Is(err, gpu.ErrMalformed):
 		return outcome.InputError(fmt.Errorf("%s: %w", input, err))
 	}

@@ -21,7 +21,8 @@ const (
 )
 
 // ErrConflict marks RIMs that cannot form one reference: a VBIOS and a
-// driver RIM of the same chip whose active indices overlap.
+// driver RIM of the same chip whose active indices overlap, or one RIM
+// given twice.
 var ErrConflict = errors.New("conflicting RIMs")
 
 // Reference is the GPU reference values cvmkit publishes: the verified
@@ -146,7 +147,7 @@ func NewReference(rims []*RIM, files []string) (*Reference, error) {
 	})
 	for i := 1; i < len(ref.RIMs); i++ {
 		if ref.RIMs[i].SHA256 == ref.RIMs[i-1].SHA256 {
-			return nil, fmt.Errorf("gpu: the same RIM (sha256 %s) is given twice: %s and %s", ref.RIMs[i].SHA256[:16], ref.RIMs[i-1].File, ref.RIMs[i].File)
+			return nil, fmt.Errorf("%w: the same RIM (sha256 %s) is given twice: %s and %s", ErrConflict, ref.RIMs[i].SHA256[:16], ref.RIMs[i-1].File, ref.RIMs[i].File)
 		}
 	}
 	v := &ref.Versions
