@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/outcome"
@@ -113,6 +114,7 @@ func classifyGPU(err error, input string) error {
 func (a *app) gpuReferenceCmd() *cobra.Command {
 	var (
 		rims         []string
+		configFile   string
 		out          string
 		allowExpired bool
 		ocspFiles    []string
@@ -144,11 +146,29 @@ refused. -o writes the reference values (the --json document) to a file, for
       --rim NV_GPU_DRIVER_GH100_550.144.03.xml -o gpu-reference.json
 
   # Check they were validly signed when built, long after the signer expired:
-  cvmkit gpu reference --rim vbios.xml --verify-at 2024-06-01 --json`,
+  cvmkit gpu reference --rim vbios.xml --verify-at 2024-06-01 --json
+
+  # The RIMs a release config pins (gpu.rims), checked against their digests:
+  cvmkit gpu reference -f cvmkit.yaml -o dist/gpu-reference.json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			pins := map[string]string{}
+			if configFile != "" {
+				g, err := gpuFromConfig(configFile)
+				if err != nil {
+					return err
+				}
+				for _, f := range g.RIMs {
+					pins[f.path] = f.digest
+					rims = append(rims, f.path)
+				}
+				if !cmd.Flags().Changed("verify-at") && !g.verifyAt.IsZero() {
+					at.value = g.verifyAt.Format(time.RFC3339)
+				}
+				allowExpired = allowExpired || g.allowExpired
+			}
 			if len(rims) == 0 {
-				return outcome.UsageError(errors.New("no --rim given"), "give each RIM file with --rim FILE")
+				return outcome.UsageError(errors.New("no --rim given"), "give each RIM file with --rim FILE, or a config with gpu.rims with -f")
 			}
 			when, err := at.time()
 			if err != nil {
@@ -162,9 +182,13 @@ refused. -o writes the reference values (the --json document) to a file, for
 			var names []string
 			var chains []*gpu.Chain
 			for _, p := range rims {
-				b, _, err := readInput(p, "--rim", 16<<20)
+				b, d, err := readInput(p, "--rim", 16<<20)
 				if err != nil {
 					return err
+				}
+				if want, ok := pins[p]; ok && want != d.SHA256 {
+					return outcome.InputError(fmt.Errorf("RIM %s: sha256 %s differs from the digest pinned in %s (%s)", p, d.SHA256, configFile, want),
+						"NVIDIA re-issues RIMs under the same ID: if this one is expected, pin its new digest in gpu.rims")
 				}
 				r, err := gpu.VerifyRIM(b, gpu.RIMOptions{ChainOptions: gpu.ChainOptions{At: when, AllowExpired: allowExpired, OCSP: responses}})
 				if err != nil {
@@ -194,11 +218,36 @@ refused. -o writes the reference values (the --json document) to a file, for
 		},
 	}
 	cmd.Flags().StringArrayVar(&rims, "rim", nil, "a RIM file (SWID XML); repeat for each")
+	cmd.Flags().StringVarP(&configFile, "file", "f", "", "take the RIMs (pinned by digest), verifyAt and allowExpiredSigner from this cvmkit.yaml's gpu section")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "also write the reference values (JSON) to this file")
 	cmd.Flags().BoolVar(&allowExpired, "allow-expired-signer", false, "accept a signer expired at --verify-at if the chain was valid at its expiry (recorded)")
 	cmd.Flags().StringArrayVar(&ocspFiles, "ocsp-response", nil, "a DER OCSP response for a certificate of a RIM's chain; repeat for each")
 	at.register(cmd, "the RIM signatures and chains")
 	return cmd
+}
+
+type configRIM struct{ path, digest string }
+
+type gpuConfig struct {
+	RIMs         []configRIM
+	verifyAt     time.Time
+	allowExpired bool
+}
+
+// gpuFromConfig reads the gpu section of a release config.
+func gpuFromConfig(file string) (*gpuConfig, error) {
+	c, err := config.Load(file)
+	if err != nil {
+		return nil, outcome.InputError(err)
+	}
+	if c.GPU == nil {
+		return nil, outcome.InputError(fmt.Errorf("%s has no gpu section", file), "add gpu: {rims: [{path, digest}]} (docs/config.md)")
+	}
+	g := &gpuConfig{verifyAt: c.GPU.VerifyAt.Time, allowExpired: c.GPU.AllowExpiredSigner}
+	for _, f := range c.GPU.RIMs {
+		g.RIMs = append(g.RIMs, configRIM{path: c.Resolve(f.Path), digest: f.Digest.Hex()})
+	}
+	return g, nil
 }
 
 func printReference(w io.Writer, ref *gpu.Reference, out string) {
