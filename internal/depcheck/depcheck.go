@@ -118,7 +118,11 @@ func Check(mod string, pkgs []Package) []string {
 			v = append(v, fmt.Sprintf("%s: package folder %q has no role; classify it in internal/depcheck.Layout", r, t))
 			continue
 		}
-		for _, d := range p.Deps {
+		// cobra: our packages outside the CLI may not import it. (A
+		// third-party library that happens to link it, as sigstore's
+		// dependencies do, is not ours to judge; a module package that
+		// imports it is caught on its own.)
+		for _, d := range p.Imports {
 			if ro != CLI {
 				for _, c := range cliOnly {
 					if d == c || strings.HasPrefix(d, c+"/") {
@@ -126,6 +130,8 @@ func Check(mod string, pkgs []Package) []string {
 					}
 				}
 			}
+		}
+		for _, d := range p.Deps {
 			dro, dt, dknown := role(d)
 			if !dknown {
 				continue
