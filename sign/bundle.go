@@ -37,7 +37,7 @@ type Keyless struct {
 // SignStatement signs an in-toto statement as a DSSE envelope in a sigstore
 // bundle (v0.3) and returns the bundle's JSON. With a local key and no
 // keyless options, the result depends only on the statement and the key.
-func SignStatement(ctx context.Context, statement []byte, s *Signer, keyless *Keyless) ([]byte, error) {
+func SignStatement(ctx context.Context, statement []byte, s sgsign.Keypair, keyless *Keyless) ([]byte, error) {
 	opts := sgsign.BundleOptions{Context: ctx}
 	if keyless != nil {
 		opts.CertificateProvider = keyless.Certificates
@@ -130,4 +130,24 @@ func hashFor(pub crypto.PublicKey) crypto.Hash {
 		return s.hash
 	}
 	return crypto.SHA256
+}
+
+// PublicGoodKeyless returns keyless signing through a Fulcio and a Rekor
+// instance (sigstore's public-good ones are https://fulcio.sigstore.dev and
+// https://rekor.sigstore.dev) for an OIDC identity token, with an ephemeral
+// ECDSA P-256 key. Keyless bundles are not deterministic: the key, the
+// certificate and the log entry are new each time.
+func PublicGoodKeyless(fulcioURL, rekorURL, idToken string) (sgsign.Keypair, *Keyless, error) {
+	if idToken == "" {
+		return nil, nil, errors.New("keyless signing needs an OIDC identity token")
+	}
+	kp, err := sgsign.NewEphemeralKeypair(nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kp, &Keyless{
+		Certificates: sgsign.NewFulcio(&sgsign.FulcioOptions{BaseURL: fulcioURL}),
+		IDToken:      idToken,
+		Logs:         []sgsign.Transparency{sgsign.NewRekor(&sgsign.RekorOptions{BaseURL: rekorURL})},
+	}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	sgsign "github.com/sigstore/sigstore-go/pkg/sign"
 )
 
 // Signed is one statement written by SignRelease.
@@ -23,7 +24,7 @@ type Signed struct {
 // statement (subjects: the image files), each with its sigstore bundle, into
 // dir/attestations. The folder is built aside and renamed into place, and an
 // existing one is never replaced.
-func SignRelease(ctx context.Context, dir string, s *Signer, keyless *Keyless) ([]Signed, error) {
+func SignRelease(ctx context.Context, dir string, s sgsign.Keypair, keyless *Keyless) ([]Signed, error) {
 	if _, err := os.Lstat(filepath.Join(dir, AttestationsDir)); err == nil {
 		return nil, fmt.Errorf("%s already has %s/: remove it to sign again", dir, AttestationsDir)
 	}
