@@ -75,21 +75,9 @@ line parameters and lock format: docs/image.md.`,
 			if err := newOutput(out); err != nil {
 				return err
 			}
-			t, ok, err := epoch.FromEnv(a.lookupEnv)
+			t, initBin, err := a.buildInputs(c, initBinary)
 			if err != nil {
-				return outcome.UsageError(err)
-			}
-			if !ok {
-				t = time.Unix(0, 0).UTC()
-				if c.SourceDateEpoch != nil {
-					t = time.Unix(*c.SourceDateEpoch, 0).UTC()
-				}
-			}
-			initBin, _ := initbin.Binary()
-			if initBinary != "" {
-				if initBin, err = os.ReadFile(initBinary); err != nil {
-					return outcome.InputError(fmt.Errorf("--init-binary: %w", unwrapPath(err)))
-				}
+				return err
 			}
 			start := time.Now()
 			res, err := build.Build(cmd.Context(), c, build.Options{
@@ -117,4 +105,27 @@ line parameters and lock format: docs/image.md.`,
 	cmd.Flags().StringVar(&initBinary, "init-binary", "", "use this cvmkit-init (linux/amd64) instead of the embedded one")
 	cmd.Flags().BoolVar(&insecure, "insecure-registry", false, "talk plain HTTP to registries (a local test registry)")
 	return cmd
+}
+
+// buildInputs returns what a build needs besides the config: the epoch
+// (SOURCE_DATE_EPOCH, else the config's sourceDateEpoch, else 0) and the
+// cvmkit-init binary (embedded, or --init-binary).
+func (a *app) buildInputs(c *config.Config, initBinary string) (time.Time, []byte, error) {
+	t, ok, err := epoch.FromEnv(a.lookupEnv)
+	if err != nil {
+		return t, nil, outcome.UsageError(err)
+	}
+	if !ok {
+		t = time.Unix(0, 0).UTC()
+		if c.SourceDateEpoch != nil {
+			t = time.Unix(*c.SourceDateEpoch, 0).UTC()
+		}
+	}
+	initBin, _ := initbin.Binary()
+	if initBinary != "" {
+		if initBin, err = os.ReadFile(initBinary); err != nil {
+			return t, nil, outcome.InputError(fmt.Errorf("--init-binary: %w", unwrapPath(err)))
+		}
+	}
+	return t, initBin, nil
 }

@@ -104,6 +104,8 @@ logs go to stderr. Exit codes are listed in docs/exit-codes.md.`,
 		a.encryptCmd(),
 		a.decryptCmd(),
 		a.keygenCmd(),
+		a.signCmd(),
+		a.verifyCmd(),
 	)
 	return root
 }

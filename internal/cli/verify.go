@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/measure/gpu"
+	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/sign"
+	"github.com/cvmkit/cvmkit/verify"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) verifyCmd() *cobra.Command {
+	var (
+		key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot, rebuild, initBinary string
+	)
+	cmd := &cobra.Command{
+		Use:   "verify DIR (--key cosign.pub | --certificate-identity ID --certificate-oidc-issuer URL --trusted-root FILE) [--rebuild cvmkit.yaml]",
+		Short: "Verify a signed release folder: bundles, every file, and optionally a bit-for-bit rebuild",
+		Long: `Check, in order, and list every check run or skipped:
+
+  1. DIR/attestations holds exactly the reference-values and provenance
+     statements and their sigstore bundles;
+  2. each bundle's DSSE signature, with the public key (--key) or, for keyless
+     bundles, the Fulcio certificate issued to --certificate-identity by
+     --certificate-oidc-issuer under --trusted-root, with a Rekor entry;
+     each statement file equals what its bundle signs;
+  3. every file of DIR is a subject of the reference values and every subject
+     is a file, with the same SHA-256 (recomputed);
+  4. the provenance covers image files with the same digests, and the
+     reference values name the lock, model manifest and SBOMs by their digests;
+  5. with --rebuild cvmkit.yaml: the image is rebuilt in a temporary folder
+     and every file compared bit for bit, then the SBOMs and the GPU reference
+     values are recomputed from it and compared.
+
+Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
+5 a changed file or a rebuilt artifact that differs, 3 a bad config.`,
+		Example: `  cvmkit verify dist --key cosign.pub
+  cvmkit verify dist --key cosign.pub --rebuild cvmkit.yaml
+
+  # A keyless release signed in GitHub Actions:
+  cvmkit verify dist --trusted-root trusted_root.json \
+      --certificate-identity https://github.com/acme/model/.github/workflows/release.yml@refs/tags/v1.4.0 \
+      --certificate-oidc-issuer https://token.actions.githubusercontent.com`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			trust, err := a.trust(key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot)
+			if err != nil {
+				return err
+			}
+			rep, err := verify.Release(args[0], trust)
+			if err == nil && rebuild != "" {
+				err = a.rebuild(cmd.Context(), rep, rebuild, initBinary)
+			} else if err == nil {
+				rep.Checks = append(rep.Checks, verify.Check{Name: "rebuild", Status: verify.Skipped, Detail: "no --rebuild cvmkit.yaml"})
+			}
+			if eerr := a.emit(rep, func(w io.Writer) { printVerify(w, rep) }); eerr != nil {
+				return eerr
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "the signer's public key (cosign.pub)")
+	cmd.Flags().StringVar(&identity, "certificate-identity", "", "keyless: the signer identity (certificate SAN) to accept")
+	cmd.Flags().StringVar(&identityRegexp, "certificate-identity-regexp", "", "keyless: a regular expression the identity must match")
+	cmd.Flags().StringVar(&issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer to accept")
+	cmd.Flags().StringVar(&issuerRegexp, "certificate-oidc-issuer-regexp", "", "keyless: a regular expression the issuer must match")
+	cmd.Flags().StringVar(&trustedRoot, "trusted-root", "", "keyless: a sigstore trusted_root.json (Fulcio CAs, Rekor keys); cvmkit never fetches it")
+	cmd.Flags().StringVar(&rebuild, "rebuild", "", "rebuild from this release config and compare every artifact")
+	cmd.Flags().StringVar(&initBinary, "init-binary", "", "with --rebuild: the cvmkit-init the release was built with, if not the embedded one")
+	return cmd
+}
+
+func (a *app) trust(key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot string) (sign.Trust, error) {
+	keyless := identity != "" || identityRegexp != "" || issuer != "" || issuerRegexp != ""
+	switch {
+	case key != "" && keyless:
+		return sign.Trust{}, outcome.UsageError(errors.New("give --key or a certificate identity, not both"))
+	case key != "":
+		b, _, err := readInput(key, "--key", 1<<20)
+		if err != nil {
+			return sign.Trust{}, err
+		}
+		pub, err := sign.LoadPublicKey(b)
+		if err != nil {
+			return sign.Trust{}, outcome.InputError(fmt.Errorf("--key %q: %w", key, err), "give the public key (cosign.pub), not the private key")
+		}
+		return sign.Trust{PublicKey: pub}, nil
+	case keyless:
+		if trustedRoot == "" {
+			return sign.Trust{}, outcome.UsageError(errors.New("keyless verification needs --trusted-root"), "get Sigstore's trusted_root.json from its TUF repository (cosign trusted-root, or https://github.com/sigstore/root-signing)")
+		}
+		b, _, err := readInput(trustedRoot, "--trusted-root", 16<<20)
+		if err != nil {
+			return sign.Trust{}, err
+		}
+		tr, err := root.NewTrustedRootFromJSON(b)
+		if err != nil {
+			return sign.Trust{}, outcome.InputError(fmt.Errorf("--trusted-root %q: %w", trustedRoot, err))
+		}
+		id, err := sgverify.NewShortCertificateIdentity(issuer, issuerRegexp, identity, identityRegexp)
+		if err != nil {
+			return sign.Trust{}, outcome.UsageError(err, "give --certificate-identity(-regexp) and --certificate-oidc-issuer(-regexp)")
+		}
+		return sign.Trust{Root: tr, Identity: &id}, nil
+	}
+	return sign.Trust{}, outcome.UsageError(errors.New("say whom to trust: --key cosign.pub, or --certificate-identity and --certificate-oidc-issuer"))
+}
+
+// rebuild rebuilds the release from its config and compares.
+func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary string) error {
+	c, err := config.Load(file)
+	if err != nil {
+		return outcome.InputError(err)
+	}
+	if err := c.CheckInputs(); err != nil {
+		return outcome.InputError(err)
+	}
+	t, initBin, err := a.buildInputs(c, initBinary)
+	if err != nil {
+		return err
+	}
+	return verify.Rebuild(ctx, rep, verify.RebuildOptions{
+		Config: c, Epoch: t, InitBinary: initBin, Version: Version().Version,
+		Extra: func(ctx context.Context, imageDir string) (map[string][]byte, map[string]string, error) {
+			out, why := map[string][]byte{}, map[string]string{}
+			if err := a.rebuildGPU(c, rep, out, why); err != nil {
+				return nil, nil, err
+			}
+			for _, p := range []string{sign.SNPPath, sign.TDXPath} {
+				if rep.Values != nil {
+					if _, ok := rep.Values.Measurements[p[len("measurements/"):len(p)-len(".json")]]; ok {
+						why[p] = "measurement documents are recomputed by 'cvmkit release' (its rebuild compares them); verified here by signature and digest"
+					}
+				}
+			}
+			return out, why, nil
+		},
+	})
+}
+
+// rebuildGPU recomputes the GPU reference values from the config's RIMs.
+func (a *app) rebuildGPU(c *config.Config, rep *verify.Report, out map[string][]byte, why map[string]string) error {
+	if rep.Values == nil || rep.Values.GPU == nil {
+		return nil
+	}
+	if c.GPU == nil {
+		why[sign.GPUPath] = "the config has no gpu section"
+		return nil
+	}
+	var rims []*gpu.RIM
+	var names []string
+	for _, f := range c.GPU.RIMs {
+		p := c.Resolve(f.Path)
+		b, _, err := readInput(p, "gpu.rims", 16<<20)
+		if err != nil {
+			return err
+		}
+		at := c.GPU.VerifyAt.Time
+		if at.IsZero() {
+			why[sign.GPUPath] = "gpu.verifyAt is not set, so the reference values depend on the time they were made"
+			return nil
+		}
+		r, err := gpu.VerifyRIM(b, gpu.RIMOptions{ChainOptions: gpu.ChainOptions{At: at, AllowExpired: c.GPU.AllowExpiredSigner}})
+		if err != nil {
+			return classifyGPU(err, "RIM "+p)
+		}
+		rims = append(rims, r)
+		names = append(names, filepath.Base(p))
+	}
+	ref, err := gpu.NewReference(rims, names)
+	if err != nil {
+		return classifyGPU(err, "RIMs")
+	}
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, ref); err != nil {
+		return err
+	}
+	out[sign.GPUPath] = buf.Bytes()
+	return nil
+}
+
+func printVerify(w io.Writer, rep *verify.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range rep.Checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, c.Status, c.Detail)
+	}
+	tw.Flush()
+	var bad int
+	for _, f := range rep.Files {
+		if f.Status != verify.OK {
+			bad++
+			fmt.Fprintf(w, "  %s %s\n", f.Status, f.Path)
+		}
+	}
+	if len(rep.Rebuild) > 0 {
+		fmt.Fprintln(w, "rebuild:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, c := range rep.Rebuild {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Path, c.Status, c.Detail)
+		}
+		tw.Flush()
+	}
+}

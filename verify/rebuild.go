@@ -1,0 +1,134 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/cvmkit/cvmkit/build"
+	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/outcome"
+)
+
+// Compared is one rebuilt artifact compared with the released one.
+type Compared struct {
+	Path   string `json:"path"`
+	Status string `json:"status"` // ok, differs, missing, extra, skipped
+	Detail string `json:"detail,omitempty"`
+}
+
+// RebuildOptions says how to rebuild a release from its config.
+type RebuildOptions struct {
+	Config     *config.Config
+	Epoch      time.Time
+	InitBinary []byte
+	Version    string
+	// Extra recomputes further artifacts from the rebuilt image folder and
+	// returns them by release path (the CLI adds SBOMs and GPU references
+	// here). Nil entries mean "cannot be recomputed": skipped, with Why.
+	Extra func(ctx context.Context, imageDir string) (map[string][]byte, map[string]string, error)
+}
+
+// Rebuild rebuilds the image of a verified release in a temporary folder
+// and compares every file bit for bit, then every extra artifact. It
+// appends to rep and returns a Mismatch error naming the first difference.
+func Rebuild(ctx context.Context, rep *Report, o RebuildOptions) error {
+	tmp, err := os.MkdirTemp("", "cvmkit-rebuild-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	imageDir := filepath.Join(tmp, "image")
+	if _, err := build.Build(ctx, o.Config, build.Options{OutDir: imageDir, Epoch: o.Epoch, InitBinary: o.InitBinary, Version: o.Version}); err != nil {
+		rep.add("rebuild image", Failed, err.Error())
+		return err
+	}
+	rebuilt := map[string][]byte{}
+	entries, err := os.ReadDir(imageDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(imageDir, e.Name()))
+		if err != nil {
+			return err
+		}
+		rebuilt["image/"+e.Name()] = b
+	}
+	// The released image folder must hold the same files.
+	released, err := os.ReadDir(filepath.Join(rep.Dir, "image"))
+	if err != nil {
+		return err
+	}
+	for _, e := range released {
+		if _, ok := rebuilt["image/"+e.Name()]; !ok {
+			rep.Rebuild = append(rep.Rebuild, Compared{Path: "image/" + e.Name(), Status: "extra", Detail: "the rebuild does not produce it"})
+		}
+	}
+	skipped := map[string]string{}
+	if o.Extra != nil {
+		more, why, err := o.Extra(ctx, imageDir)
+		if err != nil {
+			rep.add("rebuild", Failed, err.Error())
+			return err
+		}
+		for k, v := range more {
+			rebuilt[k] = v
+		}
+		skipped = why
+	}
+	paths := make([]string, 0, len(rebuilt))
+	for p := range rebuilt {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		got, err := os.ReadFile(filepath.Join(rep.Dir, filepath.FromSlash(p)))
+		switch {
+		case os.IsNotExist(err):
+			rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: "missing", Detail: "rebuilt, but not in the release"})
+		case err != nil:
+			return err
+		case bytes.Equal(got, rebuilt[p]):
+			rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: OK, Detail: fmt.Sprintf("%d bytes identical", len(got))})
+		default:
+			rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: "differs", Detail: fmt.Sprintf("first difference at byte %d", firstDiff(got, rebuilt[p]))})
+		}
+	}
+	var skippedPaths []string
+	for p := range skipped {
+		skippedPaths = append(skippedPaths, p)
+	}
+	sort.Strings(skippedPaths)
+	for _, p := range skippedPaths {
+		rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: Skipped, Detail: skipped[p]})
+	}
+	for _, c := range rep.Rebuild {
+		if c.Status != OK && c.Status != Skipped {
+			rep.add("rebuild", Failed, c.Path+" "+c.Status+": "+c.Detail)
+			return &outcome.MismatchError{Subject: filepath.Join(rep.Dir, c.Path), Register: "rebuilt bytes", Want: "the rebuilt artifact", Got: c.Status + " (" + c.Detail + ")"}
+		}
+	}
+	rep.add("rebuild", OK, fmt.Sprintf("%d artifacts rebuilt and identical, %d skipped", len(paths), len(skippedPaths)))
+	return nil
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func jsonStrict(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	return d.Decode(v)
+}
