@@ -305,5 +305,3 @@ func firstWith(l []FileResult, status string) FileResult {
 	}
 	return FileResult{}
 }
-
-
