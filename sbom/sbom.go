@@ -1,0 +1,249 @@
+// Package sbom makes the SBOMs of a guest image's root filesystem with syft
+// (as a library) in SPDX 2.3 JSON and CycloneDX 1.6 JSON, normalised so that
+// the same root filesystem always gives the same bytes.
+//
+// syft stamps each document with the current time, a random namespace or
+// serial number and, for CycloneDX, a digest of the scanned path. Those are
+// replaced: the time by SOURCE_DATE_EPOCH, the namespace and serial by
+// values derived from the document's own content, the path by a constant.
+// The document is then re-encoded with sorted keys. The content remains a
+// function of the syft version, which go.mod pins.
+package sbom
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/anchore/syft/syft"
+	"github.com/anchore/syft/syft/format"
+	"github.com/anchore/syft/syft/format/cyclonedxjson"
+	"github.com/anchore/syft/syft/format/spdxjson"
+	"github.com/anchore/syft/syft/source"
+	"github.com/anchore/syft/syft/source/directorysource"
+	"github.com/erofs/go-erofs"
+	"github.com/google/uuid"
+
+	// syft's RPM cataloger needs a SQL driver for newer RPM databases.
+	_ "modernc.org/sqlite"
+)
+
+// Namespace is the base of the SPDX document namespace cvmkit writes.
+const Namespace = "https://cvmkit.dev/spdx/"
+
+// Options says how to describe the root filesystem.
+type Options struct {
+	// Name and Version name the scanned system in the documents (the
+	// release name and version).
+	Name, Version string
+	// Epoch is the documents' creation time (SOURCE_DATE_EPOCH).
+	Epoch time.Time
+	// Tool is the creating tool's version, recorded in the documents.
+	Tool string
+}
+
+// Documents are the two SBOMs of one root filesystem.
+type Documents struct {
+	SPDX      []byte
+	CycloneDX []byte
+	Packages  int
+}
+
+// FromDir catalogues the root filesystem in dir.
+func FromDir(ctx context.Context, dir string, o Options) (*Documents, error) {
+	if o.Name == "" {
+		return nil, errors.New("sbom: a name for the root filesystem is required")
+	}
+	src, err := directorysource.New(directorysource.Config{Path: dir, Base: dir, Alias: source.Alias{Name: o.Name, Version: o.Version}})
+	if err != nil {
+		return nil, fmt.Errorf("sbom: %w", err)
+	}
+	defer src.Close()
+	cfg := syft.DefaultCreateSBOMConfig().WithTool("cvmkit", o.Tool)
+	s, err := syft.CreateSBOM(ctx, src, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sbom: cataloguing %s: %w", dir, err)
+	}
+	spdxEnc, err := spdxjson.NewFormatEncoderWithConfig(spdxjson.EncoderConfig{Version: "2.3"})
+	if err != nil {
+		return nil, err
+	}
+	cdxEnc, err := cyclonedxjson.NewFormatEncoderWithConfig(cyclonedxjson.EncoderConfig{Version: "1.6"})
+	if err != nil {
+		return nil, err
+	}
+	rawSPDX, err := format.Encode(*s, spdxEnc)
+	if err != nil {
+		return nil, err
+	}
+	rawCDX, err := format.Encode(*s, cdxEnc)
+	if err != nil {
+		return nil, err
+	}
+	d := &Documents{Packages: s.Artifacts.Packages.PackageCount()}
+	if d.SPDX, err = normaliseSPDX(rawSPDX, o); err != nil {
+		return nil, err
+	}
+	if d.CycloneDX, err = normaliseCycloneDX(rawCDX, o); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// FromEROFS extracts an EROFS root filesystem image (rootfs.img, with or
+// without an appended dm-verity tree) into a temporary folder and
+// catalogues it.
+func FromEROFS(ctx context.Context, image io.ReaderAt, o Options) (*Documents, error) {
+	fsys, err := erofs.Open(image)
+	if err != nil {
+		return nil, fmt.Errorf("sbom: not an EROFS image: %w", err)
+	}
+	tmp, err := os.MkdirTemp("", "cvmkit-sbom-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	root := filepath.Join(tmp, "rootfs")
+	if err := extract(fsys, root); err != nil {
+		return nil, err
+	}
+	return FromDir(ctx, root, o)
+}
+
+// extract copies directories, regular files and symbolic links (the things
+// syft reads) out of fsys. Devices, FIFOs and sockets are left out; modes
+// are kept but made readable, since only cataloguing reads the copy.
+func extract(fsys fs.FS, dst string) error {
+	rl, _ := fsys.(interface {
+		ReadLink(string) (string, error)
+	})
+	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, filepath.FromSlash(p))
+		switch t := d.Type(); {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case t&fs.ModeSymlink != 0:
+			if rl == nil {
+				return nil
+			}
+			link, err := rl.ReadLink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(link, target)
+		case t.IsRegular():
+			in, err := fsys.Open(p)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			out, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, fi.Mode().Perm()|0o400)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(out, in); err != nil {
+				out.Close()
+				return fmt.Errorf("extracting %s: %w", path.Clean(p), err)
+			}
+			return out.Close()
+		}
+		return nil
+	})
+}
+
+// decode reads JSON into a generic tree; numbers stay exact.
+func decode(b []byte) (map[string]any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// encode writes JSON with sorted keys (encoding/json sorts map keys),
+// indented, without HTML escaping.
+func encode(m map[string]any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func contentHash(m map[string]any) (string, error) {
+	b, err := encode(m)
+	if err != nil {
+		return "", err
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:]), nil
+}
+
+// normaliseSPDX pins creationInfo.created and derives documentNamespace from
+// the rest of the document (SPDX 2.3 §6.5 requires it unique per document;
+// a content hash is).
+func normaliseSPDX(raw []byte, o Options) ([]byte, error) {
+	m, err := decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("sbom: syft's SPDX output: %w", err)
+	}
+	ci, ok := m["creationInfo"].(map[string]any)
+	if !ok {
+		return nil, errors.New("sbom: SPDX document without creationInfo")
+	}
+	ci["created"] = o.Epoch.UTC().Format(time.RFC3339)
+	delete(m, "documentNamespace")
+	h, err := contentHash(m)
+	if err != nil {
+		return nil, err
+	}
+	m["documentNamespace"] = Namespace + o.Name + "-" + h[:16]
+	return encode(m)
+}
+
+// normaliseCycloneDX pins metadata.timestamp, replaces the path-derived
+// bom-ref of the scanned component and derives serialNumber (a UUID URN,
+// CycloneDX 1.6) from the rest of the document.
+func normaliseCycloneDX(raw []byte, o Options) ([]byte, error) {
+	m, err := decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("sbom: syft's CycloneDX output: %w", err)
+	}
+	md, ok := m["metadata"].(map[string]any)
+	if !ok {
+		return nil, errors.New("sbom: CycloneDX document without metadata")
+	}
+	md["timestamp"] = o.Epoch.UTC().Format(time.RFC3339)
+	if c, ok := md["component"].(map[string]any); ok {
+		c["bom-ref"] = "rootfs"
+	}
+	delete(m, "serialNumber")
+	h, err := contentHash(m)
+	if err != nil {
+		return nil, err
+	}
+	m["serialNumber"] = uuid.NewSHA1(uuid.NameSpaceURL, []byte(Namespace+o.Name+"/"+h)).URN()
+	return encode(m)
+}
