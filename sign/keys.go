@@ -116,3 +116,12 @@ func KeyHint(pub crypto.PublicKey) (string, error) {
 	sum := sha256.Sum256(der)
 	return b64(sum[:]), nil
 }
+
+// PublicKeyPEM encodes a public key as PKIX PEM (cosign.pub).
+func PublicKeyPEM(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: pemPublic, Bytes: der})), nil
+}

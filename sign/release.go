@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
-	sgsign "github.com/sigstore/sigstore-go/pkg/sign"
 )
 
 // Signed is one statement written by SignRelease.
@@ -24,7 +23,10 @@ type Signed struct {
 // statement (subjects: the image files), each with its sigstore bundle, into
 // dir/attestations. The folder is built aside and renamed into place, and an
 // existing one is never replaced.
-func SignRelease(ctx context.Context, dir string, s sgsign.Keypair, keyless *Keyless) ([]Signed, error) {
+//
+// bundle makes the sigstore bundle of a statement: [SignStatement] with a
+// key, or sign/keyless.
+func SignRelease(ctx context.Context, dir string, bundle func(ctx context.Context, statement []byte) ([]byte, error)) ([]Signed, error) {
 	if _, err := os.Lstat(filepath.Join(dir, AttestationsDir)); err == nil {
 		return nil, fmt.Errorf("%s already has %s/: remove it to sign again", dir, AttestationsDir)
 	}
@@ -69,11 +71,11 @@ func SignRelease(ctx context.Context, dir string, s sgsign.Keypair, keyless *Key
 			if err != nil {
 				return err
 			}
-			bundle, err := SignStatement(ctx, body, s, keyless)
+			b, err := bundle(ctx, body)
 			if err != nil {
 				return fmt.Errorf("signing the %s statement: %w", j.base, err)
 			}
-			for name, data := range map[string][]byte{j.base + statementSuffix: body, j.base + bundleSuffix: bundle} {
+			for name, data := range map[string][]byte{j.base + statementSuffix: body, j.base + bundleSuffix: b} {
 				if err := os.WriteFile(filepath.Join(tmp, name), data, 0o644); err != nil {
 					return err
 				}
@@ -83,4 +85,9 @@ func SignRelease(ctx context.Context, dir string, s sgsign.Keypair, keyless *Key
 		return nil
 	})
 	return out, err
+}
+
+// WithKey is the bundle function for SignRelease that signs with s.
+func WithKey(s *Signer) func(context.Context, []byte) ([]byte, error) {
+	return func(_ context.Context, statement []byte) ([]byte, error) { return SignStatement(statement, s) }
 }

@@ -79,7 +79,7 @@ func TestSignAndVerifyRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := testRelease(t)
-	signed, err := SignRelease(context.Background(), dir, s, nil)
+	signed, err := SignRelease(context.Background(), dir, WithKey(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestSignAndVerifyRelease(t *testing.T) {
 	first, _ := os.ReadFile(filepath.Join(dir, BundlePath(ReferenceValuesBase)))
 	for _, sg := range signed {
 		b, _ := os.ReadFile(filepath.Join(dir, sg.Bundle))
-		payload, err := VerifyBundle(b, Trust{PublicKey: pub})
+		payload, err := VerifyBundle(b, pub)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,11 +116,11 @@ func TestSignAndVerifyRelease(t *testing.T) {
 	}
 
 	// Signing again (same key, same files) gives the same bundle.
-	if _, err := SignRelease(context.Background(), dir, s, nil); err == nil {
+	if _, err := SignRelease(context.Background(), dir, WithKey(s)); err == nil {
 		t.Fatal("signed over an existing attestations folder")
 	}
 	os.RemoveAll(filepath.Join(dir, AttestationsDir))
-	if _, err := SignRelease(context.Background(), dir, s, nil); err != nil {
+	if _, err := SignRelease(context.Background(), dir, WithKey(s)); err != nil {
 		t.Fatal(err)
 	}
 	again, _ := os.ReadFile(filepath.Join(dir, BundlePath(ReferenceValuesBase)))
@@ -132,7 +132,7 @@ func TestSignAndVerifyRelease(t *testing.T) {
 	other, _, otherPub := testSigner(t, "")
 	_ = other
 	op, _ := LoadPublicKey(otherPub)
-	if _, err := VerifyBundle(first, Trust{PublicKey: op}); !errors.Is(err, ErrSignature) {
+	if _, err := VerifyBundle(first, op); !errors.Is(err, ErrSignature) {
 		t.Fatalf("wrong key: %v", err)
 	}
 	var b map[string]any
@@ -142,7 +142,7 @@ func TestSignAndVerifyRelease(t *testing.T) {
 	env := b["dsseEnvelope"].(map[string]any)
 	env["payload"] = b64(bytes.Replace(st, []byte("console=ttyS0"), []byte("console=ttyS1"), 1))
 	tampered, _ := json.Marshal(b)
-	if _, err := VerifyBundle(tampered, Trust{PublicKey: pub}); !errors.Is(err, ErrSignature) {
+	if _, err := VerifyBundle(tampered, pub); !errors.Is(err, ErrSignature) {
 		t.Fatalf("tampered payload: %v", err)
 	}
 }

@@ -56,7 +56,11 @@ func (r *Report) add(name, status, detail string) {
 // (package outcome): a signature that does not verify → Signature; a
 // missing or extra file → Inventory; a file or rebuilt artifact whose
 // bytes differ → Mismatch. The report lists every check either way.
-func Release(dir string, trust sign.Trust) (*Report, error) {
+//
+// check verifies one bundle and returns the statement it signs (a key
+// check in process, or the keyless helper); trusted describes whom it
+// trusts, for the report.
+func Release(dir string, check func(bundle []byte) ([]byte, error), trusted string) (*Report, error) {
 	rep := &Report{Dir: dir}
 	att := filepath.Join(dir, sign.AttestationsDir)
 	if fi, err := os.Stat(att); err != nil || !fi.IsDir() {
@@ -102,12 +106,12 @@ func Release(dir string, trust sign.Trust) (*Report, error) {
 		bases = append(bases, sign.ProvenanceBase)
 	}
 	for _, base := range bases {
-		st, err := verifyStatement(dir, base, trust)
+		st, err := verifyStatement(dir, base, check)
 		if err != nil {
 			rep.add("signature "+base, Failed, err.Error())
 			return rep, err
 		}
-		rep.add("signature "+base, OK, describeTrust(trust))
+		rep.add("signature "+base, OK, trusted)
 		statements[base] = st
 	}
 
@@ -166,12 +170,12 @@ func Release(dir string, trust sign.Trust) (*Report, error) {
 	return rep, nil
 }
 
-func verifyStatement(dir, base string, trust sign.Trust) (*sign.Statement, error) {
+func verifyStatement(dir, base string, check func([]byte) ([]byte, error)) (*sign.Statement, error) {
 	bundle, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(sign.BundlePath(base))))
 	if err != nil {
 		return nil, err
 	}
-	payload, err := sign.VerifyBundle(bundle, trust)
+	payload, err := check(bundle)
 	if err != nil {
 		return nil, outcome.SignatureError(fmt.Errorf("%s: %w", sign.BundlePath(base), err))
 	}
@@ -258,14 +262,6 @@ func parseValues(st *sign.Statement) (*sign.ReferenceValues, error) {
 		}
 	}
 	return &v, nil
-}
-
-func describeTrust(t sign.Trust) string {
-	if t.PublicKey != nil {
-		h, _ := sign.KeyHint(t.PublicKey)
-		return "signed by the given key (hint " + h + ")"
-	}
-	return "Fulcio certificate for the given identity, Rekor entry"
 }
 
 func describeValues(v *sign.ReferenceValues) string {

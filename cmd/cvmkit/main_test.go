@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
@@ -26,6 +27,9 @@ func TestMain(m *testing.M) {
 //	exit N cmd args…   run cmd and require exit code N
 //	cvmkit-flip FILE OFF  flip one bit of FILE at byte offset OFF
 //	[quickstart]       the quickstart inputs are fetched (CI requires them)
+//	[cosign]           the cosign binary is on PATH (CI requires it)
+//	$CVMKIT_SBOM, $CVMKIT_SIGSTORE  the helper programs, built once per run
+//	$COSIGN            the cosign binary, when installed
 //	[shared]           the shared test data folder exists (CI requires it)
 func TestScripts(t *testing.T) {
 	root := testenv.RepoRoot(t)
@@ -34,6 +38,15 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("REPO", root)
 			env.Setenv("SHARED", testenv.SharedDir(t))
+			bins, err := helpers(root)
+			if err != nil {
+				return err
+			}
+			env.Setenv("CVMKIT_SBOM", filepath.Join(bins, "cvmkit-sbom"))
+			env.Setenv("CVMKIT_SIGSTORE", filepath.Join(bins, "cvmkit-sigstore"))
+			if cosign, err := exec.LookPath("cosign"); err == nil {
+				env.Setenv("COSIGN", cosign)
+			}
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -46,6 +59,12 @@ func TestScripts(t *testing.T) {
 				_, err := os.Stat(testenv.SharedDir(t))
 				if err != nil && testenv.InCI() {
 					return false, fmt.Errorf("the shared test data folder is missing in CI: set %s", testenv.SharedEnv)
+				}
+				return err == nil, nil
+			case "cosign":
+				_, err := exec.LookPath("cosign")
+				if err != nil && testenv.InCI() {
+					return false, fmt.Errorf("cosign is not installed in CI: .ci/run installs it (go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5)")
 				}
 				return err == nil, nil
 			case "quickstart":
@@ -99,3 +118,28 @@ func flipCmd(ts *testscript.TestScript, neg bool, args []string) {
 	b[off] ^= 1
 	ts.Check(os.WriteFile(p, b, 0o644))
 }
+
+// helpers builds the helper programs cvmkit runs (cvmkit-sbom,
+// cvmkit-sigstore) once per test binary, into a temporary folder.
+var helpers = func() func(root string) (string, error) {
+	var once sync.Once
+	var dir string
+	var err error
+	return func(root string) (string, error) {
+		once.Do(func() {
+			dir, err = os.MkdirTemp("", "cvmkit-helpers-*")
+			if err != nil {
+				return
+			}
+			for _, h := range []string{"cvmkit-sbom", "cvmkit-sigstore"} {
+				c := exec.Command("go", "build", "-o", filepath.Join(dir, h), "./cmd/"+h)
+				c.Dir = root
+				if out, berr := c.CombinedOutput(); berr != nil {
+					err = fmt.Errorf("building %s: %v\n%s", h, berr, out)
+					return
+				}
+			}
+		})
+		return dir, err
+	}
+}()

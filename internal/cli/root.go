@@ -32,6 +32,10 @@ type app struct {
 	verbose int
 	log     *slog.Logger
 
+	// helperEnv is added to the environment of helper programs
+	// (cvmkit-sigstore's identity token).
+	helperEnv []string
+
 	// started is set once a command's own code runs: an error before that is
 	// a usage error (unknown command or flag, wrong arguments).
 	started bool
@@ -104,6 +108,7 @@ logs go to stderr. Exit codes are listed in docs/exit-codes.md.`,
 		a.encryptCmd(),
 		a.decryptCmd(),
 		a.keygenCmd(),
+		a.sbomCmd(),
 		a.signCmd(),
 		a.verifyCmd(),
 	)

@@ -1,14 +1,18 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/sign"
-	sgsign "github.com/sigstore/sigstore-go/pkg/sign"
 	"github.com/spf13/cobra"
 )
 
@@ -63,9 +67,8 @@ cosign verify-blob-attestation (docs/verify.md).`,
 				return outcome.InputError(fmt.Errorf("release folder %q does not exist", dir))
 			}
 			var (
-				kp   sgsign.Keypair
-				kl   *sign.Keyless
-				name string
+				bundle func(context.Context, []byte) ([]byte, error)
+				name   string
 			)
 			switch {
 			case key != "" && keyless:
@@ -75,20 +78,25 @@ cosign verify-blob-attestation (docs/verify.md).`,
 				if err != nil {
 					return err
 				}
-				kp, name = s, key
+				bundle, name = sign.WithKey(s), key
 			case keyless:
 				if idToken == "" {
 					idToken, _ = a.lookupEnv("SIGSTORE_ID_TOKEN")
 				}
-				var err error
-				if kp, kl, err = sign.PublicGoodKeyless(fulcio, rekor, idToken); err != nil {
-					return outcome.UsageError(err, "pass --identity-token or set SIGSTORE_ID_TOKEN (in GitHub Actions: the ID token for audience sigstore)")
+				if idToken == "" {
+					return outcome.UsageError(errors.New("keyless signing needs an OIDC identity token"), "pass --identity-token or set SIGSTORE_ID_TOKEN (in GitHub Actions: the ID token for audience sigstore)")
 				}
+				a.helperEnv = append(a.helperEnv, "SIGSTORE_ID_TOKEN="+idToken)
+				helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
+				if err != nil {
+					return err
+				}
+				bundle = a.keylessBundler(helper, fulcio, rekor)
 				name = "keyless (" + fulcio + ", " + rekor + ")"
 			default:
 				return outcome.UsageError(errors.New("say how to sign: --key FILE or --keyless"))
 			}
-			signed, err := sign.SignRelease(cmd.Context(), dir, kp, kl)
+			signed, err := sign.SignRelease(cmd.Context(), dir, bundle)
 			if err != nil {
 				return outcome.InputError(fmt.Errorf("signing %s: %w", dir, err))
 			}
@@ -124,4 +132,71 @@ func (a *app) loadSigner(path string) (*sign.Signer, error) {
 		return nil, outcome.InputError(fmt.Errorf("--key %q: %w", path, err), "give a cosign private key (cvmkit keygen --signing, cosign generate-key-pair) and its password in COSIGN_PASSWORD")
 	}
 	return sign.NewSigner(key, path)
+}
+
+// keylessBundler signs each statement with the cvmkit-sigstore helper,
+// which gets the identity token from the environment, never argv.
+func (a *app) keylessBundler(helper, fulcio, rekor string) func(context.Context, []byte) ([]byte, error) {
+	return func(ctx context.Context, statement []byte) ([]byte, error) {
+		tmp, err := os.MkdirTemp("", "cvmkit-keyless-*")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		in, out := filepath.Join(tmp, "statement.json"), filepath.Join(tmp, "bundle.json")
+		if err := os.WriteFile(in, statement, 0o600); err != nil {
+			return nil, err
+		}
+		if _, err := a.runHelper(ctx, helper, "sign", "--fulcio-url", fulcio, "--rekor-url", rekor, in, out); err != nil {
+			return nil, err
+		}
+		return os.ReadFile(out)
+	}
+}
+
+// runHelper runs a cvmkit helper program and maps its exit code to cvmkit's.
+func (a *app) runHelper(ctx context.Context, helper string, args ...string) ([]byte, error) {
+	var stdout, stderr bytes.Buffer
+	c := exec.CommandContext(ctx, helper, args...)
+	c.Stdout, c.Stderr = &stdout, &stderr
+	c.Env = append(os.Environ(), a.helperEnv...)
+	err := c.Run()
+	if err == nil {
+		return stdout.Bytes(), nil
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if i := strings.Index(msg, ": error: "); i >= 0 {
+		msg = msg[i+len(": error: "):]
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		switch ee.ExitCode() {
+		case 2:
+			return nil, outcome.UsageError(errors.New(msg))
+		case 3:
+			return nil, outcome.InputError(errors.New(msg))
+		case 4:
+			return nil, outcome.SignatureError(errors.New(msg))
+		}
+	}
+	return nil, fmt.Errorf("%s: %v: %s", filepath.Base(helper), err, msg)
+}
+
+// helper finds a cvmkit helper program: $ENV, else beside this executable,
+// else on PATH.
+func (a *app) helper(name, env string) (string, error) {
+	if p, ok := a.lookupEnv(env); ok && p != "" {
+		return p, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), name)
+		if fileExists(p) {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	return "", outcome.WithHint(fmt.Errorf("%s is not installed", name),
+		fmt.Sprintf("make build puts it beside bin/cvmkit; or go install github.com/cvmkit/cvmkit/cmd/%s@latest; or set %s to its path", name, env))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"text/tabwriter"
 
@@ -14,8 +15,6 @@ import (
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/sign"
 	"github.com/cvmkit/cvmkit/verify"
-	"github.com/sigstore/sigstore-go/pkg/root"
-	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/spf13/cobra"
 )
 
@@ -39,8 +38,9 @@ func (a *app) verifyCmd() *cobra.Command {
   4. the provenance covers image files with the same digests, and the
      reference values name the lock, model manifest and SBOMs by their digests;
   5. with --rebuild cvmkit.yaml: the image is rebuilt in a temporary folder
-     and every file compared bit for bit, then the SBOMs and the GPU reference
-     values are recomputed from it and compared.
+     and every file compared bit for bit, then the SBOMs (from the rebuilt
+     image) and the GPU reference values (from the config's RIMs at its
+     gpu.verifyAt) are recomputed and compared.
 
 Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 5 a changed file or a rebuilt artifact that differs, 3 a bad config.`,
@@ -53,11 +53,11 @@ Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
       --certificate-oidc-issuer https://token.actions.githubusercontent.com`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			trust, err := a.trust(key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot)
+			check, trusted, err := a.trust(cmd.Context(), key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot)
 			if err != nil {
 				return err
 			}
-			rep, err := verify.Release(args[0], trust)
+			rep, err := verify.Release(args[0], check, trusted)
 			if err == nil && rebuild != "" {
 				err = a.rebuild(cmd.Context(), rep, rebuild, initBinary)
 			} else if err == nil {
@@ -80,40 +80,57 @@ Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 	return cmd
 }
 
-func (a *app) trust(key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot string) (sign.Trust, error) {
+// trust returns the bundle check for the trust flags: a public key checked
+// in process, or a keyless identity checked by cvmkit-sigstore.
+func (a *app) trust(ctx context.Context, key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot string) (func([]byte) ([]byte, error), string, error) {
 	keyless := identity != "" || identityRegexp != "" || issuer != "" || issuerRegexp != ""
 	switch {
 	case key != "" && keyless:
-		return sign.Trust{}, outcome.UsageError(errors.New("give --key or a certificate identity, not both"))
+		return nil, "", outcome.UsageError(errors.New("give --key or a certificate identity, not both"))
 	case key != "":
 		b, _, err := readInput(key, "--key", 1<<20)
 		if err != nil {
-			return sign.Trust{}, err
+			return nil, "", err
 		}
 		pub, err := sign.LoadPublicKey(b)
 		if err != nil {
-			return sign.Trust{}, outcome.InputError(fmt.Errorf("--key %q: %w", key, err), "give the public key (cosign.pub), not the private key")
+			return nil, "", outcome.InputError(fmt.Errorf("--key %q: %w", key, err), "give the public key (cosign.pub), not the private key")
 		}
-		return sign.Trust{PublicKey: pub}, nil
+		hint, _ := sign.KeyHint(pub)
+		return func(b []byte) ([]byte, error) { return sign.VerifyBundle(b, pub) }, "signed by the key " + key + " (hint " + hint + ")", nil
 	case keyless:
 		if trustedRoot == "" {
-			return sign.Trust{}, outcome.UsageError(errors.New("keyless verification needs --trusted-root"), "get Sigstore's trusted_root.json from its TUF repository (cosign trusted-root, or https://github.com/sigstore/root-signing)")
+			return nil, "", outcome.UsageError(errors.New("keyless verification needs --trusted-root"), "get Sigstore's trusted_root.json from its TUF repository (cosign trusted-root, or https://github.com/sigstore/root-signing)")
 		}
-		b, _, err := readInput(trustedRoot, "--trusted-root", 16<<20)
+		if (identity == "") == (identityRegexp == "") || (issuer == "") == (issuerRegexp == "") {
+			return nil, "", outcome.UsageError(errors.New("give one of --certificate-identity(-regexp) and one of --certificate-oidc-issuer(-regexp)"))
+		}
+		helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
 		if err != nil {
-			return sign.Trust{}, err
+			return nil, "", err
 		}
-		tr, err := root.NewTrustedRootFromJSON(b)
-		if err != nil {
-			return sign.Trust{}, outcome.InputError(fmt.Errorf("--trusted-root %q: %w", trustedRoot, err))
+		args := []string{"verify", "--trusted-root", trustedRoot}
+		for flag, v := range map[string]string{"--certificate-identity": identity, "--certificate-identity-regexp": identityRegexp, "--certificate-oidc-issuer": issuer, "--certificate-oidc-issuer-regexp": issuerRegexp} {
+			if v != "" {
+				args = append(args, flag, v)
+			}
 		}
-		id, err := sgverify.NewShortCertificateIdentity(issuer, issuerRegexp, identity, identityRegexp)
-		if err != nil {
-			return sign.Trust{}, outcome.UsageError(err, "give --certificate-identity(-regexp) and --certificate-oidc-issuer(-regexp)")
+		check := func(b []byte) ([]byte, error) {
+			tmp, err := os.CreateTemp("", "cvmkit-bundle-*.json")
+			if err != nil {
+				return nil, err
+			}
+			defer os.Remove(tmp.Name())
+			if _, err := tmp.Write(b); err != nil {
+				tmp.Close()
+				return nil, err
+			}
+			tmp.Close()
+			return a.runHelper(ctx, helper, append(args, tmp.Name())...)
 		}
-		return sign.Trust{Root: tr, Identity: &id}, nil
+		return check, "keyless: Fulcio certificate for " + or(identity, identityRegexp) + " from " + or(issuer, issuerRegexp) + ", Rekor entry", nil
 	}
-	return sign.Trust{}, outcome.UsageError(errors.New("say whom to trust: --key cosign.pub, or --certificate-identity and --certificate-oidc-issuer"))
+	return nil, "", outcome.UsageError(errors.New("say whom to trust: --key cosign.pub, or --certificate-identity and --certificate-oidc-issuer"))
 }
 
 // rebuild rebuilds the release from its config and compares.
@@ -135,6 +152,13 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 			out, why := map[string][]byte{}, map[string]string{}
 			if err := a.rebuildGPU(c, rep, out, why); err != nil {
 				return nil, nil, err
+			}
+			if fileExists(filepath.Join(rep.Dir, filepath.FromSlash(sign.SBOMSPDXPath))) || fileExists(filepath.Join(rep.Dir, filepath.FromSlash(sign.SBOMCycloneDX))) {
+				docs, err := a.makeSBOM(ctx, imageDir, "", "")
+				if err != nil {
+					return nil, nil, err
+				}
+				out[sign.SBOMSPDXPath], out[sign.SBOMCycloneDX] = docs.SPDX, docs.CycloneDX
 			}
 			for _, p := range []string{sign.SNPPath, sign.TDXPath} {
 				if rep.Values != nil {

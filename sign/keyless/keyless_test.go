@@ -1,17 +1,18 @@
-package sign
+package keyless
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cvmkit/cvmkit/sign"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
@@ -71,16 +72,12 @@ func TestKeyless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewSigner(key.(*ecdsa.PrivateKey), "fulcio")
+	s, err := sign.NewSigner(key.(*ecdsa.PrivateKey), "fulcio")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := testRelease(t)
-	signed, err := SignRelease(context.Background(), dir, s, &Keyless{Certificates: virtualFulcio{cert}, IDToken: "token", Logs: []sgsign.Transparency{virtualRekor{vs, cert}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, signed[0].Bundle))
+	statement := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"a","digest":{"sha256":"` + strings.Repeat("0", 64) + `"}}],"predicateType":"https://cvmkit.dev/reference-values/v1","predicate":{}}`)
+	b, err := Sign(context.Background(), statement, Keypair{s}, Options{Certificates: virtualFulcio{cert}, IDToken: "token", Logs: []sgsign.Transparency{virtualRekor{vs, cert}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,18 +85,62 @@ func TestKeyless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := VerifyBundle(b, Trust{Root: vs, Identity: &good}); err != nil {
+	payload, err := Verify(b, vs, good)
+	if err != nil || !bytes.Equal(payload, statement) {
 		t.Fatal(err)
+	}
+	// cvmkit's key verifier refuses keyless bundles with a clear reason.
+	if _, err := sign.VerifyBundle(b, s.PublicKey()); !errors.Is(err, sign.ErrSignature) || !strings.Contains(err.Error(), "keylessly") {
+		t.Fatalf("key verifier on a keyless bundle: %v", err)
 	}
 	for _, c := range [][2]string{{issuer, "https://github.com/evil/model/.github/workflows/release.yml@refs/tags/v1"}, {"https://accounts.google.com", id}} {
 		other, _ := verify.NewShortCertificateIdentity(c[0], "", c[1], "")
-		if _, err := VerifyBundle(b, Trust{Root: vs, Identity: &other}); !errors.Is(err, ErrSignature) {
+		if _, err := Verify(b, vs, other); !errors.Is(err, sign.ErrSignature) {
 			t.Errorf("identity %v accepted: %v", c, err)
 		}
 	}
 	// Another Sigstore instance (another Fulcio root) does not trust it.
 	vs2, _ := ca.NewVirtualSigstore()
-	if _, err := VerifyBundle(b, Trust{Root: vs2, Identity: &good}); !errors.Is(err, ErrSignature) {
+	if _, err := Verify(b, vs2, good); !errors.Is(err, sign.ErrSignature) {
 		t.Errorf("foreign trusted root accepted: %v", err)
+	}
+}
+
+// TestKeyBundlesMatchSigstoreGo: cvmkit's own key-based bundles are byte for
+// byte what sigstore-go writes for the same key and statement, and
+// sigstore-go's verifier and cvmkit's agree on good and tampered bundles.
+func TestKeyBundlesMatchSigstoreGo(t *testing.T) {
+	for _, pass := range []string{"", "pw"} {
+		priv, pubPEM, err := sign.GenerateKeyPair([]byte(pass))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := sign.LoadPrivateKey(priv, []byte(pass))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := sign.NewSigner(key, "k")
+		pub, _ := sign.LoadPublicKey(pubPEM)
+		statement := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"image/rootfs.img","digest":{"sha256":"` + strings.Repeat("ab", 32) + `"}}],"predicateType":"https://slsa.dev/provenance/v1","predicate":{"x":"<&>"}}` + "\n")
+		ours, err := sign.SignStatement(statement, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := Sign(context.Background(), statement, Keypair{s}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(ours, theirs) {
+			t.Fatalf("cvmkit's bundle differs from sigstore-go's:\n%s\n%s", ours, theirs)
+		}
+		if _, err := VerifyKey(ours, pub); err != nil {
+			t.Fatalf("sigstore-go refuses cvmkit's bundle: %v", err)
+		}
+		tampered := bytes.Replace(ours, []byte(`"sig": "M`), []byte(`"sig": "N`), 1)
+		_, e1 := VerifyKey(tampered, pub)
+		_, e2 := sign.VerifyBundle(tampered, pub)
+		if e1 == nil || e2 == nil {
+			t.Fatalf("tampered signature accepted: sigstore-go %v, cvmkit %v", e1, e2)
+		}
 	}
 }
