@@ -12,9 +12,13 @@ QUICKSTART  := examples/quickstart
 .PHONY: all build initbin deps demo-inputs demo test lint docs release-check fuzz clean
 all: build
 
-# cvmkit embeds cmd/cvmkit-init (internal/initbin), built first.
+# cvmkit embeds cmd/cvmkit-init (internal/initbin), built first. The helper
+# programs cvmkit runs for SBOMs (syft) and keyless signing (sigstore-go) go
+# beside it: they are separate to keep cvmkit's start-up fast.
 build: initbin
 	$(GOBUILD) -o $(BIN) ./cmd/cvmkit
+	$(GOBUILD) -o bin/cvmkit-sbom ./cmd/cvmkit-sbom
+	$(GOBUILD) -o bin/cvmkit-sigstore ./cmd/cvmkit-sigstore
 
 initbin:
 	./scripts/build-initbin.sh

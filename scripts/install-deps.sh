@@ -39,4 +39,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 command -v go >/dev/null 2>&1 || { echo "install-deps: Go 1.26 is needed (https://go.dev/dl/); go.mod pins the toolchain" >&2; exit 1; }
+
+# Go tools the tests run: the real cosign verifies cvmkit's bundles.
+gobin=$(go env GOPATH)/bin
+if ! command -v cosign >/dev/null 2>&1 && [ ! -x "$gobin/cosign" ]; then
+  echo "install-deps: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
+  go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
+fi
+case ":$PATH:" in *":$gobin:"*) ;; *) echo "install-deps: note: add $gobin to PATH so the tests find cosign" ;; esac
 echo "install-deps: OK"

@@ -2,7 +2,8 @@
 # The quickstart release job, as far as cvmkit goes today (make demo runs it):
 # fetch the pinned inputs, validate the config, build the guest image, compute the SEV-SNP and TDX
 # launch measurements of its platform matrices, encrypt the weights for an
-# HPKE recipient and a Trustee KBS resource, and check that they decrypt.
+# HPKE recipient and a Trustee KBS resource, check that they decrypt, write
+# the SBOMs, sign the release and verify it (rebuilding the image).
 # Outputs go to examples/quickstart/dist/ (rebuilt each run).
 # `cvmkit release -f cvmkit.yaml` will replace this script.
 set -euo pipefail
@@ -40,4 +41,17 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$cvmkit" decrypt dist/model -o "$tmp/weights" --hpke-key cache/kbs.hpke.key.json
 diff -r cache/weights "$tmp/weights"
+
+step "SBOMs of the image's root filesystem (SPDX 2.3, CycloneDX 1.6)"
+"$cvmkit" sbom dist/image -o dist/sbom
+
+step "sign the release (reference values + SLSA provenance, sigstore bundles)"
+# The demo's signing key lives in cache/ with a demo password; a real
+# release keeps its key (or uses --keyless) and password out of the tree.
+export COSIGN_PASSWORD=${COSIGN_PASSWORD:-quickstart-demo}
+[ -f cache/cosign.key ] || "$cvmkit" keygen --signing -o cache/cosign > /dev/null
+"$cvmkit" sign dist --key cache/cosign.key
+
+step "verify it as an auditor: signatures, every file, and a rebuild"
+"$cvmkit" verify dist --key cache/cosign.pub --rebuild cvmkit.yaml
 echo "demo: OK — outputs in $here/dist"
