@@ -32,6 +32,9 @@ type RebuildOptions struct {
 	// returns them by release path (the CLI adds SBOMs and GPU references
 	// here). Nil entries mean "cannot be recomputed": skipped, with Why.
 	Extra func(ctx context.Context, imageDir string) (map[string][]byte, map[string]string, error)
+	// Values recomputes values (measurements) rather than files, and
+	// returns one comparison per value.
+	Values func(ctx context.Context, imageDir string) ([]Compared, error)
 }
 
 // Rebuild rebuilds the image of a verified release in a temporary folder
@@ -108,13 +111,29 @@ func Rebuild(ctx context.Context, rep *Report, o RebuildOptions) error {
 	for _, p := range skippedPaths {
 		rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: Skipped, Detail: skipped[p]})
 	}
+	values := 0
+	if o.Values != nil {
+		rows, err := o.Values(ctx, imageDir)
+		if err != nil {
+			rep.add("rebuild", Failed, err.Error())
+			return err
+		}
+		rep.Rebuild = append(rep.Rebuild, rows...)
+		for _, r := range rows {
+			if r.Status == Skipped {
+				skippedPaths = append(skippedPaths, r.Path)
+			} else {
+				values++
+			}
+		}
+	}
 	for _, c := range rep.Rebuild {
 		if c.Status != OK && c.Status != Skipped {
 			rep.add("rebuild", Failed, c.Path+" "+c.Status+": "+c.Detail)
 			return &outcome.MismatchError{Subject: filepath.Join(rep.Dir, c.Path), Register: "rebuilt bytes", Want: "the rebuilt artifact", Got: c.Status + " (" + c.Detail + ")"}
 		}
 	}
-	rep.add("rebuild", OK, fmt.Sprintf("%d artifacts rebuilt and identical, %d skipped", len(paths), len(skippedPaths)))
+	rep.add("rebuild", OK, fmt.Sprintf("%d artifacts rebuilt and identical, %d measurements recomputed and equal, %d skipped", len(paths), values, len(skippedPaths)))
 	return nil
 }
 

@@ -40,7 +40,9 @@ func (a *app) verifyCmd() *cobra.Command {
   5. with --rebuild cvmkit.yaml: the image is rebuilt in a temporary folder
      and every file compared bit for bit, then the SBOMs (from the rebuilt
      image) and the GPU reference values (from the config's RIMs at its
-     gpu.verifyAt) are recomputed and compared.
+     gpu.verifyAt) are recomputed and compared, and every SEV-SNP and TDX
+     value of measurements/snp.json and tdx.json is recomputed from the
+     inputs the documents name by digest (config inputs, rebuilt image).
 
 Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 5 a changed file or a rebuilt artifact that differs, 3 a bad config.`,
@@ -160,14 +162,10 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 				}
 				out[sign.SBOMSPDXPath], out[sign.SBOMCycloneDX] = docs.SPDX, docs.CycloneDX
 			}
-			for _, p := range []string{sign.SNPPath, sign.TDXPath} {
-				if rep.Values != nil {
-					if _, ok := rep.Values.Measurements[p[len("measurements/"):len(p)-len(".json")]]; ok {
-						why[p] = "measurement documents are recomputed by 'cvmkit release' (its rebuild compares them); verified here by signature and digest"
-					}
-				}
-			}
 			return out, why, nil
+		},
+		Values: func(ctx context.Context, imageDir string) ([]verify.Compared, error) {
+			return a.remeasure(rep.Dir, c, imageDir)
 		},
 	})
 }
