@@ -81,10 +81,20 @@ func SignStatement(statement []byte, s *Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return KeyBundle(statement, sig, s.PublicKey())
+}
+
+// KeyBundle assembles the bundle of a statement signed (over its DSSE PAE)
+// by the key pub: a local key, or a KMS key (sign/kms).
+func KeyBundle(statement, sig []byte, pub crypto.PublicKey) ([]byte, error) {
+	hint, err := KeyHint(pub)
+	if err != nil {
+		return nil, err
+	}
 	b := Bundle{MediaType: BundleMediaType, DSSEEnvelope: &envelope{Payload: statement, PayloadType: PayloadType, Signatures: []signature{{Sig: sig}}}}
 	b.VerificationMaterial.PublicKey = &struct {
 		Hint string `json:"hint"`
-	}{s.hint}
+	}{hint}
 	return MarshalBundle(b)
 }
 

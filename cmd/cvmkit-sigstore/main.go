@@ -7,6 +7,10 @@
 //
 //	cvmkit-sigstore sign --fulcio-url U --rekor-url U STATEMENT BUNDLE
 //	    (the OIDC token comes from $SIGSTORE_ID_TOKEN, never the command line)
+//	cvmkit-sigstore sign-kms --key URI STATEMENT BUNDLE
+//	    (a KMS key: awskms://, gcpkms://, azurekms://, hashivault://)
+//	cvmkit-sigstore public-key --key URI
+//	    (prints the KMS key's public key, PEM)
 //	cvmkit-sigstore verify --trusted-root F --certificate-identity I --certificate-oidc-issuer O
 //	    [--certificate-identity-regexp R] [--certificate-oidc-issuer-regexp R] BUNDLE
 //	    (prints the verified statement on stdout)
@@ -26,6 +30,7 @@ import (
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/sign"
 	"github.com/cvmkit/cvmkit/sign/keyless"
+	"github.com/cvmkit/cvmkit/sign/kms"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 )
@@ -67,6 +72,39 @@ func run(args []string) int {
 			return fail(1, "%v", err)
 		}
 		return 0
+	case "sign-kms", "public-key":
+		key := fs.String("key", "", "KMS key URI")
+		want := 2
+		if args[0] == "public-key" {
+			want = 0
+		}
+		if fs.Parse(args[1:]) != nil || fs.NArg() != want || *key == "" {
+			return fail(2, "usage: cvmkit-sigstore sign-kms --key URI STATEMENT BUNDLE | public-key --key URI")
+		}
+		if args[0] == "public-key" {
+			pub, err := kms.PublicKey(ctx, *key)
+			if err != nil {
+				return fail(3, "%v", err)
+			}
+			p, err := sign.PublicKeyPEM(pub)
+			if err != nil {
+				return fail(3, "%v", err)
+			}
+			fmt.Print(p)
+			return 0
+		}
+		statement, err := os.ReadFile(fs.Arg(0))
+		if err != nil {
+			return fail(3, "%v", err)
+		}
+		b, err := kms.Sign(ctx, statement, *key)
+		if err != nil {
+			return fail(3, "%v", err)
+		}
+		if err := atomicfile.WriteFile(fs.Arg(1), b, 0o644); err != nil {
+			return fail(1, "%v", err)
+		}
+		return 0
 	case "verify":
 		trusted := fs.String("trusted-root", "", "sigstore trusted_root.json")
 		id := fs.String("certificate-identity", "", "identity (certificate SAN)")
@@ -98,5 +136,5 @@ func run(args []string) int {
 		os.Stdout.Write(payload)
 		return 0
 	}
-	return fail(2, "unknown command %q: sign or verify", args[0])
+	return fail(2, "unknown command %q: sign, sign-kms, public-key or verify", args[0])
 }

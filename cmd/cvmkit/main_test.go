@@ -1,8 +1,14 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +32,9 @@ func TestMain(m *testing.M) {
 //	$SHARED    the shared test data folder (may be missing outside CI)
 //	exit N cmd args…   run cmd and require exit code N
 //	cvmkit-flip FILE OFF  flip one bit of FILE at byte offset OFF
+//	fake-vault NAME PUB   serve a Vault transit key NAME on loopback for the
+//	                      rest of the script (VAULT_ADDR, VAULT_TOKEN set) and
+//	                      write its public key to PUB
 //	[quickstart]       the quickstart inputs are fetched (CI requires them)
 //	[cosign]           the cosign binary is on PATH (CI requires it)
 //	$CVMKIT_SBOM, $CVMKIT_SIGSTORE  the helper programs, built once per run
@@ -52,6 +61,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exit":        exitCmd,
 			"cvmkit-flip": flipCmd,
+			"fake-vault":  fakeVaultCmd,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -143,3 +153,20 @@ var helpers = func() func(root string) (string, error) {
 		return dir, err
 	}
 }()
+
+// fakeVaultCmd starts a loopback HashiCorp Vault transit server holding a
+// fresh ECDSA P-256 key for the rest of the script.
+func fakeVaultCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: fake-vault NAME PUB")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ts.Check(err)
+	srv := httptest.NewServer(testenv.VaultTransit(args[0], "script-token", key))
+	ts.Defer(srv.Close)
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	ts.Check(err)
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644))
+	ts.Setenv("VAULT_ADDR", srv.URL)
+	ts.Setenv("VAULT_TOKEN", "script-token")
+}

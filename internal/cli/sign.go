@@ -30,11 +30,11 @@ type signResult struct {
 
 func (a *app) signCmd() *cobra.Command {
 	var (
-		key, idToken, fulcio, rekor string
-		keyless                     bool
+		key, kmsURI, idToken, fulcio, rekor string
+		keyless                             bool
 	)
 	cmd := &cobra.Command{
-		Use:   "sign DIR (--key cosign.key | --keyless)",
+		Use:   "sign DIR (--key cosign.key | --kms URI | --keyless)",
 		Short: "Sign a release folder: reference values and provenance as sigstore bundles",
 		Long: `Write DIR/attestations/ with two in-toto statements and their sigstore bundles
 (DSSE envelopes, bundle format v0.3):
@@ -50,13 +50,20 @@ func (a *app) signCmd() *cobra.Command {
 With --key (a cosign key pair: 'cvmkit keygen --signing' or 'cosign
 generate-key-pair'; password from COSIGN_PASSWORD or the terminal) signatures
 are deterministic (RFC 6979): signing the same files again gives the same
-bytes. With --keyless, an ephemeral key is certified by Fulcio for the OIDC
+bytes. With --kms, a key held by AWS KMS, Google Cloud KMS, Azure Key Vault or
+HashiCorp Vault signs (sigstore's providers, configured by the same
+environment as cosign: AWS_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_*,
+VAULT_ADDR and VAULT_TOKEN); verify with its public key ('cvmkit verify
+--key URI' fetches it). With --keyless, an ephemeral key is certified by Fulcio for the OIDC
 identity token (--identity-token, else SIGSTORE_ID_TOKEN) and the signature is
 recorded in Rekor; this needs the network.
 
 DIR/attestations must not exist yet. Verify with 'cvmkit verify DIR' or
 cosign verify-blob-attestation (docs/verify.md).`,
 		Example: `  COSIGN_PASSWORD=… cvmkit sign dist --key cosign.key
+
+  # A key in HashiCorp Vault's transit engine:
+  VAULT_ADDR=https://vault:8200 VAULT_TOKEN=… cvmkit sign dist --kms hashivault://release
 
   # In GitHub Actions (id-token: write), keyless:
   SIGSTORE_ID_TOKEN=$(…) cvmkit sign dist --keyless`,
@@ -71,8 +78,14 @@ cosign verify-blob-attestation (docs/verify.md).`,
 				name   string
 			)
 			switch {
-			case key != "" && keyless:
-				return outcome.UsageError(errors.New("give --key or --keyless, not both"))
+			case btoi(key != "")+btoi(kmsURI != "")+btoi(keyless) > 1:
+				return outcome.UsageError(errors.New("give one of --key, --kms and --keyless"))
+			case kmsURI != "":
+				helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
+				if err != nil {
+					return err
+				}
+				bundle, name = a.kmsBundler(helper, kmsURI), kmsURI
 			case key != "":
 				s, err := a.loadSigner(key)
 				if err != nil {
@@ -94,7 +107,7 @@ cosign verify-blob-attestation (docs/verify.md).`,
 				bundle = a.keylessBundler(helper, fulcio, rekor)
 				name = "keyless (" + fulcio + ", " + rekor + ")"
 			default:
-				return outcome.UsageError(errors.New("say how to sign: --key FILE or --keyless"))
+				return outcome.UsageError(errors.New("say how to sign: --key FILE, --kms URI or --keyless"))
 			}
 			signed, err := sign.SignRelease(cmd.Context(), dir, bundle)
 			if err != nil {
@@ -110,6 +123,7 @@ cosign verify-blob-attestation (docs/verify.md).`,
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "cosign private key file (cosign.key)")
+	cmd.Flags().StringVar(&kmsURI, "kms", "", "a KMS key: awskms://…, gcpkms://…, azurekms://…, hashivault://… (configured as for cosign)")
 	cmd.Flags().BoolVar(&keyless, "keyless", false, "sign keylessly with Fulcio and Rekor (needs an OIDC identity token and the network)")
 	cmd.Flags().StringVar(&idToken, "identity-token", "", "OIDC identity token for --keyless (default: $SIGSTORE_ID_TOKEN)")
 	cmd.Flags().StringVar(&fulcio, "fulcio-url", defaultFulcio, "Fulcio instance for --keyless")
@@ -199,4 +213,30 @@ func (a *app) helper(name, env string) (string, error) {
 	}
 	return "", outcome.WithHint(fmt.Errorf("%s is not installed", name),
 		fmt.Sprintf("make build puts it beside bin/cvmkit; or go install github.com/cvmkit/cvmkit/cmd/%s@latest; or set %s to its path", name, env))
+}
+
+// kmsBundler signs each statement with a KMS key through cvmkit-sigstore.
+func (a *app) kmsBundler(helper, uri string) func(context.Context, []byte) ([]byte, error) {
+	return func(ctx context.Context, statement []byte) ([]byte, error) {
+		tmp, err := os.MkdirTemp("", "cvmkit-kms-*")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		in, out := filepath.Join(tmp, "statement.json"), filepath.Join(tmp, "bundle.json")
+		if err := os.WriteFile(in, statement, 0o600); err != nil {
+			return nil, err
+		}
+		if _, err := a.runHelper(ctx, helper, "sign-kms", "--key", uri, in, out); err != nil {
+			return nil, err
+		}
+		return os.ReadFile(out)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/cvmkit/cvmkit/config"
@@ -71,7 +72,7 @@ Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&key, "key", "", "the signer's public key (cosign.pub)")
+	cmd.Flags().StringVar(&key, "key", "", "the signer's public key (cosign.pub), or the KMS key URI it signed with")
 	cmd.Flags().StringVar(&identity, "certificate-identity", "", "keyless: the signer identity (certificate SAN) to accept")
 	cmd.Flags().StringVar(&identityRegexp, "certificate-identity-regexp", "", "keyless: a regular expression the identity must match")
 	cmd.Flags().StringVar(&issuer, "certificate-oidc-issuer", "", "keyless: the OIDC issuer to accept")
@@ -90,7 +91,18 @@ func (a *app) trust(ctx context.Context, key, identity, identityRegexp, issuer, 
 	case key != "" && keyless:
 		return nil, "", outcome.UsageError(errors.New("give --key or a certificate identity, not both"))
 	case key != "":
-		b, _, err := readInput(key, "--key", 1<<20)
+		var b []byte
+		var err error
+		if strings.Contains(key, "://") {
+			// A KMS key URI: its public key, fetched by the helper.
+			helper, herr := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
+			if herr != nil {
+				return nil, "", herr
+			}
+			b, err = a.runHelper(ctx, helper, "public-key", "--key", key)
+		} else {
+			b, _, err = readInput(key, "--key", 1<<20)
+		}
 		if err != nil {
 			return nil, "", err
 		}
