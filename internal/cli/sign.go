@@ -85,7 +85,7 @@ cosign verify-blob-attestation (docs/verify.md).`,
 				if err != nil {
 					return err
 				}
-				bundle, name = a.kmsBundler(helper, kmsURI), kmsURI
+				bundle, name = a.helperBundler(helper, "sign-kms", "--key", kmsURI), kmsURI
 			case key != "":
 				s, err := a.loadSigner(key)
 				if err != nil {
@@ -104,7 +104,7 @@ cosign verify-blob-attestation (docs/verify.md).`,
 				if err != nil {
 					return err
 				}
-				bundle = a.keylessBundler(helper, fulcio, rekor)
+				bundle = a.helperBundler(helper, "sign", "--fulcio-url", fulcio, "--rekor-url", rekor)
 				name = "keyless (" + fulcio + ", " + rekor + ")"
 			default:
 				return outcome.UsageError(errors.New("say how to sign: --key FILE, --kms URI or --keyless"))
@@ -148,11 +148,13 @@ func (a *app) loadSigner(path string) (*sign.Signer, error) {
 	return sign.NewSigner(key, path)
 }
 
-// keylessBundler signs each statement with the cvmkit-sigstore helper,
-// which gets the identity token from the environment, never argv.
-func (a *app) keylessBundler(helper, fulcio, rekor string) func(context.Context, []byte) ([]byte, error) {
+// helperBundler signs each statement with cvmkit-sigstore (keyless, or a
+// KMS key): args name the way, the statement and bundle files are added.
+// The keyless identity token reaches the helper through its environment,
+// never argv.
+func (a *app) helperBundler(helper string, args ...string) func(context.Context, []byte) ([]byte, error) {
 	return func(ctx context.Context, statement []byte) ([]byte, error) {
-		tmp, err := os.MkdirTemp("", "cvmkit-keyless-*")
+		tmp, err := os.MkdirTemp("", "cvmkit-sign-*")
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +163,7 @@ func (a *app) keylessBundler(helper, fulcio, rekor string) func(context.Context,
 		if err := os.WriteFile(in, statement, 0o600); err != nil {
 			return nil, err
 		}
-		if _, err := a.runHelper(ctx, helper, "sign", "--fulcio-url", fulcio, "--rekor-url", rekor, in, out); err != nil {
+		if _, err := a.runHelper(ctx, helper, append(args, in, out)...); err != nil {
 			return nil, err
 		}
 		return os.ReadFile(out)
@@ -213,25 +215,6 @@ func (a *app) helper(name, env string) (string, error) {
 	}
 	return "", outcome.WithHint(fmt.Errorf("%s is not installed", name),
 		fmt.Sprintf("make build puts it beside bin/cvmkit; or go install github.com/cvmkit/cvmkit/cmd/%s@latest; or set %s to its path", name, env))
-}
-
-// kmsBundler signs each statement with a KMS key through cvmkit-sigstore.
-func (a *app) kmsBundler(helper, uri string) func(context.Context, []byte) ([]byte, error) {
-	return func(ctx context.Context, statement []byte) ([]byte, error) {
-		tmp, err := os.MkdirTemp("", "cvmkit-kms-*")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(tmp)
-		in, out := filepath.Join(tmp, "statement.json"), filepath.Join(tmp, "bundle.json")
-		if err := os.WriteFile(in, statement, 0o600); err != nil {
-			return nil, err
-		}
-		if _, err := a.runHelper(ctx, helper, "sign-kms", "--key", uri, in, out); err != nil {
-			return nil, err
-		}
-		return os.ReadFile(out)
-	}
 }
 
 func btoi(b bool) int {
