@@ -1,0 +1,133 @@
+package policy
+
+import (
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Platform names.
+const (
+	SNP = "snp"
+	TDX = "tdx"
+)
+
+// What a launch measurement can bind (DESIGN "What each measurement
+// actually binds"). A key-release policy for values that leave one of
+// these unbound would release the key to a VM running anything there.
+const (
+	BindsFirmware = "firmware"
+	BindsKernel   = "kernel"
+	BindsInitrd   = "initrd"
+	BindsCmdline  = "cmdline"
+	BindsRootfs   = "rootfs"
+)
+
+// Bindable lists them in order.
+var Bindable = []string{BindsFirmware, BindsKernel, BindsInitrd, BindsCmdline, BindsRootfs}
+
+// Launch is the reference values of one platform configuration.
+type Launch struct {
+	// Name names the configuration (qemu-EPYC-Milan-4vcpu, tdx-single-pass).
+	Name     string
+	Platform string
+	// SNP: the launch digest, guest policy and optional HOST_DATA.
+	Measurement []byte
+	GuestPolicy uint64
+	HostData    []byte
+	// TDX: MRTD and the RTMRs (nil: not computed, so not pinned).
+	MRTD []byte
+	RTMR [4][]byte
+	// Binds lists what the values bind, from Bindable.
+	Binds []string
+	// Why explains each unbound input (by name).
+	Why map[string]string
+}
+
+// Unbound returns what the configuration's values do not bind.
+func (l *Launch) Unbound() []string {
+	var out []string
+	for _, b := range Bindable {
+		found := false
+		for _, x := range l.Binds {
+			found = found || x == b
+		}
+		if !found {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// GPU is the GPU reference values a policy allows.
+type GPU struct {
+	// VBIOS versions in NVIDIA's uppercase form, drivers as released.
+	VBIOS, Driver []string
+}
+
+// Values is everything a key-authority policy is made from.
+type Values struct {
+	Release  string
+	Launches []Launch
+	GPU      *GPU
+	// Resource is the key authority's path of the model's data key
+	// (Trustee: repository/type/tag).
+	Resource string
+	// AllowUnbound lists the configurations emitted although they leave
+	// inputs unbound (--allow-unbound), recorded in every output.
+	AllowUnbound bool
+}
+
+// CheckBindings refuses configurations that leave an input unbound, unless
+// v.AllowUnbound; it returns what is unbound per configuration either way.
+func CheckBindings(v *Values) (map[string][]string, error) {
+	unbound := map[string][]string{}
+	var bad []string
+	for _, l := range v.Launches {
+		if u := l.Unbound(); len(u) > 0 {
+			unbound[l.Name] = u
+			var why []string
+			for _, x := range u {
+				if w := l.Why[x]; w != "" {
+					why = append(why, x+" ("+w+")")
+				} else {
+					why = append(why, x)
+				}
+			}
+			bad = append(bad, fmt.Sprintf("%s leaves %s unbound", l.Name, strings.Join(why, ", ")))
+		}
+	}
+	if len(bad) > 0 && !v.AllowUnbound {
+		sort.Strings(bad)
+		return unbound, &UnboundError{Details: bad}
+	}
+	return unbound, nil
+}
+
+// UnboundError says which configurations leave which inputs unbound.
+type UnboundError struct{ Details []string }
+
+func (e *UnboundError) Error() string {
+	return "refusing to emit a key-release policy for values that do not bind the whole guest: " + strings.Join(e.Details, "; ")
+}
+
+func hexs(b []byte) string { return hex.EncodeToString(b) }
+
+// unique returns the sorted distinct hex values.
+func unique(vals [][]byte) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range vals {
+		if v == nil {
+			continue
+		}
+		h := hexs(v)
+		if !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	sort.Strings(out)
+	return out
+}

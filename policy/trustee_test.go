@@ -1,0 +1,207 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+func testValues() *Values {
+	r := func(b byte) []byte { return bytes.Repeat([]byte{b}, 48) }
+	return &Values{
+		Release:  "demo@1.0.0",
+		Resource: "default/model/demo",
+		Launches: []Launch{
+			{Name: "qemu-EPYC-Milan-4vcpu", Platform: SNP, Measurement: r(0x11), GuestPolicy: 0x30000, Binds: Bindable},
+			{Name: "qemu-EPYC-Genoa-4vcpu", Platform: SNP, Measurement: r(0x12), GuestPolicy: 0x30000, Binds: Bindable},
+			{Name: "td-single-pass", Platform: TDX, MRTD: r(0x21), RTMR: [4][]byte{r(0x30), r(0x31), r(0x32), nil}, Binds: Bindable},
+		},
+		GPU: &GPU{VBIOS: []string{"96.00.5E.00.01"}, Driver: []string{"550.144.03"}},
+	}
+}
+
+func hex48(b byte) string { return strings.Repeat(hexs([]byte{b}), 48) }
+
+// ear builds an EAR-shaped input as Trustee's KBS gives resource policies.
+func ear(cpu map[string]any, cpuStatus string, gpus ...map[string]any) map[string]any {
+	submods := map[string]any{"cpu0": map[string]any{"ear.status": cpuStatus, "ear.veraison.annotated-evidence": cpu}}
+	for i, g := range gpus {
+		submods["gpu"+string(rune('0'+i))] = g
+	}
+	return map[string]any{"submods": submods}
+}
+
+func snpEvidence(m string, debug bool) map[string]any {
+	return map[string]any{"snp": map[string]any{"measurement": m, "policy_debug_allowed": debug}}
+}
+
+func tdxEvidence(mrtd string, rtmr1 string, debug bool) map[string]any {
+	return map[string]any{"tdx": map[string]any{
+		"quote":         map[string]any{"body": map[string]any{"mr_td": mrtd, "rtmr_0": hex48(0x30), "rtmr_1": rtmr1, "rtmr_2": hex48(0x32), "rtmr_3": hex48(0)}},
+		"td_attributes": map[string]any{"debug": debug},
+	}}
+}
+
+func gpu(status, vbios, driver string) map[string]any {
+	return map[string]any{"ear.status": status, "ear.veraison.annotated-evidence": map[string]any{
+		"nvidia": map[string]any{"x-nvidia-gpu-vbios-version": vbios, "x-nvidia-gpu-driver-version": driver}}}
+}
+
+func gpuLocal(vbios, driver string) map[string]any {
+	return map[string]any{"ear.status": "affirming", "ear.veraison.annotated-evidence": map[string]any{
+		"nvidia": map[string]any{"config": map[string]any{"vbios_version": vbios, "driver_version": driver}}}}
+}
+
+// TestTrusteeResourcePolicyWithOPA evaluates the generated Rego with OPA:
+// EAR input matching the release is allowed; a wrong measurement, debug
+// enabled, a wrong GPU version, a non-affirming status or another resource
+// are denied.
+func TestTrusteeResourcePolicyWithOPA(t *testing.T) {
+	v := testValues()
+	src, err := TrusteeResourcePolicy(v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := gpu("affirming", "96.00.5E.00.01", "550.144.03")
+	for _, c := range []struct {
+		name     string
+		input    map[string]any
+		resource string
+		want     bool
+	}{
+		{"snp Milan", ear(snpEvidence(hex48(0x11), false), "affirming", good), "default/model/demo", true},
+		{"snp Genoa, two GPUs", ear(snpEvidence(hex48(0x12), false), "affirming", good, good), "default/model/demo", true},
+		{"tdx", ear(tdxEvidence(hex48(0x21), hex48(0x31), false), "affirming", good), "default/model/demo", true},
+		{"local GPU verifier (lowercase)", ear(snpEvidence(hex48(0x11), false), "affirming", gpuLocal("96.00.5e.00.01", "550.144.03")), "default/model/demo", true},
+		{"wrong SNP measurement", ear(snpEvidence(hex48(0x13), false), "affirming", good), "default/model/demo", false},
+		{"SNP debug allowed", ear(snpEvidence(hex48(0x11), true), "affirming", good), "default/model/demo", false},
+		{"TDX RTMR1 of no configuration", ear(tdxEvidence(hex48(0x21), hex48(0x99), false), "affirming", good), "default/model/demo", false},
+		{"TDX debug", ear(tdxEvidence(hex48(0x21), hex48(0x31), true), "affirming", good), "default/model/demo", false},
+		{"wrong VBIOS", ear(snpEvidence(hex48(0x11), false), "affirming", gpu("affirming", "96.00.5E.00.02", "550.144.03")), "default/model/demo", false},
+		{"wrong driver", ear(snpEvidence(hex48(0x11), false), "affirming", gpu("affirming", "96.00.5E.00.01", "535.86.09")), "default/model/demo", false},
+		{"one of two GPUs wrong", ear(snpEvidence(hex48(0x11), false), "affirming", good, gpu("affirming", "96.00.5E.00.02", "550.144.03")), "default/model/demo", false},
+		{"GPU not affirming", ear(snpEvidence(hex48(0x11), false), "affirming", gpu("contraindicated", "96.00.5E.00.01", "550.144.03")), "default/model/demo", false},
+		{"no GPU", ear(snpEvidence(hex48(0x11), false), "affirming"), "default/model/demo", false},
+		{"CPU not affirming", ear(snpEvidence(hex48(0x11), false), "warning", good), "default/model/demo", false},
+		{"another resource", ear(snpEvidence(hex48(0x11), false), "affirming", good), "default/model/other", false},
+	} {
+		got := evalAllow(t, src, c.input, c.resource)
+		if got != c.want {
+			t.Errorf("%s: allow = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// Without GPU references, no GPU is needed.
+	v.GPU = nil
+	src, err = TrusteeResourcePolicy(v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !evalAllow(t, src, ear(snpEvidence(hex48(0x11), false), "affirming"), "default/model/demo") {
+		t.Error("a release without GPUs denies a CPU-only requester")
+	}
+}
+
+func evalAllow(t *testing.T, src []byte, input map[string]any, resource string) bool {
+	t.Helper()
+	rs, err := rego.New(
+		rego.Query("data.policy.allow"),
+		rego.Module("policy.rego", string(src)),
+		rego.Input(input),
+		rego.Data(map[string]any{"resource-path": resource}),
+	).Eval(context.Background())
+	if err != nil {
+		t.Fatalf("OPA: %v\n%s", err, src)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		t.Fatalf("OPA result %v", rs)
+	}
+	return rs[0].Expressions[0].Value == true
+}
+
+func TestRVPSMessage(t *testing.T) {
+	b, err := RVPSMessage(testValues())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg struct{ Version, Type, Payload string }
+	if err := json.Unmarshal(b, &msg); err != nil || msg.Version != "0.1.0" || msg.Type != "sample" {
+		t.Fatalf("%s", b)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(msg.Payload)
+	var m map[string][]string
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m["snp_launch_measurement"]) != 2 || m["mr_td"][0] != hex48(0x21) || m["rtmr_1"][0] != hex48(0x31) || m["rtmr_3"] != nil || m["allowed_vbios_versions"][0] != "96.00.5E.00.01" {
+		t.Fatalf("payload %v", m)
+	}
+}
+
+func TestBindings(t *testing.T) {
+	v := testValues()
+	v.Launches[0].Binds = []string{BindsFirmware}
+	v.Launches[0].Why = map[string]string{BindsKernel: "the firmware has no SNP kernel-hashes section"}
+	unbound, err := CheckBindings(v)
+	var ue *UnboundError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "qemu-EPYC-Milan-4vcpu leaves kernel (the firmware has no SNP kernel-hashes section), initrd, cmdline, rootfs unbound") {
+		t.Fatalf("%v", err)
+	}
+	v.AllowUnbound = true
+	if unbound2, err := CheckBindings(v); err != nil || len(unbound2["qemu-EPYC-Milan-4vcpu"]) != 4 || len(unbound) != 1 {
+		t.Fatalf("%v %v", err, unbound2)
+	}
+	src, _ := TrusteeResourcePolicy(v, unbound)
+	if !bytes.Contains(src, []byte("WARNING: emitted with --allow-unbound")) {
+		t.Fatal("the policy does not record --allow-unbound")
+	}
+}
+
+func TestAzureAndITA(t *testing.T) {
+	v := testValues()
+	if _, err := AzureSKRPolicy(v, "http://x"); err == nil {
+		t.Fatal("http authority accepted")
+	}
+	b, err := AzureSKRPolicy(v, "https://shared.weu.attest.azure.net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Version string
+		AnyOf   []struct {
+			Authority string
+			AllOf     []struct {
+				Claim  string
+				Equals any
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || doc.Version != "1.0.0" || len(doc.AnyOf) != 3 {
+		t.Fatalf("%v %s", err, b)
+	}
+	c := doc.AnyOf[0].AllOf
+	if c[1].Claim != "x-ms-isolation-tee.x-ms-sevsnpvm-launchmeasurement" || c[1].Equals != hex48(0x11) || c[2].Equals != false {
+		t.Fatalf("SNP claims %v", c)
+	}
+	if tdx := doc.AnyOf[2].AllOf; tdx[1].Claim != "tdx_mrtd" || len(tdx) != 6 {
+		t.Fatalf("TDX claims %v", tdx)
+	}
+	ita, err := ITAKeyTransferPolicies(v)
+	if err != nil || len(ita) != 1 {
+		t.Fatal(err)
+	}
+	var ktp struct {
+		AttestationType string `json:"attestation_type"`
+		TDX             struct {
+			Attributes map[string]any `json:"attributes"`
+		} `json:"tdx"`
+	}
+	if err := json.Unmarshal(ita["td-single-pass"], &ktp); err != nil || ktp.AttestationType != "TDX" || ktp.TDX.Attributes["rtmr1"] != hex48(0x31) || ktp.TDX.Attributes["rtmr3"] != nil {
+		t.Fatalf("%v %+v", err, ktp)
+	}
+}
