@@ -2,7 +2,6 @@ package policy
 
 import (
 	"encoding/hex"
-	"fmt"
 	"sort"
 	"strings"
 )
@@ -83,26 +82,44 @@ type Values struct {
 // v.AllowUnbound; it returns what is unbound per configuration either way.
 func CheckBindings(v *Values) (map[string][]string, error) {
 	unbound := map[string][]string{}
-	var bad []string
+	// Configurations with the same gap and reasons are reported together.
+	groups := map[string][]string{}
 	for _, l := range v.Launches {
-		if u := l.Unbound(); len(u) > 0 {
-			unbound[l.Name] = u
-			var why []string
-			for _, x := range u {
-				if w := l.Why[x]; w != "" {
-					why = append(why, x+" ("+w+")")
-				} else {
-					why = append(why, x)
-				}
-			}
-			bad = append(bad, fmt.Sprintf("%s leaves %s unbound", l.Name, strings.Join(why, ", ")))
+		u := l.Unbound()
+		if len(u) == 0 {
+			continue
 		}
+		unbound[l.Name] = u
+		var reasons []string
+		for _, x := range u {
+			if w := l.Why[x]; w != "" && !containsString(reasons, w) {
+				reasons = append(reasons, w)
+			}
+		}
+		key := strings.Join(u, ", ") + " unbound"
+		if len(reasons) > 0 {
+			key += ": " + strings.Join(reasons, "; ")
+		}
+		groups[key] = append(groups[key], l.Name)
 	}
-	if len(bad) > 0 && !v.AllowUnbound {
+	if len(groups) > 0 && !v.AllowUnbound {
+		var bad []string
+		for k, names := range groups {
+			bad = append(bad, strings.Join(names, ", ")+" leave "+k)
+		}
 		sort.Strings(bad)
 		return unbound, &UnboundError{Details: bad}
 	}
 	return unbound, nil
+}
+
+func containsString(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // UnboundError says which configurations leave which inputs unbound.

@@ -149,7 +149,7 @@ func TestBindings(t *testing.T) {
 	v.Launches[0].Why = map[string]string{BindsKernel: "the firmware has no SNP kernel-hashes section"}
 	unbound, err := CheckBindings(v)
 	var ue *UnboundError
-	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "qemu-EPYC-Milan-4vcpu leaves kernel (the firmware has no SNP kernel-hashes section), initrd, cmdline, rootfs unbound") {
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "qemu-EPYC-Milan-4vcpu leave kernel, initrd, cmdline, rootfs unbound: the firmware has no SNP kernel-hashes section") {
 		t.Fatalf("%v", err)
 	}
 	v.AllowUnbound = true

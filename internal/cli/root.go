@@ -110,6 +110,7 @@ logs go to stderr. Exit codes are listed in docs/exit-codes.md.`,
 		a.keygenCmd(),
 		a.sbomCmd(),
 		a.signCmd(),
+		a.policyCmd(),
 		a.verifyCmd(),
 	)
 	return root

@@ -1,0 +1,377 @@
+package cli
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/policy"
+	"github.com/cvmkit/cvmkit/sign"
+	"github.com/spf13/cobra"
+)
+
+// Policy targets.
+var policyTargets = []string{"trustee", "azure-skr", "sev-check", "tdx-check", "ita"}
+
+type policyResult struct {
+	Target       string              `json:"target"`
+	Release      string              `json:"release"`
+	Output       string              `json:"output"`
+	Files        []string            `json:"files"`
+	Bindings     []bindingReport     `json:"bindings"`
+	AllowUnbound bool                `json:"allow_unbound"`
+	Unbound      map[string][]string `json:"unbound,omitempty"`
+}
+
+type bindingReport struct {
+	Configuration string            `json:"configuration"`
+	Platform      string            `json:"platform"`
+	Binds         []string          `json:"binds"`
+	Unbound       []string          `json:"unbound,omitempty"`
+	Why           map[string]string `json:"why,omitempty"`
+}
+
+func (a *app) policyCmd() *cobra.Command {
+	var out, authority, resource string
+	var allowUnbound bool
+	cmd := &cobra.Command{
+		Use:   "policy TARGET DIR -o OUT",
+		Short: "Write ready-to-load key-authority policies from a release folder",
+		Long: `Read a release folder's reference values (measurements/snp.json, tdx.json,
+gpu/gpu-reference.json, image/image.lock.json, model/keys/index.json) and write,
+into the new folder OUT, the inputs of a key authority:
+
+  trustee    rvps-reference-values.json (RVPS "sample" message: SNP launch
+             measurements, mr_td and rtmr_0..3, GPU version allow-lists) and
+             resource-policy.rego (KBS resource policy: releases the model's
+             data key only when the CPU and GPU EAR appraisals are affirming and
+             the launch values are exactly one configuration of the release)
+  azure-skr  release-policy.json (Secure Key Release policy; --authority is the
+             Microsoft Azure Attestation URL)
+  sev-check  one go-sev-guest check policy per SEV-SNP configuration (.binpb, .textproto)
+  tdx-check  one go-tdx-guest check policy per TDX configuration
+  ita        one Intel Trust Authority key-transfer policy per TDX configuration
+
+Every output folder also gets bindings.json: for each configuration, which of
+firmware, kernel, initrd, command line and root filesystem its values bind
+(docs/policy.md). A configuration that leaves one unbound is refused (exit 6)
+unless --allow-unbound is given, which bindings.json and the policies record.`,
+		Example: `  cvmkit policy trustee dist -o dist-policies/trustee
+  cvmkit policy azure-skr dist --authority https://myattest.weu.attest.azure.net -o skr
+  cvmkit policy sev-check dist -o sev-check --allow-unbound`,
+		Args: exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, dir := args[0], args[1]
+			if !contains(policyTargets, target) {
+				return outcome.UsageError(fmt.Errorf("unknown policy target %q", target), "targets: "+strings.Join(policyTargets, ", "))
+			}
+			if out == "" {
+				return outcome.UsageError(errors.New("-o OUT is required"))
+			}
+			if err := newOutput(out); err != nil {
+				return err
+			}
+			v, reports, err := releaseValues(dir)
+			if err != nil {
+				return err
+			}
+			v.AllowUnbound = allowUnbound
+			// The platform-specific targets judge only their platform.
+			if only := map[string]string{"sev-check": policy.SNP, "tdx-check": policy.TDX, "ita": policy.TDX}[target]; only != "" {
+				var keep []policy.Launch
+				var keepReports []bindingReport
+				for i, l := range v.Launches {
+					if l.Platform == only {
+						keep, keepReports = append(keep, l), append(keepReports, reports[i])
+					}
+				}
+				v.Launches, reports = keep, keepReports
+			}
+			if resource != "" {
+				v.Resource = resource
+			}
+			unbound, err := policy.CheckBindings(v)
+			if err != nil {
+				return outcome.PolicyError(err, "bind the kernel, initrd and command line (SEV-SNP: a firmware with the kernel-hashes section and kernelHashes: true; TDX: an edk2 profile so RTMR1/2 are computed), or pass --allow-unbound to emit anyway (recorded)")
+			}
+			files, err := policyFiles(target, v, unbound, authority)
+			if err != nil {
+				return err
+			}
+			res := policyResult{Target: target, Release: v.Release, Output: out, Bindings: reports, AllowUnbound: allowUnbound, Unbound: unbound}
+			b, err := json.MarshalIndent(map[string]any{"release": v.Release, "allow_unbound": allowUnbound, "configurations": reports}, "", "  ")
+			if err != nil {
+				return err
+			}
+			files["bindings.json"] = append(b, '\n')
+			names := make([]string, 0, len(files))
+			for n := range files {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			err = atomicfile.Dir(out, func(tmp string) error {
+				for _, n := range names {
+					if err := os.WriteFile(filepath.Join(tmp, n), files[n], 0o644); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				res.Files = append(res.Files, filepath.Join(out, n))
+			}
+			return a.emit(res, func(w io.Writer) {
+				for _, r := range reports {
+					u := "all bound"
+					if len(r.Unbound) > 0 {
+						u = "UNBOUND: " + strings.Join(r.Unbound, ", ")
+					}
+					fmt.Fprintf(w, "%-28s %-4s binds %s (%s)\n", r.Configuration, r.Platform, strings.Join(r.Binds, ", "), u)
+				}
+				for _, f := range res.Files {
+					fmt.Fprintln(w, f)
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "new output folder")
+	cmd.Flags().StringVar(&authority, "authority", "", "azure-skr: the Microsoft Azure Attestation instance URL (https://…attest.azure.net)")
+	cmd.Flags().StringVar(&resource, "resource", "", "trustee: the KBS resource path of the data key (default: the release's Trustee recipient, model/keys/index.json)")
+	cmd.Flags().BoolVar(&allowUnbound, "allow-unbound", false, "emit policies for configurations that leave an input unbound (recorded in the output)")
+	return cmd
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func policyFiles(target string, v *policy.Values, unbound map[string][]string, authority string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	switch target {
+	case "trustee":
+		if v.Resource == "" {
+			return nil, outcome.UsageError(errors.New("trustee: the release has no Trustee recipient for its data key"), "encrypt with --recipient trustee:REPO/TYPE/TAG, or pass --resource REPO/TYPE/TAG")
+		}
+		msg, err := policy.RVPSMessage(v)
+		if err != nil {
+			return nil, err
+		}
+		rego, err := policy.TrusteeResourcePolicy(v, unbound)
+		if err != nil {
+			return nil, err
+		}
+		files["rvps-reference-values.json"], files["resource-policy.rego"] = msg, rego
+	case "azure-skr":
+		if authority == "" {
+			return nil, outcome.UsageError(errors.New("azure-skr needs --authority"), "give the Microsoft Azure Attestation URL, like https://myattest.weu.attest.azure.net")
+		}
+		b, err := policy.AzureSKRPolicy(v, authority)
+		if err != nil {
+			return nil, outcome.UsageError(err)
+		}
+		files["release-policy.json"] = b
+	case "ita":
+		m, err := policy.ITAKeyTransferPolicies(v)
+		if err != nil {
+			return nil, outcome.InputError(err)
+		}
+		for n, b := range m {
+			files[n+".json"] = b
+		}
+	case "sev-check", "tdx-check":
+		for _, l := range v.Launches {
+			var bin, text []byte
+			var err error
+			switch {
+			case target == "sev-check" && l.Platform == policy.SNP:
+				c, cerr := policy.SEVCheckConfig(policy.SEVCheck{Measurement: l.Measurement, Policy: l.GuestPolicy, HostData: l.HostData})
+				if cerr != nil {
+					return nil, cerr
+				}
+				bin, text, err = policy.Encode(c)
+			case target == "tdx-check" && l.Platform == policy.TDX:
+				c, cerr := policy.TDXCheckConfig(policy.TDXCheck{MRTD: l.MRTD, RTMRs: l.RTMR})
+				if cerr != nil {
+					return nil, cerr
+				}
+				bin, text, err = policy.Encode(c)
+			default:
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			files[l.Name+".binpb"], files[l.Name+".textproto"] = bin, text
+		}
+		if len(files) == 0 {
+			return nil, outcome.InputError(fmt.Errorf("%s: the release has no configuration of that platform", target))
+		}
+	}
+	return files, nil
+}
+
+// releaseValues reads a release folder into policy values, with what each
+// configuration binds.
+func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
+	subjects, err := sign.Subjects(dir)
+	if err != nil {
+		return nil, nil, outcome.InputError(err)
+	}
+	rv, err := sign.BuildReferenceValues(dir, subjects)
+	if err != nil {
+		return nil, nil, outcome.InputError(err)
+	}
+	v := &policy.Values{Release: rv.Release}
+	var rootHash, cmdline, kernelSHA string
+	if rv.Image != nil {
+		var verity struct {
+			RootHash string `json:"rootHash"`
+		}
+		_ = json.Unmarshal(rv.Image.Verity, &verity)
+		rootHash, cmdline = verity.RootHash, rv.Image.Cmdline
+		for _, s := range subjects {
+			if s.Name == "image/vmlinuz" {
+				kernelSHA = s.Digest["sha256"]
+			}
+		}
+	}
+	bind := func(l *policy.Launch, kernel *fileDigests, cmd string, measuresBoot bool, why string) {
+		l.Binds = []string{policy.BindsFirmware}
+		l.Why = map[string]string{}
+		switch {
+		case !measuresBoot:
+			for _, b := range policy.Bindable[1:] {
+				l.Why[b] = why
+			}
+			return
+		case kernel == nil:
+			for _, b := range policy.Bindable[1:] {
+				l.Why[b] = "no kernel was measured with these values"
+			}
+			return
+		case kernelSHA != "" && kernel.SHA256 != kernelSHA:
+			l.Why[policy.BindsKernel] = "the measured kernel is not the release's image/vmlinuz"
+		default:
+			l.Binds = append(l.Binds, policy.BindsKernel)
+		}
+		l.Binds = append(l.Binds, policy.BindsInitrd, policy.BindsCmdline)
+		switch {
+		case cmd != cmdline || cmdline == "":
+			l.Why[policy.BindsRootfs] = "the measured command line is not the image's, which carries the dm-verity root hash"
+		case rootHash == "" || !strings.Contains(cmd, rootHash):
+			l.Why[policy.BindsRootfs] = "the command line does not carry the dm-verity root hash"
+		default:
+			l.Binds = append(l.Binds, policy.BindsRootfs)
+		}
+	}
+	if raw := rv.Measurements["snp"]; raw != nil {
+		var doc snpResult
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return nil, nil, outcome.InputError(fmt.Errorf("%s: %w", sign.SNPPath, err))
+		}
+		pol := uint64(0x30000)
+		if doc.Policy != "" {
+			if pol, err = strconv.ParseUint(doc.Policy, 0, 64); err != nil {
+				return nil, nil, outcome.InputError(fmt.Errorf("%s: policy %q", sign.SNPPath, doc.Policy))
+			}
+		}
+		for _, e := range doc.Measurements {
+			d, err := hex.DecodeString(e.Digest)
+			if err != nil || len(d) != 48 {
+				return nil, nil, outcome.InputError(fmt.Errorf("%s: %s: digest is not 48 bytes of hex", sign.SNPPath, e.Name))
+			}
+			l := policy.Launch{Name: "snp-" + e.Name, Platform: policy.SNP, Measurement: d, GuestPolicy: pol}
+			cmd := ""
+			if doc.Cmdline != nil {
+				cmd = doc.Cmdline.Value
+			}
+			bind(&l, doc.Kernel, cmd, doc.KernelHashes, "the firmware has no SNP kernel-hashes section (QEMU kernel-hashes=on), so the digest binds the firmware only")
+			v.Launches = append(v.Launches, l)
+		}
+	}
+	if raw := rv.Measurements["tdx"]; raw != nil {
+		var doc tdxResult
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			return nil, nil, outcome.InputError(fmt.Errorf("%s: %w", sign.TDXPath, err))
+		}
+		for _, m := range doc.MRTD {
+			d, err := hex.DecodeString(m.Value)
+			if err != nil || len(d) != 48 {
+				return nil, nil, outcome.InputError(fmt.Errorf("%s: MRTD is not 48 bytes of hex", sign.TDXPath))
+			}
+			l := policy.Launch{Name: "tdx-" + m.PageOrder, Platform: policy.TDX, MRTD: d}
+			for i, r := range doc.RTMR {
+				if r != nil {
+					if l.RTMR[i], err = hex.DecodeString(*r); err != nil {
+						return nil, nil, outcome.InputError(fmt.Errorf("%s: RTMR%d is not hex", sign.TDXPath, i))
+					}
+				}
+			}
+			cmd := ""
+			if doc.Cmdline != nil {
+				cmd = doc.Cmdline.Value
+			}
+			bind(&l, doc.Kernel, cmd, l.RTMR[1] != nil && l.RTMR[2] != nil, "RTMR1 and RTMR2 are not computed (no edk2 profile, or a firmware that measures nothing into them), so MRTD binds the firmware only")
+			v.Launches = append(v.Launches, l)
+		}
+	}
+	if rv.GPU != nil {
+		var ref struct {
+			Versions struct {
+				VBIOS  []string `json:"vbios"`
+				Driver []string `json:"driver"`
+			} `json:"versions"`
+		}
+		if err := json.Unmarshal(rv.GPU, &ref); err != nil {
+			return nil, nil, outcome.InputError(fmt.Errorf("%s: %w", sign.GPUPath, err))
+		}
+		v.GPU = &policy.GPU{VBIOS: ref.Versions.VBIOS, Driver: ref.Versions.Driver}
+	}
+	// The Trustee resource of the data key, from the model's key index.
+	if b, err := os.ReadFile(filepath.Join(dir, "model", "keys", "index.json")); err == nil {
+		var idx struct {
+			Wraps []struct {
+				Type, Recipient string
+			} `json:"wraps"`
+		}
+		if json.Unmarshal(b, &idx) == nil {
+			for _, w := range idx.Wraps {
+				if w.Type == "trustee" {
+					v.Resource = strings.TrimPrefix(w.Recipient, "kbs:///")
+				}
+			}
+		}
+	}
+	var reports []bindingReport
+	for _, l := range v.Launches {
+		r := bindingReport{Configuration: l.Name, Platform: l.Platform, Binds: l.Binds, Unbound: l.Unbound()}
+		if len(r.Unbound) > 0 {
+			r.Why = map[string]string{}
+			for _, u := range r.Unbound {
+				r.Why[u] = l.Why[u]
+			}
+		}
+		reports = append(reports, r)
+	}
+	if len(v.Launches) == 0 {
+		return nil, nil, outcome.InputError(fmt.Errorf("%s has no SEV-SNP or TDX measurements (%s, %s)", dir, sign.SNPPath, sign.TDXPath))
+	}
+	return v, reports, nil
+}
