@@ -112,13 +112,18 @@ func BuildReferenceValues(dir string, subjects []Subject) (*ReferenceValues, err
 		rv.Release = lock.Release
 		rv.Image = &ImageValues{Lock: *subjectRef(subjects, LockPath), Verity: lock.Verity, Cmdline: lock.Cmdline, Settings: lock.Settings}
 	}
-	for name, rel := range map[string]string{"snp": SNPPath, "tdx": TDXPath} {
-		var raw json.RawMessage
-		if ok, err := readJSON(dir, rel, &raw); err != nil {
-			return nil, err
-		} else if ok {
-			rv.Measurements[name] = raw
+	// measurements/snp.json, tdx.json, or one per configuration
+	// (snp-NAME.json, tdx-NAME.json, as cvmkit release writes them).
+	for _, s := range subjects {
+		name, ok := MeasurementName(s.Name)
+		if !ok {
+			continue
 		}
+		var raw json.RawMessage
+		if _, err := readJSON(dir, s.Name, &raw); err != nil {
+			return nil, err
+		}
+		rv.Measurements[name] = raw
 	}
 	var gpu json.RawMessage
 	if ok, err := readJSON(dir, GPUPath, &gpu); err != nil {
@@ -127,7 +132,7 @@ func BuildReferenceValues(dir string, subjects []Subject) (*ReferenceValues, err
 		rv.GPU = gpu
 	}
 	if len(rv.Measurements) == 0 && rv.GPU == nil {
-		return nil, fmt.Errorf("%s holds no measurements (%s, %s) and no GPU reference (%s): nothing to sign as reference values", dir, SNPPath, TDXPath, GPUPath)
+		return nil, fmt.Errorf("%s holds no measurements (measurements/snp*.json, tdx*.json) and no GPU reference (%s): nothing to sign as reference values", dir, GPUPath)
 	}
 	if len(rv.Measurements) == 0 {
 		rv.Measurements = nil
@@ -213,4 +218,26 @@ func NewStatement(subjects []Subject, predicateType string, predicate any) (*Sta
 	}
 	subs := append([]Subject(nil), subjects...)
 	return &Statement{Type: StatementType, Subject: subs, PredicateType: predicateType, Predicate: raw}, nil
+}
+
+// MeasurementName returns the predicate key of a measurement document path
+// (measurements/snp.json → "snp", measurements/snp-qemu.json → "snp-qemu")
+// and whether the path is one.
+func MeasurementName(rel string) (string, bool) {
+	name, ok := strings.CutPrefix(rel, "measurements/")
+	if !ok || strings.Contains(name, "/") || !strings.HasSuffix(name, ".json") {
+		return "", false
+	}
+	name = strings.TrimSuffix(name, ".json")
+	return name, MeasurementPlatform(name) != ""
+}
+
+// MeasurementPlatform is "snp" or "tdx" for a measurement key, else "".
+func MeasurementPlatform(name string) string {
+	for _, p := range []string{"snp", "tdx"} {
+		if name == p || strings.HasPrefix(name, p+"-") {
+			return p
+		}
+	}
+	return ""
 }

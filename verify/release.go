@@ -266,10 +266,13 @@ func parseValues(st *sign.Statement) (*sign.ReferenceValues, error) {
 
 func describeValues(v *sign.ReferenceValues) string {
 	var parts []string
-	for _, k := range []string{"snp", "tdx"} {
-		if v.Measurements[k] != nil {
-			parts = append(parts, k+" measurements")
-		}
+	keys := make([]string, 0, len(v.Measurements))
+	for k := range v.Measurements {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, k+" measurements")
 	}
 	if v.GPU != nil {
 		parts = append(parts, "GPU references")

@@ -171,51 +171,52 @@ type snpStep struct {
 	Digest   string `json:"digest"`
 }
 
-func (a *app) runMeasureSNP(f *snpFlags) error {
+// measureSNP computes what cvmkit measure snp prints, without printing.
+func (a *app) measureSNP(f *snpFlags) (*snpResult, []snp.Entry, []snpStep, error) {
 	usage := func(format string, args ...any) error {
 		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure snp --help")
 	}
 	mode, err := snp.ParseMode(f.mode)
 	if err != nil {
-		return outcome.UsageError(err)
+		return nil, nil, nil, outcome.UsageError(err)
 	}
 	if f.ovmf == "" {
-		return usage("--ovmf is required")
+		return nil, nil, nil, usage("--ovmf is required")
 	}
 	var vmms []snp.VMM
 	for _, s := range f.vmmTypes {
 		v, err := snp.ParseVMM(s)
 		if err != nil {
-			return outcome.UsageError(err)
+			return nil, nil, nil, outcome.UsageError(err)
 		}
 		vmms = append(vmms, v)
 	}
 	profile, err := parseProfileFor(f.profile, vmms)
 	if err != nil {
-		return outcome.UsageError(err)
+		return nil, nil, nil, outcome.UsageError(err)
 	}
 	features, err := strconv.ParseUint(f.guestFeatures, 0, 64)
 	if err != nil {
-		return usage("--guest-features %q is not a number (write it like 0x1)", f.guestFeatures)
+		return nil, nil, nil, usage("--guest-features %q is not a number (write it like 0x1)", f.guestFeatures)
 	}
 	needVMSA := mode != snp.ModeSEV && mode != snp.ModeOVMFHash
 	if needVMSA && len(f.vcpus) == 0 {
-		return usage("--vcpus is required for mode %s", mode)
+		return nil, nil, nil, usage("--vcpus is required for mode %s", mode)
 	}
 	for _, n := range f.vcpus {
 		if n < 1 || n > 512 {
-			return usage("--vcpus %d: want 1 to 512", n)
+			return nil, nil, nil, usage("--vcpus %d: want 1 to 512", n)
 		}
 	}
 	cpus, err := parseCPUs(f)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	if needVMSA && len(cpus) == 0 && containsVMM(vmms, snp.QEMU) {
-		return usage("QEMU puts the vCPU signature in each VMSA: give --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping")
+		return nil, nil, nil, usage("QEMU puts the vCPU signature in each VMSA: give --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping")
 	}
 	if f.kernel == "" && (f.initrd != "" || f.appendSet) {
-		return usage("--initrd and --append are measured only with --kernel")
+		return nil, nil, nil, usage("--initrd and --append are measured only with --kernel")
 	}
 
 	res := snpResult{Mode: string(mode), Profile: profileName(profile)}
@@ -225,42 +226,42 @@ func (a *app) runMeasureSNP(f *snpFlags) error {
 	}
 	lp, err := parseLaunchPolicy(f, isSNP)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	if lp != nil {
 		res.Policy = fmt.Sprintf("%#x", lp.policy)
 	}
 	image, fd, err := readInput(f.ovmf, "--ovmf", ovmf.MaxSize)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	res.Firmware = fd
 	fw, err := ovmf.Parse(image)
 	if err != nil {
-		return outcome.InputError(fmt.Errorf("firmware %q: %w", f.ovmf, err), "give the OVMF.fd that QEMU maps below 4 GiB (for split flash, the code and vars files concatenated)")
+		return nil, nil, nil, outcome.InputError(fmt.Errorf("firmware %q: %w", f.ovmf, err), "give the OVMF.fd that QEMU maps below 4 GiB (for split flash, the code and vars files concatenated)")
 	}
 	_, res.KernelHashes = fw.Section(ovmf.SNPKernelHashes)
 	l := snp.Launch{Mode: mode, Profile: profile, GuestFeatures: features, Firmware: fw, Image: image}
 	if f.snpOVMFHash != "" {
 		h, err := hex.DecodeString(strings.TrimPrefix(f.snpOVMFHash, "0x"))
 		if err != nil || len(h) != snp.DigestSize {
-			return usage("--snp-ovmf-hash must be %d bytes of hex (the output of --mode snp:ovmf-hash)", snp.DigestSize)
+			return nil, nil, nil, usage("--snp-ovmf-hash must be %d bytes of hex (the output of --mode snp:ovmf-hash)", snp.DigestSize)
 		}
 		l.OVMFHash, res.OVMFHash = h, hex.EncodeToString(h)
 	}
 	if f.kernel != "" {
 		k, err := a.kernelHashes(f, &res)
 		if err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 		l.Kernel = k
 	}
 	if mode == snp.ModeSVSM {
 		if err := a.svsmInputs(f, &l, &res); err != nil {
-			return err
+			return nil, nil, nil, err
 		}
 	} else if f.svsm != "" || f.varsSize != "" || f.varsFile != "" {
-		return usage("--svsm, --vars-size and --vars-file are for --mode snp:svsm")
+		return nil, nil, nil, usage("--svsm, --vars-size and --vars-file are for --mode snp:svsm")
 	}
 	if !needVMSA {
 		f.vcpus = []int{0}
@@ -286,7 +287,7 @@ func (a *app) runMeasureSNP(f *snpFlags) error {
 				l.VMM, l.VCPUSig, l.VCPUs = snp.QEMU, c.Sig, n
 				d, err := l.Digest()
 				if err != nil {
-					return measureError(f.ovmf, err)
+					return nil, nil, nil, measureError(f.ovmf, err)
 				}
 				entries = append(entries, snp.Entry{VMM: snp.QEMU, CPU: c, VCPUs: n, Digest: d})
 			}
@@ -294,7 +295,7 @@ func (a *app) runMeasureSNP(f *snpFlags) error {
 	} else {
 		entries, err = snp.Matrix(l, vmms, cpus, f.vcpus)
 		if err != nil {
-			return measureError(f.ovmf, err)
+			return nil, nil, nil, measureError(f.ovmf, err)
 		}
 	}
 	for _, e := range entries {
@@ -304,7 +305,7 @@ func (a *app) runMeasureSNP(f *snpFlags) error {
 		}
 		if lp != nil {
 			if err := lp.apply(e, &se); err != nil {
-				return err
+				return nil, nil, nil, err
 			}
 		}
 		res.Measurements = append(res.Measurements, se)
@@ -312,9 +313,21 @@ func (a *app) runMeasureSNP(f *snpFlags) error {
 	if f.explain && len(res.Measurements) > 0 {
 		res.Measurements[len(res.Measurements)-1].Steps = steps
 		if len(res.Measurements) > 1 {
-			return usage("--explain works on one digest at a time: give one vCPU count, type and VMM")
+			return nil, nil, nil, usage("--explain works on one digest at a time: give one vCPU count, type and VMM")
 		}
 	}
+	return &res, entries, steps, nil
+}
+
+func (a *app) runMeasureSNP(f *snpFlags) error {
+	usage := func(format string, args ...any) error {
+		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure snp --help")
+	}
+	resp, entries, steps, err := a.measureSNP(f)
+	if err != nil {
+		return err
+	}
+	res := *resp
 	format := func(d []byte) (string, error) {
 		switch f.outputFormat {
 		case "hex":

@@ -281,10 +281,25 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			l.Binds = append(l.Binds, policy.BindsRootfs)
 		}
 	}
-	if raw := rv.Measurements["snp"]; raw != nil {
+	keys := make([]string, 0, len(rv.Measurements))
+	for k := range rv.Measurements {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	prefix := func(k, name string) string {
+		if len(keys) > 1 && k != "snp" && k != "tdx" {
+			return k + "-" + name
+		}
+		return name
+	}
+	for _, k := range keys {
+		raw := rv.Measurements[k]
+		if sign.MeasurementPlatform(k) != "snp" {
+			continue
+		}
 		var doc snpResult
 		if err := json.Unmarshal(raw, &doc); err != nil {
-			return nil, nil, outcome.InputError(fmt.Errorf("%s: %w", sign.SNPPath, err))
+			return nil, nil, outcome.InputError(fmt.Errorf("measurements/%s.json: %w", k, err))
 		}
 		pol := uint64(0x30000)
 		if doc.Policy != "" {
@@ -297,7 +312,7 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			if err != nil || len(d) != 48 {
 				return nil, nil, outcome.InputError(fmt.Errorf("%s: %s: digest is not 48 bytes of hex", sign.SNPPath, e.Name))
 			}
-			l := policy.Launch{Name: "snp-" + e.Name, Platform: policy.SNP, Measurement: d, GuestPolicy: pol}
+			l := policy.Launch{Name: prefix(k, "snp-"+e.Name), Platform: policy.SNP, Measurement: d, GuestPolicy: pol}
 			cmd := ""
 			if doc.Cmdline != nil {
 				cmd = doc.Cmdline.Value
@@ -306,17 +321,21 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			v.Launches = append(v.Launches, l)
 		}
 	}
-	if raw := rv.Measurements["tdx"]; raw != nil {
+	for _, k := range keys {
+		raw := rv.Measurements[k]
+		if sign.MeasurementPlatform(k) != "tdx" {
+			continue
+		}
 		var doc tdxResult
 		if err := json.Unmarshal(raw, &doc); err != nil {
-			return nil, nil, outcome.InputError(fmt.Errorf("%s: %w", sign.TDXPath, err))
+			return nil, nil, outcome.InputError(fmt.Errorf("measurements/%s.json: %w", k, err))
 		}
 		for _, m := range doc.MRTD {
 			d, err := hex.DecodeString(m.Value)
 			if err != nil || len(d) != 48 {
 				return nil, nil, outcome.InputError(fmt.Errorf("%s: MRTD is not 48 bytes of hex", sign.TDXPath))
 			}
-			l := policy.Launch{Name: "tdx-" + m.PageOrder, Platform: policy.TDX, MRTD: d}
+			l := policy.Launch{Name: prefix(k, "tdx-"+m.PageOrder), Platform: policy.TDX, MRTD: d}
 			for i, r := range doc.RTMR {
 				if r != nil {
 					if l.RTMR[i], err = hex.DecodeString(*r); err != nil {

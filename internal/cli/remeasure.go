@@ -29,15 +29,23 @@ func (a *app) remeasure(dir string, c *config.Config, imageDir string) ([]verify
 		return nil, err
 	}
 	var out []verify.Compared
-	if b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(sign.SNPPath))); err == nil {
-		rows, err := a.remeasureSNP(b, idx)
+	entries, _ := os.ReadDir(filepath.Join(dir, "measurements"))
+	for _, e := range entries {
+		rel := "measurements/" + e.Name()
+		name, ok := sign.MeasurementName(rel)
+		if !ok {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, rows...)
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(sign.TDXPath))); err == nil {
-		rows, err := a.remeasureTDX(b, idx)
+		var rows []verify.Compared
+		if sign.MeasurementPlatform(name) == "snp" {
+			rows, err = a.remeasureSNP(rel, b, idx)
+		} else {
+			rows, err = a.remeasureTDX(rel, b, idx)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -103,8 +111,7 @@ func short(h string) string {
 	return h
 }
 
-func (a *app) remeasureSNP(b []byte, idx map[string]string) ([]verify.Compared, error) {
-	const p = sign.SNPPath
+func (a *app) remeasureSNP(p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
 	var doc snpResult
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -194,8 +201,7 @@ func lookup(idx map[string]string, d *fileDigests, what string) (string, string)
 	return "", "its " + what + " (sha256 " + short(d.SHA256) + ") is neither a config input nor a rebuilt image file"
 }
 
-func (a *app) remeasureTDX(b []byte, idx map[string]string) ([]verify.Compared, error) {
-	const p = sign.TDXPath
+func (a *app) remeasureTDX(p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
 	var doc tdxResult
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
