@@ -85,20 +85,7 @@ unless --allow-unbound is given, which bindings.json and the policies record.`,
 				return err
 			}
 			v.AllowUnbound = allowUnbound
-			// The platform-specific targets judge only their platform.
-			if only := map[string]string{"sev-check": policy.SNP, "tdx-check": policy.TDX, "ita": policy.TDX}[target]; only != "" {
-				var keep []policy.Launch
-				var keepReports []bindingReport
-				for i, l := range v.Launches {
-					if l.Platform == only {
-						keep, keepReports = append(keep, l), append(keepReports, reports[i])
-					}
-				}
-				v.Launches, reports = keep, keepReports
-			}
-			if resource != "" {
-				v.Resource = resource
-			}
+			filterPlatform(target, v, &reports)
 			unbound, err := policy.CheckBindings(v)
 			if err != nil {
 				return outcome.PolicyError(err, "bind the kernel, initrd and command line (SEV-SNP: a firmware with the kernel-hashes section and kernelHashes: true; TDX: an edk2 profile so RTMR1/2 are computed), or pass --allow-unbound to emit anyway (recorded)")
@@ -108,11 +95,11 @@ unless --allow-unbound is given, which bindings.json and the policies record.`,
 				return err
 			}
 			res := policyResult{Target: target, Release: v.Release, Output: out, Bindings: reports, AllowUnbound: allowUnbound, Unbound: unbound}
-			b, err := json.MarshalIndent(map[string]any{"release": v.Release, "allow_unbound": allowUnbound, "configurations": reports}, "", "  ")
+			b, err := bindingsJSON(v, reports)
 			if err != nil {
 				return err
 			}
-			files["bindings.json"] = append(b, '\n')
+			files["bindings.json"] = b
 			names := make([]string, 0, len(files))
 			for n := range files {
 				names = append(names, n)
@@ -286,11 +273,13 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	prefix := func(k, name string) string {
-		if len(keys) > 1 && k != "snp" && k != "tdx" {
-			return k + "-" + name
+	// Configuration names: "snp-<entry>" for measurements/snp.json,
+	// "<document>.<entry>" for one document per configuration.
+	name := func(k, platform, entry string) string {
+		if k == platform {
+			return platform + "-" + entry
 		}
-		return name
+		return k + "." + entry
 	}
 	for _, k := range keys {
 		raw := rv.Measurements[k]
@@ -312,7 +301,7 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			if err != nil || len(d) != 48 {
 				return nil, nil, outcome.InputError(fmt.Errorf("%s: %s: digest is not 48 bytes of hex", sign.SNPPath, e.Name))
 			}
-			l := policy.Launch{Name: prefix(k, "snp-"+e.Name), Platform: policy.SNP, Measurement: d, GuestPolicy: pol}
+			l := policy.Launch{Name: name(k, "snp", e.Name), Platform: policy.SNP, Measurement: d, GuestPolicy: pol}
 			cmd := ""
 			if doc.Cmdline != nil {
 				cmd = doc.Cmdline.Value
@@ -335,7 +324,7 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			if err != nil || len(d) != 48 {
 				return nil, nil, outcome.InputError(fmt.Errorf("%s: MRTD is not 48 bytes of hex", sign.TDXPath))
 			}
-			l := policy.Launch{Name: prefix(k, "tdx-"+m.PageOrder), Platform: policy.TDX, MRTD: d}
+			l := policy.Launch{Name: name(k, "tdx", m.PageOrder), Platform: policy.TDX, MRTD: d}
 			for i, r := range doc.RTMR {
 				if r != nil {
 					if l.RTMR[i], err = hex.DecodeString(*r); err != nil {
@@ -393,4 +382,30 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 		return nil, nil, outcome.InputError(fmt.Errorf("%s has no SEV-SNP or TDX measurements (%s, %s)", dir, sign.SNPPath, sign.TDXPath))
 	}
 	return v, reports, nil
+}
+
+// filterPlatform keeps only the configurations a platform-specific target
+// judges (sev-check: SEV-SNP; tdx-check, ita: TDX).
+func filterPlatform(target string, v *policy.Values, reports *[]bindingReport) {
+	only := map[string]string{"sev-check": policy.SNP, "tdx-check": policy.TDX, "ita": policy.TDX}[target]
+	if only == "" {
+		return
+	}
+	var keep []policy.Launch
+	var keepReports []bindingReport
+	for i, l := range v.Launches {
+		if l.Platform == only {
+			keep, keepReports = append(keep, l), append(keepReports, (*reports)[i])
+		}
+	}
+	v.Launches, *reports = keep, keepReports
+}
+
+// bindingsJSON is the bindings.json written beside every policy.
+func bindingsJSON(v *policy.Values, reports []bindingReport) ([]byte, error) {
+	b, err := json.MarshalIndent(map[string]any{"release": v.Release, "allow_unbound": v.AllowUnbound, "configurations": reports}, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }

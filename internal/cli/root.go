@@ -111,6 +111,7 @@ logs go to stderr. Exit codes are listed in docs/exit-codes.md.`,
 		a.sbomCmd(),
 		a.signCmd(),
 		a.policyCmd(),
+		a.releaseCmd(),
 		a.verifyCmd(),
 	)
 	return root

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/policy"
 	"github.com/cvmkit/cvmkit/sign"
 	"github.com/cvmkit/cvmkit/verify"
 	"github.com/spf13/cobra"
@@ -174,6 +176,9 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 				}
 				out[sign.SBOMSPDXPath], out[sign.SBOMCycloneDX] = docs.SPDX, docs.CycloneDX
 			}
+			if err := rebuildPolicies(rep.Dir, out, why); err != nil {
+				return nil, nil, err
+			}
 			return out, why, nil
 		},
 		Values: func(ctx context.Context, imageDir string) ([]verify.Compared, error) {
@@ -244,4 +249,48 @@ func printVerify(w io.Writer, rep *verify.Report) {
 		}
 		tw.Flush()
 	}
+}
+
+// rebuildPolicies regenerates each key-authority/TARGET/ folder of the
+// release from its (verified) values, as cvmkit release wrote it.
+func rebuildPolicies(dir string, out map[string][]byte, why map[string]string) error {
+	entries, err := os.ReadDir(filepath.Join(dir, "key-authority"))
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		target := e.Name()
+		base := "key-authority/" + target + "/"
+		if target == "azure-skr" {
+			why[base] = "the attestation authority URL is not in the release; its policy is verified by signature and digest"
+			continue
+		}
+		v, reports, err := releaseValues(dir)
+		if err != nil {
+			return err
+		}
+		var recorded struct {
+			AllowUnbound bool `json:"allow_unbound"`
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "key-authority", target, "bindings.json")); err == nil {
+			_ = json.Unmarshal(b, &recorded)
+		}
+		v.AllowUnbound = recorded.AllowUnbound
+		filterPlatform(target, v, &reports)
+		unbound, err := policy.CheckBindings(v)
+		if err != nil {
+			return err
+		}
+		files, err := policyFiles(target, v, unbound, "")
+		if err != nil {
+			return err
+		}
+		if files["bindings.json"], err = bindingsJSON(v, reports); err != nil {
+			return err
+		}
+		for n, b := range files {
+			out[base+n] = b
+		}
+	}
+	return nil
 }

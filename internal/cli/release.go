@@ -1,0 +1,494 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cvmkit/cvmkit/build"
+	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/encrypt"
+	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/measure/gpu"
+	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/policy"
+	"github.com/cvmkit/cvmkit/sign"
+	"github.com/spf13/cobra"
+)
+
+// releaseStage is one line of the release summary.
+type releaseStage struct {
+	Stage   string   `json:"stage"`
+	Status  string   `json:"status"` // done, skipped
+	Detail  string   `json:"detail"`
+	Outputs []string `json:"outputs,omitempty"`
+	Seconds float64  `json:"seconds"`
+}
+
+type releaseResult struct {
+	Release string         `json:"release"`
+	Output  string         `json:"output"`
+	Stages  []releaseStage `json:"stages"`
+}
+
+func (a *app) releaseCmd() *cobra.Command {
+	var file, out, key, kmsURI, initBinary, authority string
+	var keyless, allowUnbound bool
+	cmd := &cobra.Command{
+		Use:   "release -f cvmkit.yaml [-o DIR]",
+		Short: "Run the whole release: build, measure, GPU references, encrypt, SBOMs, policies, sign",
+		Long: `Make a complete release folder from a release config, stage by stage, with a
+line of progress per stage on stderr and a summary at the end:
+
+  build      the guest image (image/, as cvmkit build)
+  measure    every platforms.snp and platforms.tdx configuration, bound to the
+             built kernel, initrd and command line
+             (measurements/snp-NAME.json, tdx-NAME[-Nvcpu].json)
+  gpu        the GPU reference values from gpu.rims (gpu/gpu-reference.json)
+  encrypt    the model weights for model.recipients (model/)
+  sbom       SPDX 2.3 and CycloneDX 1.6 of the root filesystem (sbom/)
+  policies   keyAuthorities.targets (key-authority/TARGET/), with the binding
+             check: a configuration that leaves the kernel, initrd, command
+             line or root filesystem unbound is refused unless
+             keyAuthorities.allowUnbound or --allow-unbound (recorded in
+             key-authority/*/bindings.json, which is signed)
+  sign       reference values and provenance (attestations/), with the key,
+             KMS key or keyless signing of signing: (or the flags)
+
+DIR (default: the config's output) must not exist; the release is built in a
+hidden sibling folder and renamed into place only when every stage passed, so
+a failed run leaves no release that looks complete. The layout is in
+docs/release.md; verify it with 'cvmkit verify DIR --key … --rebuild cvmkit.yaml'.`,
+		Example: `  COSIGN_PASSWORD=… cvmkit release -f cvmkit.yaml -o dist
+  cvmkit release -f cvmkit.yaml -o dist --key cosign.key --json`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return outcome.UsageError(errors.New("-f cvmkit.yaml is required"))
+			}
+			c, err := config.Load(file)
+			if err != nil {
+				return outcome.InputError(err)
+			}
+			if err := c.CheckInputs(); err != nil {
+				return outcome.InputError(err)
+			}
+			if out == "" {
+				out = c.Resolve(c.Output)
+			}
+			if err := newOutput(out); err != nil {
+				return err
+			}
+			bundler, signer, err := a.releaseSigner(c, key, kmsURI, keyless)
+			if err != nil {
+				return err
+			}
+			r := &releaseRun{a: a, c: c, res: releaseResult{Release: c.Release.Metadata.Name + "@" + c.Release.Metadata.Version, Output: out}}
+			r.allowUnbound = allowUnbound || c.Release.KeyAuthorities.AllowUnbound
+			r.authority = authority
+			r.epoch, r.initBin, err = a.buildInputs(c, initBinary)
+			if err != nil {
+				return err
+			}
+			err = atomicfile.Dir(out, func(tmp string) error {
+				for _, s := range []struct {
+					name string
+					run  func(ctx context.Context, dir string) (string, []string, error)
+				}{
+					{"build", r.build}, {"measure", r.measure}, {"gpu", r.gpu}, {"encrypt", r.encrypt},
+					{"sbom", r.sbom}, {"policies", r.policies},
+					{"sign", func(ctx context.Context, dir string) (string, []string, error) {
+						signed, err := sign.SignRelease(ctx, dir, bundler)
+						if err != nil {
+							return "", nil, err
+						}
+						var outs []string
+						for _, s := range signed {
+							outs = append(outs, s.Statement, s.Bundle)
+						}
+						return "signed with " + signer, outs, nil
+					}},
+				} {
+					if err := r.stage(cmd.Context(), s.name, tmp, s.run); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return a.emit(r.res, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				fmt.Fprintln(tw, "stage\tstatus\tseconds\tdetail")
+				for _, s := range r.res.Stages {
+					fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\n", s.Stage, s.Status, s.Seconds, s.Detail)
+				}
+				tw.Flush()
+				fmt.Fprintf(w, "release %s in %s\n", r.res.Release, out)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "the release config (cvmkit.yaml)")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "new release folder (default: the config's output)")
+	cmd.Flags().StringVar(&key, "key", "", "cosign private key to sign with (overrides signing.key)")
+	cmd.Flags().StringVar(&kmsURI, "kms", "", "KMS key URI to sign with (overrides signing.key)")
+	cmd.Flags().BoolVar(&keyless, "keyless", false, "sign keylessly (overrides signing)")
+	cmd.Flags().BoolVar(&allowUnbound, "allow-unbound", false, "write policies even for configurations that leave an input unbound (recorded)")
+	cmd.Flags().StringVar(&authority, "azure-authority", "", "the Microsoft Azure Attestation URL, for the azure-skr target")
+	cmd.Flags().StringVar(&initBinary, "init-binary", "", "use this cvmkit-init (linux/amd64) instead of the embedded one")
+	return cmd
+}
+
+type releaseRun struct {
+	a            *app
+	c            *config.Config
+	res          releaseResult
+	epoch        time.Time
+	initBin      []byte
+	allowUnbound bool
+	authority    string
+}
+
+// stage runs one stage, printing a progress line on stderr.
+func (r *releaseRun) stage(ctx context.Context, name, dir string, run func(context.Context, string) (string, []string, error)) error {
+	n := len(r.res.Stages) + 1
+	fmt.Fprintf(r.a.stderr, "cvmkit: [%d/7] %s …\n", n, name)
+	start := time.Now()
+	detail, outs, err := run(ctx, dir)
+	if err != nil {
+		fmt.Fprintf(r.a.stderr, "cvmkit: [%d/7] %s failed\n", n, name)
+		return fmt.Errorf("release stage %s: %w", name, err)
+	}
+	st := releaseStage{Stage: name, Status: "done", Detail: detail, Outputs: outs, Seconds: time.Since(start).Seconds()}
+	if d, ok := strings.CutPrefix(detail, "skipped: "); ok && outs == nil {
+		st.Status, st.Detail = "skipped", d
+	}
+	fmt.Fprintf(r.a.stderr, "cvmkit: [%d/7] %s %s (%.1f s): %s\n", n, name, st.Status, st.Seconds, st.Detail)
+	r.res.Stages = append(r.res.Stages, st)
+	return nil
+}
+
+func (r *releaseRun) build(ctx context.Context, dir string) (string, []string, error) {
+	res, err := build.Build(ctx, r.c, build.Options{OutDir: filepath.Join(dir, "image"), Epoch: r.epoch, InitBinary: r.initBin, Version: Version().Version, Log: r.a.log})
+	if err != nil {
+		return "", nil, err
+	}
+	var outs []string
+	for _, o := range res.Lock.Outputs {
+		outs = append(outs, "image/"+o.Name)
+	}
+	return "root hash " + res.Lock.Verity.RootHash, outs, nil
+}
+
+func (r *releaseRun) firmware(name string) (config.Firmware, error) {
+	for _, f := range r.c.Release.Firmware {
+		if f.Name == name {
+			return f, nil
+		}
+	}
+	return config.Firmware{}, fmt.Errorf("no firmware named %q", name)
+}
+
+func writeDoc(dir, rel string, v any) error {
+	var buf bytes.Buffer
+	if err := writeJSON(&buf, v); err != nil {
+		return err
+	}
+	p := filepath.Join(dir, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, buf.Bytes(), 0o644)
+}
+
+// measure computes every configured platform against the built image. Paths
+// in the documents are written relative to the config (firmware, ACPI
+// tables) or the release (image/…), never as this machine's paths.
+func (r *releaseRun) measure(_ context.Context, dir string) (string, []string, error) {
+	p := r.c.Release.Platforms
+	if len(p.SNP) == 0 && len(p.TDX) == 0 {
+		return "skipped: the config has no platforms", nil, nil
+	}
+	image := filepath.Join(dir, "image")
+	cmdline, err := os.ReadFile(filepath.Join(image, "cmdline.txt"))
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := strings.TrimRight(string(cmdline), "\n")
+	var outs []string
+	values := 0
+	for _, s := range p.SNP {
+		fw, err := r.firmware(s.Firmware)
+		if err != nil {
+			return "", nil, err
+		}
+		f := &snpFlags{mode: string(s.Mode), ovmf: r.c.Resolve(fw.Path), vcpus: s.VCPUs, vcpuTypes: s.VCPUTypes, vmmTypes: []string{string(s.VMM)},
+			guestFeatures: "0x1", policy: "0x30000", profile: s.Profile, outputFormat: "hex"}
+		if f.mode == "" {
+			f.mode = "snp"
+		}
+		if f.profile == "" {
+			f.profile = "current"
+		}
+		if s.GuestFeatures != nil {
+			f.guestFeatures = fmt.Sprintf("%#x", uint64(*s.GuestFeatures))
+		}
+		if s.Policy != nil {
+			f.policy = fmt.Sprintf("%#x", uint64(*s.Policy))
+		}
+		if s.HostData != nil {
+			f.hostData = fmt.Sprintf("%x", []byte(*s.HostData))
+		}
+		if s.KernelHashes {
+			f.kernel, f.initrd, f.appendArg, f.appendSet = filepath.Join(image, "vmlinuz"), filepath.Join(image, "initrd.img"), cmd, true
+		}
+		if s.IDBlock != nil {
+			f.idKey = r.c.Resolve(s.IDBlock.IDKey)
+			if s.IDBlock.AuthorKey != "" {
+				f.authorKey = r.c.Resolve(s.IDBlock.AuthorKey)
+			}
+			f.familyID, f.imageID, f.guestSVN = fmt.Sprintf("%x", []byte(s.IDBlock.FamilyID)), fmt.Sprintf("%x", []byte(s.IDBlock.ImageID)), s.IDBlock.GuestSVN
+		}
+		if s.SVSM != nil {
+			f.svsm = r.c.Resolve(s.SVSM.Path)
+			f.varsSize = strconv.FormatInt(int64(s.VarsSize), 10)
+		}
+		res, _, _, err := r.a.measureSNP(f)
+		if err != nil {
+			return "", nil, fmt.Errorf("platforms.snp %s: %w", s.Name, err)
+		}
+		res.Firmware.Path = string(fw.Path)
+		relPaths(res.Kernel, "image/vmlinuz")
+		relPaths(res.Initrd, "image/initrd.img")
+		if res.SVSM != nil {
+			res.SVSM.Path = string(s.SVSM.Path)
+		}
+		rel := "measurements/snp-" + s.Name + ".json"
+		if err := writeDoc(dir, rel, res); err != nil {
+			return "", nil, err
+		}
+		outs = append(outs, rel)
+		values += len(res.Measurements)
+	}
+	for _, t := range p.TDX {
+		fw, err := r.firmware(t.Firmware)
+		if err != nil {
+			return "", nil, err
+		}
+		for _, n := range t.VCPUs {
+			f := &tdxFlags{firmware: r.c.Resolve(fw.Path), pageOrder: string(t.PageOrder), qemuVersion: t.QEMUVersion, memory: strconv.FormatInt(int64(t.Memory), 10),
+				vcpus: n, profile: t.EDK2Profile, guestCC: true, secureBoot: "absent",
+				kernel: filepath.Join(image, "vmlinuz"), initrd: filepath.Join(image, "initrd.img"), cmdline: cmd}
+			if t.ACPITables != nil {
+				f.acpiTables = r.c.Resolve(t.ACPITables.Path)
+			}
+			res, _, err := r.a.predictTDX(f)
+			if err != nil {
+				return "", nil, fmt.Errorf("platforms.tdx %s: %w", t.Name, err)
+			}
+			res.Firmware.Path = string(fw.Path)
+			relPaths(res.Kernel, "image/vmlinuz")
+			relPaths(res.Initrd, "image/initrd.img")
+			if res.ACPITables != nil {
+				res.ACPITables.Path = string(t.ACPITables.Path)
+			}
+			rel := "measurements/tdx-" + t.Name + ".json"
+			if len(t.VCPUs) > 1 {
+				rel = fmt.Sprintf("measurements/tdx-%s-%dvcpu.json", t.Name, n)
+			}
+			if err := writeDoc(dir, rel, res); err != nil {
+				return "", nil, err
+			}
+			outs = append(outs, rel)
+			values += len(res.MRTD)
+		}
+	}
+	return fmt.Sprintf("%d SEV-SNP and TDX configurations, %d launch values", len(outs), values), outs, nil
+}
+
+func relPaths(d *fileDigests, rel string) {
+	if d != nil && d.Path != "" {
+		d.Path = rel
+	}
+}
+
+func (r *releaseRun) gpu(_ context.Context, dir string) (string, []string, error) {
+	g := r.c.Release.GPU
+	if g == nil {
+		return "skipped: the config has no gpu section", nil, nil
+	}
+	at := g.VerifyAt.Time
+	if at.IsZero() {
+		at = time.Now().UTC().Truncate(time.Second)
+	}
+	var rims []*gpu.RIM
+	var names []string
+	for _, f := range g.RIMs {
+		p := r.c.Resolve(f.Path)
+		b, _, err := readInput(p, "gpu.rims", 16<<20)
+		if err != nil {
+			return "", nil, err
+		}
+		rim, err := gpu.VerifyRIM(b, gpu.RIMOptions{ChainOptions: gpu.ChainOptions{At: at, AllowExpired: g.AllowExpiredSigner}})
+		if err != nil {
+			return "", nil, classifyGPU(err, "RIM "+p)
+		}
+		rims = append(rims, rim)
+		names = append(names, filepath.Base(p))
+	}
+	ref, err := gpu.NewReference(rims, names)
+	if err != nil {
+		return "", nil, classifyGPU(err, "RIMs")
+	}
+	if err := writeDoc(dir, sign.GPUPath, ref); err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("%d RIMs verified at %s", len(rims), gpu.FormatTime(at)), []string{sign.GPUPath}, nil
+}
+
+func (r *releaseRun) encrypt(ctx context.Context, dir string) (string, []string, error) {
+	if r.c.Release.Model == nil {
+		return "skipped: the config has no model section", nil, nil
+	}
+	args, _, releaseID, recipients, _, _, err := encryptFromConfig(r.c.File, filepath.Join(dir, "model"), "", "")
+	if err != nil {
+		return "", nil, err
+	}
+	if releaseID == "" {
+		releaseID = r.res.Release
+	}
+	key, err := encrypt.NewDataKey()
+	if err != nil {
+		return "", nil, err
+	}
+	var wraps []*encrypt.WrappedKey
+	for i, rc := range recipients {
+		w, err := r.a.wrapFor(ctx, rc, key, releaseID, i)
+		if err != nil {
+			return "", nil, err
+		}
+		wraps = append(wraps, w)
+	}
+	m, err := encrypt.EncryptModel(ctx, args[0], filepath.Join(dir, "model"), releaseID, key, wraps, encrypt.Options{})
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("%d files for %d recipients, release %s", len(m.Files), len(wraps), releaseID), []string{"model/" + filepath.Base(sign.ModelManifest)}, nil
+}
+
+func (r *releaseRun) sbom(ctx context.Context, dir string) (string, []string, error) {
+	docs, err := r.a.makeSBOM(ctx, filepath.Join(dir, "image"), r.c.Release.Metadata.Name, r.c.Release.Metadata.Version)
+	if err != nil {
+		return "", nil, err
+	}
+	for rel, b := range map[string][]byte{sign.SBOMSPDXPath: docs.SPDX, sign.SBOMCycloneDX: docs.CycloneDX} {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", nil, err
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return "", nil, err
+		}
+	}
+	return fmt.Sprintf("%d packages", docs.Packages), []string{sign.SBOMSPDXPath, sign.SBOMCycloneDX}, nil
+}
+
+func (r *releaseRun) policies(_ context.Context, dir string) (string, []string, error) {
+	targets := r.c.Release.KeyAuthorities.Targets
+	if len(targets) == 0 {
+		return "skipped: keyAuthorities.targets is empty", nil, nil
+	}
+	var outs []string
+	for _, t := range targets {
+		v, reports, err := releaseValues(dir)
+		if err != nil {
+			return "", nil, err
+		}
+		v.AllowUnbound = r.allowUnbound
+		filterPlatform(string(t), v, &reports)
+		unbound, err := policy.CheckBindings(v)
+		if err != nil {
+			return "", nil, outcome.PolicyError(err, "bind the kernel, initrd and command line (platforms.snp kernelHashes with kernel-hashes firmware; platforms.tdx edk2Profile), or set keyAuthorities.allowUnbound (recorded)")
+		}
+		files, err := policyFiles(string(t), v, unbound, r.authority)
+		if err != nil {
+			return "", nil, err
+		}
+		b, err := bindingsJSON(v, reports)
+		if err != nil {
+			return "", nil, err
+		}
+		files["bindings.json"] = b
+		for n, body := range files {
+			rel := "key-authority/" + string(t) + "/" + n
+			if err := os.MkdirAll(filepath.Join(dir, "key-authority", string(t)), 0o755); err != nil {
+				return "", nil, err
+			}
+			if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(rel)), body, 0o644); err != nil {
+				return "", nil, err
+			}
+			outs = append(outs, rel)
+		}
+	}
+	detail := fmt.Sprintf("%d targets", len(targets))
+	if r.allowUnbound {
+		detail += " (allowUnbound: see key-authority/*/bindings.json)"
+	}
+	return detail, outs, nil
+}
+
+// releaseSigner picks the signer: flags first, then the config's signing.
+func (a *app) releaseSigner(c *config.Config, key, kmsURI string, keyless bool) (func(context.Context, []byte) ([]byte, error), string, error) {
+	if key == "" && kmsURI == "" && !keyless && c.Release.Signing != nil {
+		s := c.Release.Signing
+		switch {
+		case strings.Contains(s.Key, "://"):
+			kmsURI = s.Key
+		case s.Key != "":
+			key = c.Resolve(config.Path(s.Key))
+		case s.Keyless != nil:
+			keyless = true
+		}
+	}
+	switch {
+	case btoi(key != "")+btoi(kmsURI != "")+btoi(keyless) > 1:
+		return nil, "", outcome.UsageError(errors.New("give one of --key, --kms and --keyless"))
+	case key != "":
+		s, err := a.loadSigner(key)
+		if err != nil {
+			return nil, "", err
+		}
+		return sign.WithKey(s), key, nil
+	case kmsURI != "":
+		helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
+		if err != nil {
+			return nil, "", err
+		}
+		return a.helperBundler(helper, "sign-kms", "--key", kmsURI), kmsURI, nil
+	case keyless:
+		tok, _ := a.lookupEnv("SIGSTORE_ID_TOKEN")
+		if tok == "" {
+			return nil, "", outcome.UsageError(errors.New("keyless signing needs SIGSTORE_ID_TOKEN"))
+		}
+		a.helperEnv = append(a.helperEnv, "SIGSTORE_ID_TOKEN="+tok)
+		helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
+		if err != nil {
+			return nil, "", err
+		}
+		fulcio, rekor := defaultFulcio, defaultRekor
+		if k := c.Release.Signing; k != nil && k.Keyless != nil {
+			fulcio, rekor = or(k.Keyless.FulcioURL, fulcio), or(k.Keyless.RekorURL, rekor)
+		}
+		return a.helperBundler(helper, "sign", "--fulcio-url", fulcio, "--rekor-url", rekor), "keyless", nil
+	}
+	return nil, "", outcome.UsageError(errors.New("no signer: set signing.key or signing.keyless in the config, or pass --key, --kms or --keyless"))
+}
