@@ -180,6 +180,7 @@ type Model struct {
 	ReleaseID  string      `yaml:"releaseID" doc:"Bound into every file's associated data. Default <metadata.name>@<metadata.version>."`
 	Recipients []Recipient `yaml:"recipients" required:"true" doc:"Who receives the wrapped data key."`
 	OCI        *ModelOCI   `yaml:"oci" doc:"Also package the encrypted weights as an OCI artifact."`
+	Keyset     string      `yaml:"keyset" doc:"Cleartext Tink keyset file of the data key (relative to this file; cvmkit release creates it, mode 0600, when missing). With it, cvmkit release encrypts deterministically: the same weights, release and key give the same bytes. Keep it secret; without it each release draws a new key."`
 }
 
 // Recipient receives the data key. Exactly one of its kinds is set.

@@ -3,6 +3,7 @@ package encrypt
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -263,7 +264,25 @@ func encryptFile(ctx context.Context, f SourceFile, dst, releaseID string, key *
 	if err != nil {
 		return ManifestEntry{}, err
 	}
-	st, err := Encrypt(ctx, w, in, key.ikm, AssociatedData(releaseID, f.Path), opts)
+	ad := AssociatedData(releaseID, f.Path)
+	if opts.Deterministic {
+		h := sha256.New()
+		if _, err := io.Copy(h, in); err != nil {
+			w.Close()
+			return ManifestEntry{}, err
+		}
+		if _, err := in.Seek(0, io.SeekStart); err != nil {
+			w.Close()
+			return ManifestEntry{}, err
+		}
+		header, err := DeterministicHeader(key.ikm, ad, [32]byte(h.Sum(nil)))
+		if err != nil {
+			w.Close()
+			return ManifestEntry{}, err
+		}
+		opts.Rand = bytes.NewReader(header)
+	}
+	st, err := Encrypt(ctx, w, in, key.ikm, ad, opts)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

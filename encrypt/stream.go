@@ -112,6 +112,25 @@ type Options struct {
 	// Rand is the source of the salt and nonce prefix; nil means
 	// crypto/rand. Tests set it for fixed vectors.
 	Rand io.Reader
+	// Deterministic derives each file's salt and nonce prefix from the data
+	// key, the associated data (release and path) and the plaintext's
+	// SHA-256 instead of drawing them (EncryptModel reads each file twice).
+	// The same weights, release and key then give the same bytes, which a
+	// reproducible release needs; the cost is that equal plaintexts under the
+	// same key, release and path are recognisable as equal.
+	Deterministic bool
+}
+
+// DeterministicHeader is the salt and nonce prefix of a deterministic
+// encryption: HKDF-SHA256 (RFC 5869) with the data key as input key
+// material, no salt, and info "cvmkit deterministic header v1" || u32be
+// len(ad) || ad || SHA-256(plaintext), 39 bytes.
+func DeterministicHeader(ikm, ad []byte, plainSHA256 [32]byte) ([]byte, error) {
+	info := []byte("cvmkit deterministic header v1")
+	info = binary.BigEndian.AppendUint32(info, uint32(len(ad)))
+	info = append(info, ad...)
+	info = append(info, plainSHA256[:]...)
+	return hkdf.Key(sha256.New, ikm, nil, string(info), HeaderSize-1)
 }
 
 func (o Options) workers() int {

@@ -366,7 +366,7 @@ func (r *releaseRun) encrypt(ctx context.Context, dir string) (string, []string,
 	if releaseID == "" {
 		releaseID = r.res.Release
 	}
-	key, err := encrypt.NewDataKey()
+	key, deterministic, note, err := releaseDataKey(r.c)
 	if err != nil {
 		return "", nil, err
 	}
@@ -378,11 +378,11 @@ func (r *releaseRun) encrypt(ctx context.Context, dir string) (string, []string,
 		}
 		wraps = append(wraps, w)
 	}
-	m, err := encrypt.EncryptModel(ctx, args[0], filepath.Join(dir, "model"), releaseID, key, wraps, encrypt.Options{})
+	m, err := encrypt.EncryptModel(ctx, args[0], filepath.Join(dir, "model"), releaseID, key, wraps, encrypt.Options{Deterministic: deterministic})
 	if err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("%d files for %d recipients, release %s", len(m.Files), len(wraps), releaseID), []string{"model/" + filepath.Base(sign.ModelManifest)}, nil
+	return fmt.Sprintf("%d files for %d recipients, release %s%s", len(m.Files), len(wraps), releaseID, note), []string{"model/" + filepath.Base(sign.ModelManifest)}, nil
 }
 
 func (r *releaseRun) sbom(ctx context.Context, dir string) (string, []string, error) {
@@ -491,4 +491,36 @@ func (a *app) releaseSigner(c *config.Config, key, kmsURI string, keyless bool) 
 		return a.helperBundler(helper, "sign", "--fulcio-url", fulcio, "--rekor-url", rekor), "keyless", nil
 	}
 	return nil, "", outcome.UsageError(errors.New("no signer: set signing.key or signing.keyless in the config, or pass --key, --kms or --keyless"))
+}
+
+// releaseDataKey returns the data key: model.keyset (created when missing)
+// with deterministic encryption, or a fresh random key.
+func releaseDataKey(c *config.Config) (*encrypt.DataKey, bool, string, error) {
+	ks := c.Release.Model.Keyset
+	if ks == "" {
+		k, err := encrypt.NewDataKey()
+		return k, false, " (new random data key)", err
+	}
+	p := c.Resolve(config.Path(ks))
+	if b, err := os.ReadFile(p); err == nil {
+		k, err := encrypt.ParseKeyset(b)
+		if err != nil {
+			return nil, false, "", outcome.InputError(fmt.Errorf("model.keyset %q: %w", p, err))
+		}
+		return k, true, " (data key " + ks + ", deterministic)", nil
+	} else if !os.IsNotExist(err) {
+		return nil, false, "", err
+	}
+	k, err := encrypt.NewDataKey()
+	if err != nil {
+		return nil, false, "", err
+	}
+	bin, _, err := k.Cleartext()
+	if err != nil {
+		return nil, false, "", err
+	}
+	if err := atomicfile.WriteFile(p, bin, 0o600); err != nil {
+		return nil, false, "", err
+	}
+	return k, true, " (created data key " + ks + ", deterministic; keep it secret)", nil
 }
