@@ -94,9 +94,9 @@ func TestQuickstartVector(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := res.Lock.Verity
-	if v.RootHash != "df62f4c249f0638bde0ee62dae1eb3efadec822a1a50822ed53048bf1f52952c" ||
-		v.Salt != "aaf4a40eaecd2957f470a6f7d3de5b42f597b22d02d9d8d2634689365630b41c" ||
-		v.UUID != "ac7f21ca-b41f-8093-bc71-79747cae0c07" || v.DataBlocks != 2 || v.HashStartBlock != 3 {
+	if v.RootHash != "92aa9af48733a9871dc6921a0f3730885ef2c6659292199e396b01174a969fc1" ||
+		v.Salt != "d0052240d05ff56895b377b863f54e5e9c27997bab26ab0a4ee3289bcbd7cd97" ||
+		v.UUID != "07aaa7a0-0d02-8075-8f2e-cbdb473f916a" || v.DataBlocks != 1487 || v.HashStartBlock != 1488 {
 		t.Errorf("quickstart verity values %+v differ from docs/image.md", v)
 	}
 }

@@ -3,6 +3,8 @@
 #   - Debian bookworm's OVMF firmware (ovmf 2022.11-6+deb12u2, usr/share/ovmf/OVMF.fd)
 #   - Debian's signed kernel linux-image-6.1.0-56-amd64 6.1.192-2 (boot/vmlinuz-…)
 #   - the synthetic model weights (examples/quickstart/genweights)
+#   - the workload image: a static Go program as a one-layer OCI image layout
+#     (examples/quickstart/mkoci), the same bytes with the same Go toolchain
 # Every file is checked against the sha256 that cvmkit.yaml pins; a file that
 # is already there and matches is not fetched again.
 set -euo pipefail
@@ -67,6 +69,19 @@ fetch_deb() { # fetch_deb PKG=VERSION MEMBER OUT SHA [MODULES]
 
 fetch_deb "$ovmf_pkg" usr/share/ovmf/OVMF.fd OVMF.fd "$ovmf_sha"
 fetch_deb "$kernel_pkg" "$kernel_file" vmlinuz "$kernel_sha" with-modules
+
+workload_digest=sha256:fbce3c45852ccf8134bba9e13c9dc0af0d54508bfc19ef5a73a11d11a343c32c
+if [ ! -f workload-oci/index.json ]; then
+  rm -rf workload-oci.tmp
+  got=$(cd "$here/../.." && go run ./examples/quickstart/mkoci "$cache/workload-oci.tmp")
+  if [ "$got" != "$workload_digest" ]; then
+    echo "fetch-inputs: the workload image has digest $got, cvmkit.yaml pins $workload_digest" >&2
+    echo "fetch-inputs: a different Go toolchain builds different bytes; use the go.mod toolchain ($(go env GOVERSION) here)" >&2
+    exit 1
+  fi
+  mv workload-oci.tmp workload-oci
+  echo "fetch-inputs: workload-oci/ ($got)"
+fi
 
 if [ ! -f weights/model.safetensors ]; then
   (cd "$here/../.." && go run ./examples/quickstart/genweights "$cache/weights.tmp")
