@@ -49,25 +49,28 @@ func (f *tdxFlags) register(cmd *cobra.Command) {
 
 // tdxResult is what `cvmkit measure tdx --json` prints.
 type tdxResult struct {
-	Firmware        fileDigests        `json:"firmware"`
-	MRTD            []tdxMRTD          `json:"mrtd"`
-	PageOrderSource string             `json:"page_order_source"`
-	RTMR            [4]*string         `json:"rtmr"`
-	NotComputed     []tdxNotComputed   `json:"not_computed"`
-	Events          []tdxEvent         `json:"events"`
-	Profile         string             `json:"edk2_profile,omitempty"`
-	QEMUVersion     string             `json:"qemu_version,omitempty"`
-	Memory          int64              `json:"memory,omitempty"`
-	VCPUs           int                `json:"vcpus,omitempty"`
-	KernelBlob      string             `json:"kernel_blob,omitempty"`
-	SecureBoot      string             `json:"secure_boot"`
-	Kernel          *fileDigests       `json:"kernel,omitempty"`
-	UKI             bool               `json:"uki,omitempty"`
-	Initrd          *fileDigests       `json:"initrd,omitempty"`
-	Cmdline         *tdxCmdline        `json:"cmdline,omitempty"`
-	ACPITables      *fileDigests       `json:"acpi_tables,omitempty"`
-	Sections        []ovmf.TDVFSection `json:"tdvf_sections"`
-	Files           []string           `json:"files,omitempty"`
+	Firmware        fileDigests      `json:"firmware"`
+	MRTD            []tdxMRTD        `json:"mrtd"`
+	PageOrderSource string           `json:"page_order_source"`
+	RTMR            [4]*string       `json:"rtmr"`
+	NotComputed     []tdxNotComputed `json:"not_computed"`
+	Events          []tdxEvent       `json:"events"`
+	Profile         string           `json:"edk2_profile,omitempty"`
+	QEMUVersion     string           `json:"qemu_version,omitempty"`
+	Memory          int64            `json:"memory,omitempty"`
+	VCPUs           int              `json:"vcpus,omitempty"`
+	KernelBlob      string           `json:"kernel_blob,omitempty"`
+	SecureBoot      string           `json:"secure_boot"`
+	// GuestCC says the guest kernel's EFI stub was assumed to measure the
+	// command line and initrd into RTMR2 (--guest-measures-rtmr2).
+	GuestCC    *bool              `json:"guest_measures_rtmr2,omitempty"`
+	Kernel     *fileDigests       `json:"kernel,omitempty"`
+	UKI        bool               `json:"uki,omitempty"`
+	Initrd     *fileDigests       `json:"initrd,omitempty"`
+	Cmdline    *tdxCmdline        `json:"cmdline,omitempty"`
+	ACPITables *fileDigests       `json:"acpi_tables,omitempty"`
+	Sections   []ovmf.TDVFSection `json:"tdvf_sections"`
+	Files      []string           `json:"files,omitempty"`
 }
 
 type tdxMRTD struct {
@@ -169,7 +172,8 @@ func (a *app) predictTDX(f *tdxFlags) (*tdxResult, *tdx.Prediction, error) {
 	if f.firmware == "" {
 		return nil, nil, usage("--firmware is required")
 	}
-	res := &tdxResult{SecureBoot: f.secureBoot, VCPUs: f.vcpus, QEMUVersion: f.qemuVersion, NotComputed: []tdxNotComputed{}, Events: []tdxEvent{}}
+	guestCC := f.guestCC
+	res := &tdxResult{SecureBoot: f.secureBoot, VCPUs: f.vcpus, QEMUVersion: f.qemuVersion, GuestCC: &guestCC, NotComputed: []tdxNotComputed{}, Events: []tdxEvent{}}
 	orders := tdx.PageOrders
 	res.PageOrderSource = "both candidates (give --page-order or --qemu-version to choose)"
 	qemuMajor := 0

@@ -85,6 +85,9 @@ unless --allow-unbound is given, which bindings.json and the policies record.`,
 				return err
 			}
 			v.AllowUnbound = allowUnbound
+			if resource != "" {
+				v.Resource = resource
+			}
 			filterPlatform(target, v, &reports)
 			unbound, err := policy.CheckBindings(v)
 			if err != nil {

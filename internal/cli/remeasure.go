@@ -206,7 +206,10 @@ func (a *app) remeasureTDX(p string, b []byte, idx map[string]string) ([]verify.
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	f := &tdxFlags{qemuVersion: doc.QEMUVersion, vcpus: doc.VCPUs, profile: doc.Profile, kernelBlob: doc.KernelBlob, secureBoot: doc.SecureBoot}
+	f := &tdxFlags{qemuVersion: doc.QEMUVersion, vcpus: doc.VCPUs, profile: doc.Profile, kernelBlob: doc.KernelBlob, secureBoot: doc.SecureBoot, guestCC: true}
+	if doc.GuestCC != nil {
+		f.guestCC = *doc.GuestCC
+	}
 	var why string
 	if f.firmware, why = lookup(idx, &doc.Firmware, "firmware"); why != "" {
 		return skipped(p, why), nil
