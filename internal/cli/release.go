@@ -519,6 +519,9 @@ func releaseDataKey(c *config.Config) (*encrypt.DataKey, bool, string, error) {
 	if err != nil {
 		return nil, false, "", err
 	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, false, "", err
+	}
 	if err := atomicfile.WriteFile(p, bin, 0o600); err != nil {
 		return nil, false, "", err
 	}
