@@ -122,6 +122,7 @@ type snpResult struct {
 	Profile       string         `json:"profile"`
 	GuestFeatures string         `json:"guest_features,omitempty"`
 	Policy        string         `json:"policy,omitempty"`
+	HostData      string         `json:"host_data,omitempty"`
 	Firmware      fileDigests    `json:"firmware"`
 	OVMFHash      string         `json:"snp_ovmf_hash,omitempty"`
 	KernelHashes  bool           `json:"firmware_has_kernel_hashes"`
@@ -230,6 +231,20 @@ func (a *app) measureSNP(f *snpFlags) (*snpResult, []snp.Entry, []snpStep, error
 	}
 	if lp != nil {
 		res.Policy = fmt.Sprintf("%#x", lp.policy)
+	} else if isSNP {
+		// Recorded for the policies made from this document later.
+		p, err := strconv.ParseUint(f.policy, 0, 64)
+		if err != nil {
+			return nil, nil, nil, usage("--policy %q is not a number (write it like 0x30000)", f.policy)
+		}
+		res.Policy = fmt.Sprintf("%#x", p)
+	}
+	if f.hostData != "" {
+		h, err := hex.DecodeString(strings.TrimPrefix(f.hostData, "0x"))
+		if err != nil || len(h) != 32 {
+			return nil, nil, nil, usage("--host-data must be 32 bytes of hex")
+		}
+		res.HostData = hex.EncodeToString(h)
 	}
 	image, fd, err := readInput(f.ovmf, "--ovmf", ovmf.MaxSize)
 	if err != nil {

@@ -168,6 +168,17 @@ func policyFiles(target string, v *policy.Values, unbound map[string][]string, a
 			return nil, err
 		}
 		files["rvps-reference-values.json"], files["resource-policy.rego"] = msg, rego
+		// Where the data key goes in the KBS, and where the release has it.
+		res, err := json.MarshalIndent(map[string]string{
+			"resource_path": v.Resource,
+			"resource_uri":  "kbs:///" + v.Resource,
+			"release_file":  "model/keys/trustee/" + v.Resource,
+			"content":       "the model's data key, a cleartext Tink keyset (binary); load it with kbs-client config set-resource --path " + v.Resource + " --resource-file <release>/model/keys/trustee/" + v.Resource + ", then delete that file from the published release",
+		}, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		files["resource.json"] = append(res, '\n')
 	case "azure-skr":
 		if authority == "" {
 			return nil, outcome.UsageError(errors.New("azure-skr needs --authority"), "give the Microsoft Azure Attestation URL, like https://myattest.weu.attest.azure.net")
@@ -305,6 +316,11 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 				return nil, nil, outcome.InputError(fmt.Errorf("%s: %s: digest is not 48 bytes of hex", sign.SNPPath, e.Name))
 			}
 			l := policy.Launch{Name: name(k, "snp", e.Name), Platform: policy.SNP, Measurement: d, GuestPolicy: pol}
+			if doc.HostData != "" {
+				if l.HostData, err = hex.DecodeString(doc.HostData); err != nil || len(l.HostData) != 32 {
+					return nil, nil, outcome.InputError(fmt.Errorf("measurements/%s.json: host_data is not 32 bytes of hex", k))
+				}
+			}
 			cmd := ""
 			if doc.Cmdline != nil {
 				cmd = doc.Cmdline.Value
