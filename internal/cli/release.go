@@ -322,10 +322,24 @@ func relPaths(d *fileDigests, rel string) {
 }
 
 func (r *releaseRun) gpu(_ context.Context, dir string) (string, []string, error) {
-	g := r.c.Release.GPU
-	if g == nil {
+	if r.c.Release.GPU == nil {
 		return "skipped: the config has no gpu section", nil, nil
 	}
+	ref, at, n, err := configGPUReference(r.c)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := writeDoc(dir, sign.GPUPath, ref); err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("%d RIMs verified at %s", n, gpu.FormatTime(at)), []string{sign.GPUPath}, nil
+}
+
+// configGPUReference verifies the config's gpu.rims at gpu.verifyAt (now
+// when unset) into reference values: cvmkit release makes them and cvmkit
+// verify --rebuild makes them again.
+func configGPUReference(c *config.Config) (*gpu.Reference, time.Time, int, error) {
+	g := c.Release.GPU
 	at := g.VerifyAt.Time
 	if at.IsZero() {
 		at = time.Now().UTC().Truncate(time.Second)
@@ -333,26 +347,23 @@ func (r *releaseRun) gpu(_ context.Context, dir string) (string, []string, error
 	var rims []*gpu.RIM
 	var names []string
 	for _, f := range g.RIMs {
-		p := r.c.Resolve(f.Path)
+		p := c.Resolve(f.Path)
 		b, _, err := readInput(p, "gpu.rims", 16<<20)
 		if err != nil {
-			return "", nil, err
+			return nil, at, 0, err
 		}
 		rim, err := gpu.VerifyRIM(b, gpu.RIMOptions{ChainOptions: gpu.ChainOptions{At: at, AllowExpired: g.AllowExpiredSigner}})
 		if err != nil {
-			return "", nil, classifyGPU(err, "RIM "+p)
+			return nil, at, 0, classifyGPU(err, "RIM "+p)
 		}
 		rims = append(rims, rim)
 		names = append(names, filepath.Base(p))
 	}
 	ref, err := gpu.NewReference(rims, names)
 	if err != nil {
-		return "", nil, classifyGPU(err, "RIMs")
+		return nil, at, 0, classifyGPU(err, "RIMs")
 	}
-	if err := writeDoc(dir, sign.GPUPath, ref); err != nil {
-		return "", nil, err
-	}
-	return fmt.Sprintf("%d RIMs verified at %s", len(rims), gpu.FormatTime(at)), []string{sign.GPUPath}, nil
+	return ref, at, len(rims), nil
 }
 
 func (r *releaseRun) encrypt(ctx context.Context, dir string) (string, []string, error) {

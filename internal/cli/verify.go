@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/cvmkit/cvmkit/config"
-	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/policy"
 	"github.com/cvmkit/cvmkit/sign"
@@ -196,29 +195,13 @@ func (a *app) rebuildGPU(c *config.Config, rep *verify.Report, out map[string][]
 		why[sign.GPUPath] = "the config has no gpu section"
 		return nil
 	}
-	var rims []*gpu.RIM
-	var names []string
-	for _, f := range c.GPU.RIMs {
-		p := c.Resolve(f.Path)
-		b, _, err := readInput(p, "gpu.rims", 16<<20)
-		if err != nil {
-			return err
-		}
-		at := c.GPU.VerifyAt.Time
-		if at.IsZero() {
-			why[sign.GPUPath] = "gpu.verifyAt is not set, so the reference values depend on the time they were made"
-			return nil
-		}
-		r, err := gpu.VerifyRIM(b, gpu.RIMOptions{ChainOptions: gpu.ChainOptions{At: at, AllowExpired: c.GPU.AllowExpiredSigner}})
-		if err != nil {
-			return classifyGPU(err, "RIM "+p)
-		}
-		rims = append(rims, r)
-		names = append(names, filepath.Base(p))
+	if c.GPU.VerifyAt.IsZero() {
+		why[sign.GPUPath] = "gpu.verifyAt is not set, so the reference values depend on the time they were made"
+		return nil
 	}
-	ref, err := gpu.NewReference(rims, names)
+	ref, _, _, err := configGPUReference(c)
 	if err != nil {
-		return classifyGPU(err, "RIMs")
+		return err
 	}
 	var buf bytes.Buffer
 	if err := writeJSON(&buf, ref); err != nil {
