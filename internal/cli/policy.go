@@ -80,29 +80,12 @@ unless --allow-unbound is given, which bindings.json and the policies record.`,
 			if err := newOutput(out); err != nil {
 				return err
 			}
-			v, reports, err := releaseValues(dir)
-			if err != nil {
-				return err
-			}
-			v.AllowUnbound = allowUnbound
-			if resource != "" {
-				v.Resource = resource
-			}
-			filterPlatform(target, v, &reports)
-			unbound, err := policy.CheckBindings(v)
-			if err != nil {
-				return outcome.PolicyError(err, "bind the kernel, initrd and command line (SEV-SNP: a firmware with the kernel-hashes section and kernelHashes: true; TDX: an edk2 profile so RTMR1/2 are computed), or pass --allow-unbound to emit anyway (recorded)")
-			}
-			files, err := policyFiles(target, v, unbound, authority)
+			files, v, reports, unbound, err := makePolicies(dir, target, allowUnbound, resource, authority,
+				"bind the kernel, initrd and command line (SEV-SNP: a firmware with the kernel-hashes section and kernelHashes: true; TDX: an edk2 profile so RTMR1/2 are computed), or pass --allow-unbound to emit anyway (recorded)")
 			if err != nil {
 				return err
 			}
 			res := policyResult{Target: target, Release: v.Release, Output: out, Bindings: reports, AllowUnbound: allowUnbound, Unbound: unbound}
-			b, err := bindingsJSON(v, reports)
-			if err != nil {
-				return err
-			}
-			files["bindings.json"] = b
 			names := make([]string, 0, len(files))
 			for n := range files {
 				names = append(names, n)
@@ -150,6 +133,33 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// makePolicies is cvmkit policy for one target: the release folder's values,
+// the binding check (failing with unboundHint), the target's files and
+// bindings.json. cvmkit release and verify --rebuild make them the same way.
+func makePolicies(dir, target string, allowUnbound bool, resource, authority, unboundHint string) (map[string][]byte, *policy.Values, []bindingReport, map[string][]string, error) {
+	v, reports, err := releaseValues(dir)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	v.AllowUnbound = allowUnbound
+	if resource != "" {
+		v.Resource = resource
+	}
+	filterPlatform(target, v, &reports)
+	unbound, err := policy.CheckBindings(v)
+	if err != nil {
+		return nil, nil, nil, nil, outcome.PolicyError(err, unboundHint)
+	}
+	files, err := policyFiles(target, v, unbound, authority)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if files["bindings.json"], err = bindingsJSON(v, reports); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return files, v, reports, unbound, nil
 }
 
 func policyFiles(target string, v *policy.Values, unbound map[string][]string, authority string) (map[string][]byte, error) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -19,7 +20,6 @@ import (
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/outcome"
-	"github.com/cvmkit/cvmkit/policy"
 	"github.com/cvmkit/cvmkit/sign"
 	"github.com/spf13/cobra"
 )
@@ -420,36 +420,23 @@ func (r *releaseRun) policies(_ context.Context, dir string) (string, []string, 
 	}
 	var outs []string
 	for _, t := range targets {
-		v, reports, err := releaseValues(dir)
+		files, _, _, _, err := makePolicies(dir, string(t), r.allowUnbound, "", r.authority,
+			"bind the kernel, initrd and command line (platforms.snp kernelHashes with kernel-hashes firmware; platforms.tdx edk2Profile), or set keyAuthorities.allowUnbound (recorded)")
 		if err != nil {
 			return "", nil, err
 		}
-		v.AllowUnbound = r.allowUnbound
-		filterPlatform(string(t), v, &reports)
-		unbound, err := policy.CheckBindings(v)
-		if err != nil {
-			return "", nil, outcome.PolicyError(err, "bind the kernel, initrd and command line (platforms.snp kernelHashes with kernel-hashes firmware; platforms.tdx edk2Profile), or set keyAuthorities.allowUnbound (recorded)")
-		}
-		files, err := policyFiles(string(t), v, unbound, r.authority)
-		if err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, "key-authority", string(t)), 0o755); err != nil {
 			return "", nil, err
 		}
-		b, err := bindingsJSON(v, reports)
-		if err != nil {
-			return "", nil, err
-		}
-		files["bindings.json"] = b
 		for n, body := range files {
 			rel := "key-authority/" + string(t) + "/" + n
-			if err := os.MkdirAll(filepath.Join(dir, "key-authority", string(t)), 0o755); err != nil {
-				return "", nil, err
-			}
 			if err := os.WriteFile(filepath.Join(dir, filepath.FromSlash(rel)), body, 0o644); err != nil {
 				return "", nil, err
 			}
 			outs = append(outs, rel)
 		}
 	}
+	sort.Strings(outs)
 	detail := fmt.Sprintf("%d targets", len(targets))
 	if r.allowUnbound {
 		detail += " (allowUnbound: see key-authority/*/bindings.json)"

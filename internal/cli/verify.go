@@ -14,7 +14,6 @@ import (
 
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/outcome"
-	"github.com/cvmkit/cvmkit/policy"
 	"github.com/cvmkit/cvmkit/sign"
 	"github.com/cvmkit/cvmkit/verify"
 	"github.com/spf13/cobra"
@@ -248,27 +247,14 @@ func rebuildPolicies(dir string, out map[string][]byte, why map[string]string) e
 			why[base] = "the attestation authority URL is not in the release; its policy is verified by signature and digest"
 			continue
 		}
-		v, reports, err := releaseValues(dir)
-		if err != nil {
-			return err
-		}
 		var recorded struct {
 			AllowUnbound bool `json:"allow_unbound"`
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, "key-authority", target, "bindings.json")); err == nil {
 			_ = json.Unmarshal(b, &recorded)
 		}
-		v.AllowUnbound = recorded.AllowUnbound
-		filterPlatform(target, v, &reports)
-		unbound, err := policy.CheckBindings(v)
+		files, _, _, _, err := makePolicies(dir, target, recorded.AllowUnbound, "", "", "the release's values no longer pass its own binding check")
 		if err != nil {
-			return err
-		}
-		files, err := policyFiles(target, v, unbound, "")
-		if err != nil {
-			return err
-		}
-		if files["bindings.json"], err = bindingsJSON(v, reports); err != nil {
 			return err
 		}
 		for n, b := range files {
