@@ -236,7 +236,7 @@ func (c *Config) CheckInputs() error {
 		if in.Digest == "" {
 			continue
 		}
-		got, err := fileDigest(p)
+		got, err := FileDigest(p)
 		if err != nil {
 			c.d.failAt(key, fmt.Sprintf("input %q: %v", in.Path, err), "")
 			continue
@@ -260,8 +260,8 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// fileDigest returns the sha256 digest of the file at path.
-func fileDigest(path string) (Digest, error) {
+// FileDigest returns the sha256 digest of the file at path.
+func FileDigest(path string) (Digest, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

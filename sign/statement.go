@@ -2,17 +2,15 @@ package sign
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/cvmkit/cvmkit/config"
 )
 
 // in-toto Statement v1 (https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md).
@@ -120,27 +118,14 @@ func Subjects(dir string) ([]Subject, error) {
 		if !d.Type().IsRegular() {
 			return fmt.Errorf("%s: %s is not a regular file (a release holds only files and folders)", dir, rel)
 		}
-		sum, err := fileSHA256(p)
+		sum, err := config.FileDigest(p)
 		if err != nil {
 			return err
 		}
-		out = append(out, Subject{Name: rel, Digest: map[string]string{"sha256": sum}})
+		out = append(out, Subject{Name: rel, Digest: map[string]string{"sha256": sum.Hex()}})
 		return nil
 	})
 	return out, err
-}
-
-func fileSHA256(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // StatementPath and BundlePath name a statement's files in a release.

@@ -61,13 +61,9 @@ line parameters and lock format: docs/image.md.`,
 			if file == "" {
 				return outcome.UsageError(fmt.Errorf("-f cvmkit.yaml is required"), "cvmkit build reads the image section of a release config (docs/config.md)")
 			}
-			c, err := config.Load(file)
+			c, err := loadChecked(file)
 			if err != nil {
-				return outcome.InputError(err)
-			}
-			// Every pinned input is checked before anything is built.
-			if err := c.CheckInputs(); err != nil {
-				return outcome.InputError(err)
+				return err
 			}
 			if out == "" {
 				out = filepath.Join(c.Resolve(c.Output), "image")
@@ -128,4 +124,17 @@ func (a *app) buildInputs(c *config.Config, initBinary string) (time.Time, []byt
 		}
 	}
 	return t, initBin, nil
+}
+
+// loadChecked loads a release config and checks every pinned input before
+// anything is built from it.
+func loadChecked(file string) (*config.Config, error) {
+	c, err := config.Load(file)
+	if err != nil {
+		return nil, outcome.InputError(err)
+	}
+	if err := c.CheckInputs(); err != nil {
+		return nil, outcome.InputError(err)
+	}
+	return c, nil
 }

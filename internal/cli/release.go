@@ -74,12 +74,9 @@ docs/release.md; verify it with 'cvmkit verify DIR --key … --rebuild cvmkit.ya
 			if file == "" {
 				return outcome.UsageError(errors.New("-f cvmkit.yaml is required"))
 			}
-			c, err := config.Load(file)
+			c, err := loadChecked(file)
 			if err != nil {
-				return outcome.InputError(err)
-			}
-			if err := c.CheckInputs(); err != nil {
-				return outcome.InputError(err)
+				return err
 			}
 			if out == "" {
 				out = c.Resolve(c.Output)

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,19 +57,14 @@ func (a *app) remeasure(dir string, c *config.Config, imageDir string) ([]verify
 func inputIndex(c *config.Config, imageDir string) (map[string]string, error) {
 	idx := map[string]string{}
 	add := func(p string) error {
-		f, err := os.Open(p)
+		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+			return err
+		}
+		d, err := config.FileDigest(p)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-			return err
-		}
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			return err
-		}
-		idx[hex.EncodeToString(h.Sum(nil))] = p
+		idx[d.Hex()] = p
 		return nil
 	}
 	for _, in := range c.Inputs() {

@@ -149,12 +149,9 @@ func (a *app) trust(ctx context.Context, key, identity, identityRegexp, issuer, 
 
 // rebuild rebuilds the release from its config and compares.
 func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary string) error {
-	c, err := config.Load(file)
+	c, err := loadChecked(file)
 	if err != nil {
-		return outcome.InputError(err)
-	}
-	if err := c.CheckInputs(); err != nil {
-		return outcome.InputError(err)
+		return err
 	}
 	t, initBin, err := a.buildInputs(c, initBinary)
 	if err != nil {
