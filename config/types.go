@@ -26,6 +26,7 @@ type Release struct {
 	// SourceDateEpoch is used when the SOURCE_DATE_EPOCH variable is unset.
 	SourceDateEpoch *int64         `yaml:"sourceDateEpoch" doc:"Seconds since 1970-01-01 UTC for every timestamp in the outputs, used when SOURCE_DATE_EPOCH is unset. Default 0."`
 	Output          Path           `yaml:"output" output:"true" doc:"Output folder, relative to this file. Default dist."`
+	Secrets         Path           `yaml:"secrets" output:"true" doc:"Folder for key-authority secrets (the cleartext data keyset of a Trustee KBS resource), never part of the published release: created with mode 0700, files 0600, refused if it exists. Relative to this file. Default: the output folder's name with .secrets added, beside it (dist.secrets)."`
 	Image           Image          `yaml:"image" required:"true" doc:"The guest image: root filesystem, kernel, initrd, command line."`
 	Firmware        []Firmware     `yaml:"firmware" doc:"Firmware builds the platforms launch with, each pinned by sha256."`
 	Platforms       Platforms      `yaml:"platforms" doc:"The launch configurations to compute measurements for."`
@@ -144,6 +145,16 @@ type SNP struct {
 	VarsSize      Size      `yaml:"varsSize" doc:"With mode snp:svsm: size of the OVMF variable store."`
 	IDBlock       *IDBlock  `yaml:"idBlock" doc:"Generate an ID block and ID auth block for this configuration."`
 	HostData      *HexBytes `yaml:"hostData" doc:"HOST_DATA the host sets at launch (32 bytes hex), to put in policies."`
+	MinimumTCB    *SNPTCB   `yaml:"minimumTCB" doc:"Oldest AMD firmware a key authority accepts, as the report's REPORTED_TCB security version numbers (Trustee's EAR policy checks snp_bootloader, snp_tee_svn, snp_snp_svn, snp_microcode). Default 0 for each: any firmware, which the release summary and key-authority/*/bindings.json say."`
+}
+
+// SNPTCB is a minimum TCB: each security version number (0-255) the
+// platform's reported TCB must reach.
+type SNPTCB struct {
+	Bootloader uint32 `yaml:"bootloader" doc:"Minimum BOOT_LOADER SVN (0-255)."`
+	TEE        uint32 `yaml:"tee" doc:"Minimum TEE SVN (0-255)."`
+	SNP        uint32 `yaml:"snp" doc:"Minimum SNP firmware SVN (0-255)."`
+	Microcode  uint32 `yaml:"microcode" doc:"Minimum microcode SVN (0-255)."`
 }
 
 // IDBlock configures the SNP ID block and ID auth block.
@@ -165,6 +176,9 @@ type TDX struct {
 	VCPUs       []int     `yaml:"vcpus" required:"true" doc:"vCPU counts."`
 	ACPITables  *File     `yaml:"acpiTables" doc:"QEMU's etc/acpi/tables blob for this machine shape; without it RTMR0 is reported as not computable."`
 	EDK2Profile string    `yaml:"edk2Profile" doc:"edk2 release of the firmware, which selects the events it logs (docs/measure-tdx.md): edk2-stable202408.01, edk2-stable202502, edk2-stable202505, edk2-stable202508. Without it only MRTD is computed."`
+	// GuestMeasuresRTMR2 overrides what the kernel's version says.
+	GuestMeasuresRTMR2 *bool   `yaml:"guestMeasuresRTMR2" doc:"Whether the guest kernel's EFI stub measures its command line and initrd into RTMR2. Default: read from the kernel's version (Linux 6.9 and later do); set it for a kernel with a backported or missing stub."`
+	XFAM               *Uint64 `yaml:"xfam" doc:"The TD's XFAM (the extended CPU state it may use), which Trustee's EAR policy checks as its configuration claim. Default 0x642e7 (x87, SSE, AVX, AVX-512, PKRU, UINTR, AMX: QEMU -cpu host on Sapphire and Emerald Rapids)."`
 }
 
 // GPU lists the NVIDIA RIMs whose golden values the release publishes.

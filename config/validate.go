@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"text/template"
@@ -98,6 +99,13 @@ func (c *Config) validate() {
 				d.failAt(p+".idBlock", "ID blocks exist only for SEV-SNP", "remove idBlock or set mode: snp")
 			}
 		}
+		if t := s.MinimumTCB; t != nil {
+			for k, v := range map[string]uint32{"bootloader": t.Bootloader, "tee": t.TEE, "snp": t.SNP, "microcode": t.Microcode} {
+				if v > 255 {
+					d.failAt(p+".minimumTCB."+k, fmt.Sprintf("%s SVN %d is more than 255", k, v), "an SVN is one byte of the reported TCB")
+				}
+			}
+		}
 		if s.HostData != nil && len(*s.HostData) != 32 {
 			d.failAt(p+".hostData", fmt.Sprintf("hostData has %d bytes, want 32", len(*s.HostData)), "write 64 hex digits")
 		}
@@ -132,6 +140,16 @@ func (c *Config) validate() {
 		}
 		if o := m.OCI; o != nil && count(o.Layout != "", o.Ref != "") != 1 {
 			d.failAt("model.oci", "model.oci needs exactly one of layout and ref", "")
+		}
+	}
+	if r.Secrets != "" {
+		out := string(r.Output)
+		if out == "" {
+			out = DefaultOutput
+		}
+		if Overlaps(string(r.Secrets), out) {
+			d.failAt("secrets", fmt.Sprintf("the secrets folder %q and the release folder %q overlap: the data key would be published", r.Secrets, out),
+				"put the secrets folder beside the release, for example secrets: "+path.Clean(out)+".secrets")
 		}
 	}
 	if s := r.Signing; s != nil && s.Key != "" && s.Keyless != nil {
@@ -291,6 +309,10 @@ const (
 	DefaultMaxEntries   = 1000000
 	DefaultSNPPolicy    = 0x30000
 	DefaultGuestFeat    = 0x1
+	// DefaultXFAM is what KVM gives a TD with QEMU -cpu host on Sapphire
+	// and Emerald Rapids (Trustee's parsed quote test data carries the
+	// same: "e742060000000000", the field's little-endian bytes).
+	DefaultXFAM = 0x642e7
 )
 
 func (c *Config) setDefaults() {
@@ -348,6 +370,12 @@ func (c *Config) setDefaults() {
 			s.GuestFeatures = &v
 		}
 	}
+	for i := range r.Platforms.TDX {
+		if t := &r.Platforms.TDX[i]; t.XFAM == nil {
+			v := Uint64(DefaultXFAM)
+			t.XFAM = &v
+		}
+	}
 	if m := r.Model; m != nil {
 		if m.ReleaseID == "" {
 			m.ReleaseID = r.Metadata.Name + "@" + r.Metadata.Version
@@ -364,4 +392,11 @@ func (c *Config) setDefaults() {
 	if len(r.SBOM.Formats) == 0 {
 		r.SBOM.Formats = []SBOMFormat{"spdx-json", "cyclonedx-json"}
 	}
+}
+
+// Overlaps reports whether one of two folder paths (both relative to the
+// same folder, or both absolute) is the other or inside it.
+func Overlaps(a, b string) bool {
+	a, b = path.Clean(filepath.ToSlash(a)), path.Clean(filepath.ToSlash(b))
+	return a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/") || a == "." || b == "."
 }

@@ -172,19 +172,28 @@ func ListSource(src string) ([]SourceFile, error) {
 // a temporary name and renamed when complete, so an interrupted run leaves
 // nothing that looks like an encrypted model.
 //
-// wraps are the data key wrapped for its recipients; they are written
-// under keys/ with an index (keys/index.json), secrets with mode 0600.
+// wraps are the data key wrapped for its recipients; the public ones are
+// written under keys/ with an index (keys/index.json) that lists every wrap.
+// A secret wrap (the cleartext keyset for a Trustee KBS) is only listed
+// there, by its path in the secrets folder: it never enters dst, which is
+// published and signed. Write it with [WriteSecrets].
 func EncryptModel(ctx context.Context, src, dst, releaseID string, key *DataKey, wraps []*WrappedKey, opts Options) (*Manifest, error) {
 	var m *Manifest
 	err := atomicfile.Dir(dst, func(tmp string) error {
-		if err := writeWraps(tmp, wraps); err != nil {
-			return err
-		}
 		var err error
-		m, err = encryptModel(ctx, src, tmp, releaseID, key, opts)
+		m, err = EncryptInto(ctx, src, tmp, releaseID, key, wraps, opts)
 		return err
 	})
 	return m, err
+}
+
+// EncryptInto is [EncryptModel] into dir, an empty folder that the caller
+// publishes atomically once every step of its own succeeded.
+func EncryptInto(ctx context.Context, src, dir, releaseID string, key *DataKey, wraps []*WrappedKey, opts Options) (*Manifest, error) {
+	if err := writeWraps(dir, wraps); err != nil {
+		return nil, err
+	}
+	return encryptModel(ctx, src, dir, releaseID, key, opts)
 }
 
 // KeysIndex is keys/index.json: every wrap of the data key.
@@ -203,23 +212,61 @@ func writeWraps(dir string, wraps []*WrappedKey) error {
 			return fmt.Errorf("two recipients would write %s", w.File)
 		}
 		seen[w.File] = true
+		if w.Secret {
+			continue
+		}
 		p := filepath.Join(dir, filepath.FromSlash(w.File))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		mode := os.FileMode(0o644)
-		if w.Secret {
-			mode = 0o600
-		}
-		if err := atomicfile.WriteFile(p, w.Data, mode); err != nil {
+		if err := atomicfile.WriteFile(p, w.Data, 0o644); err != nil {
 			return err
 		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
+		return err
 	}
 	b, err := json.MarshalIndent(KeysIndex{Wraps: wraps}, "", "  ")
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, "keys", "index.json"), append(b, '\n'), 0o644)
+}
+
+// HasSecrets reports whether any wrap is a secret that needs a secrets
+// folder.
+func HasSecrets(wraps []*WrappedKey) bool {
+	for _, w := range wraps {
+		if w.Secret {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteSecrets writes the secret wraps (the cleartext keyset for a Trustee
+// KBS) into dir, a private folder that is not published: files with mode
+// 0600 in folders with mode 0700, at the path the keys index gives them.
+// The caller makes dir (0700, atomically: see atomicfile.DirMode).
+func WriteSecrets(dir string, wraps []*WrappedKey) ([]string, error) {
+	var files []string
+	for _, w := range wraps {
+		if !w.Secret {
+			continue
+		}
+		if err := checkPath(w.File); err != nil {
+			return nil, err
+		}
+		p := filepath.Join(dir, filepath.FromSlash(w.File))
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return nil, err
+		}
+		if err := atomicfile.WriteFile(p, w.Data, 0o600); err != nil {
+			return nil, err
+		}
+		files = append(files, w.File)
+	}
+	return files, nil
 }
 
 func encryptModel(ctx context.Context, src, dst, releaseID string, key *DataKey, opts Options) (*Manifest, error) {

@@ -94,11 +94,13 @@ func parseHPKEFile(b []byte, want string) (hpke.KEM, []byte, error) {
 // WrappedKey is a data key wrapped for one recipient.
 type WrappedKey struct {
 	Type string `json:"type"` // hpke, kms, trustee, azure-key-vault
-	// File is where the wrap is written, relative to the encrypted folder.
+	// File is where the wrap is written: relative to the encrypted folder,
+	// or for a secret, relative to the secrets folder (never published).
 	File string `json:"file"`
 	// Recipient says who can unwrap it (key fingerprint, KMS URI, KBS path).
 	Recipient string `json:"recipient"`
-	// Secret is true for files that hold the key in the clear.
+	// Secret is true for a file that holds the key in the clear: it is
+	// written only to the secrets folder ([WriteSecrets]).
 	Secret bool   `json:"secret,omitempty"`
 	Data   []byte `json:"-"`
 }
@@ -202,8 +204,9 @@ func redactURI(uri string) string {
 
 // TrusteeResource is the data key as a Trustee KBS resource: the cleartext
 // keyset (Tink JSON) to upload with `kbs-client config set-resource --path
-// repository/type/tag --resource-file FILE`. It is the key itself: the file
-// is written with mode 0600 and must be deleted after the upload.
+// repository/type/tag --resource-file FILE`. It is the key itself, so it is
+// a secret wrap: it goes to the secrets folder as trustee/REPO/TYPE/TAG,
+// mode 0600, never into the published release.
 func TrusteeResource(key *DataKey, repository, typ, tag string) (*WrappedKey, error) {
 	for _, p := range []string{repository, typ, tag} {
 		if p == "" || checkPath(p) != nil || bytes.ContainsRune([]byte(p), '/') {
@@ -215,7 +218,7 @@ func TrusteeResource(key *DataKey, repository, typ, tag string) (*WrappedKey, er
 		return nil, err
 	}
 	path := repository + "/" + typ + "/" + tag
-	return &WrappedKey{Type: "trustee", File: "keys/trustee/" + path, Recipient: "kbs:///" + path, Secret: true, Data: j}, nil
+	return &WrappedKey{Type: "trustee", File: "trustee/" + path, Recipient: "kbs:///" + path, Secret: true, Data: j}, nil
 }
 
 // AzureWrap is the JSON written for an Azure Key Vault recipient.

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -89,7 +90,7 @@ func TestKMS(t *testing.T) {
 func TestTrusteeResource(t *testing.T) {
 	key, _ := NewDataKey()
 	w, err := TrusteeResource(key, "default", "model", "llama")
-	if err != nil || w.File != "keys/trustee/default/model/llama" || !w.Secret || w.Recipient != "kbs:///default/model/llama" {
+	if err != nil || w.File != "trustee/default/model/llama" || !w.Secret || w.Recipient != "kbs:///default/model/llama" {
 		t.Fatalf("%+v %v", w, err)
 	}
 	got, err := ParseKeyset(w.Data)
@@ -129,7 +130,9 @@ func TestAzure(t *testing.T) {
 	}
 }
 
-// TestWrapsWritten: the wraps land in keys/ with the secret at 0600.
+// TestWrapsWritten: the public wraps land in keys/; the secret one (the
+// cleartext keyset for Trustee) never enters the encrypted folder, only
+// the secrets folder, at 0600; the index lists both.
 func TestWrapsWritten(t *testing.T) {
 	src := writeModel(t)
 	key, _ := NewDataKey()
@@ -137,12 +140,33 @@ func TestWrapsWritten(t *testing.T) {
 	hw, _ := WrapHPKE(pub, key, "demo@1")
 	tw, _ := TrusteeResource(key, "default", "model", "demo")
 	out := filepath.Join(t.TempDir(), "enc")
-	if _, err := EncryptModel(context.Background(), src, out, "demo@1", key, []*WrappedKey{hw, tw}, Options{}); err != nil {
+	wraps := []*WrappedKey{hw, tw}
+	if _, err := EncryptModel(context.Background(), src, out, "demo@1", key, wraps, Options{}); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(filepath.Join(out, tw.File))
+	_, cleartext, _ := key.Cleartext()
+	filepath.WalkDir(out, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, cleartext) || bytes.Contains(b, []byte("primaryKeyId")) {
+				t.Errorf("%s holds the cleartext keyset", p)
+			}
+		}
+		return nil
+	})
+	if !HasSecrets(wraps) || HasSecrets(wraps[:1]) {
+		t.Error("HasSecrets")
+	}
+	secrets := t.TempDir()
+	files, err := WriteSecrets(secrets, wraps)
+	if err != nil || len(files) != 1 || files[0] != "trustee/default/model/demo" {
+		t.Fatalf("WriteSecrets = %v, %v", files, err)
+	}
+	fi, err := os.Stat(filepath.Join(secrets, tw.File))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("trustee resource: %v %v", fi, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(secrets, "trustee", "default")); fi.Mode().Perm() != 0o700 {
+		t.Errorf("secrets sub-folder mode %v", fi.Mode().Perm())
 	}
 	b, _ := os.ReadFile(filepath.Join(out, hw.File))
 	got, err := UnwrapHPKE(priv, b, "demo@1")

@@ -35,13 +35,28 @@ type Launch struct {
 	Measurement []byte
 	GuestPolicy uint64
 	HostData    []byte
+	// SNP: the oldest firmware accepted, as REPORTED_TCB SVNs (nil: any).
+	MinTCB *TCB
 	// TDX: MRTD and the RTMRs (nil: not computed, so not pinned).
 	MRTD []byte
 	RTMR [4][]byte
+	// TDX: XFAM as the quote carries it (8 bytes, little-endian; nil: not
+	// pinned), and the digests of the kernel's EV_EFI_BOOT_SERVICES_APPLICATION
+	// event (RTMR1) and of the LoadOptions event (RTMR2), which Trustee's
+	// EAR policy looks up in the event log (nil: not predicted).
+	XFAM             []byte
+	KernelEvent      []byte
+	LoadOptionsEvent []byte
 	// Binds lists what the values bind, from Bindable.
 	Binds []string
 	// Why explains each unbound input (by name).
 	Why map[string]string
+}
+
+// TCB is an SEV-SNP minimum TCB: the security version numbers a report's
+// REPORTED_TCB must reach (SEV-SNP ABI spec, TCB_VERSION).
+type TCB struct {
+	Bootloader, TEE, SNP, Microcode uint8
 }
 
 // Unbound returns what the configuration's values do not bind.

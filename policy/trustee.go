@@ -14,44 +14,92 @@ import (
 // message for its RVPS and a KBS resource policy.
 //
 // The RVPS message is the "sample" type: {"version":"0.1.0","type":"sample",
-// "payload": base64(JSON map name → list)}, with Trustee's default names
-// (snp_launch_measurement, mr_td, rtmr_1, rtmr_2, allowed_vbios_versions,
-// allowed_driver_versions) plus rtmr_0 and rtmr_3, each a list (the default
-// attestation policy tests them with `in`).
+// "payload": base64(JSON map name → value)}, with the names Trustee's
+// default EAR CPU policy looks up (attestation-service/src/ear_token/
+// ear_default_policy_cpu.rego, v0.14 to v0.21), so that a matching TEE is
+// appraised "affirming":
+//
+//   - SNP executables: snp_launch_measurement; hardware: snp_bootloader,
+//     snp_tee_svn, snp_snp_svn, snp_microcode (each the list of accepted
+//     SVNs, from the configuration's minimum to 255, because the policy
+//     tests them with `in`);
+//   - TDX hardware: mr_td; executables: rtmr_1, rtmr_2, and tdvfkernel /
+//     tdvfkernelparams (the kernel and LoadOptions event digests, compared
+//     with == so written only when every configuration has the same one);
+//     configuration: xfam (hex of the quote's little-endian field);
+//   - rtmr_0, rtmr_3, allowed_vbios_versions, allowed_driver_versions.
+//
+// The RVPS values are global, so each list is the union over the release's
+// configurations; the resource policy then checks each configuration's
+// values together (and its own minimum TCB).
 //
 // The resource policy is Rego evaluated by the KBS on the EAR token of the
-// requester: it releases exactly the model's data key (data["resource-path"])
-// when the CPU submodule's appraisal is affirming and its annotated evidence
-// matches one configuration of this release (all values of that
-// configuration together, debug off), and, when the release has GPU
-// references, every GPU submodule is affirming with allowed VBIOS and
-// driver versions.
+// requester: it releases exactly the model's data key when the CPU
+// submodule's appraisal is affirming and its annotated evidence matches one
+// configuration of this release (all values of that configuration
+// together, debug off), and, when the release has GPU references, every
+// GPU submodule is affirming with allowed VBIOS and driver versions.
+//
+// The resource the KBS asks about comes in three shapes, all accepted
+// (kbs/src/api_server.rs): since v0.17.0 (commit 03c30c8a and 51e0f050) the
+// policy data is {"plugin": "resource", "resource-path": ["REPO", "TYPE",
+// "TAG"], "query": {}}; v0.11 to v0.16 pass {"resource-path":
+// "resource/REPO/TYPE/TAG"} (the plugin name and its path); v0.10 and
+// earlier {"resource-path": "REPO/TYPE/TAG"}.
 
 // RVPSMessage returns the RVPS "sample" reference-value message.
 func RVPSMessage(v *Values) ([]byte, error) {
-	m := map[string][]string{}
+	m := map[string]any{}
 	var snp [][]byte
-	var mrtd [][]byte
+	var mrtd, xfam, kernelEv, optsEv [][]byte
 	var rtmr [4][][]byte
+	var minTCB *TCB
+	nTDX := 0
 	for _, l := range v.Launches {
 		switch l.Platform {
 		case SNP:
 			snp = append(snp, l.Measurement)
+			t := TCB{}
+			if l.MinTCB != nil {
+				t = *l.MinTCB
+			}
+			if minTCB == nil {
+				minTCB = &t
+			}
+			minTCB.Bootloader, minTCB.TEE = min(minTCB.Bootloader, t.Bootloader), min(minTCB.TEE, t.TEE)
+			minTCB.SNP, minTCB.Microcode = min(minTCB.SNP, t.SNP), min(minTCB.Microcode, t.Microcode)
 		case TDX:
+			nTDX++
 			mrtd = append(mrtd, l.MRTD)
 			for i, r := range l.RTMR {
 				rtmr[i] = append(rtmr[i], r)
 			}
+			xfam = append(xfam, l.XFAM)
+			kernelEv, optsEv = append(kernelEv, l.KernelEvent), append(optsEv, l.LoadOptionsEvent)
 		}
 	}
 	if len(snp) > 0 {
 		m["snp_launch_measurement"] = unique(snp)
+		m["snp_bootloader"] = svnsFrom(minTCB.Bootloader)
+		m["snp_tee_svn"] = svnsFrom(minTCB.TEE)
+		m["snp_snp_svn"] = svnsFrom(minTCB.SNP)
+		m["snp_microcode"] = svnsFrom(minTCB.Microcode)
 	}
 	if len(mrtd) > 0 {
 		m["mr_td"] = unique(mrtd)
 		for i := range rtmr {
 			if u := unique(rtmr[i]); len(u) > 0 {
 				m["rtmr_"+strconv.Itoa(i)] = u
+			}
+		}
+		if u := unique(xfam); len(u) > 0 {
+			m["xfam"] = u
+		}
+		// Compared with ==: one value, and only when every TDX
+		// configuration predicts that same event.
+		for name, evs := range map[string][][]byte{"tdvfkernel": kernelEv, "tdvfkernelparams": optsEv} {
+			if u := unique(evs); len(u) == 1 && countNonNil(evs) == nTDX {
+				m[name] = u[0]
 			}
 		}
 	}
@@ -68,6 +116,26 @@ func RVPSMessage(v *Values) ([]byte, error) {
 		"type":    "sample",
 		"payload": base64.StdEncoding.EncodeToString(payload),
 	})
+}
+
+// svnsFrom lists the SVNs from least to 255: the values Trustee's `in`
+// test accepts for a minimum.
+func svnsFrom(least uint8) []int {
+	out := make([]int, 0, 256-int(least))
+	for s := int(least); s <= 255; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+func countNonNil(l [][]byte) int {
+	n := 0
+	for _, b := range l {
+		if b != nil {
+			n++
+		}
+	}
+	return n
 }
 
 func sortedCopy(l []string) []string {
@@ -132,8 +200,27 @@ default allow := false
 
 resource_path := ` + regoString(v.Resource) + `
 
-allow if {
+# The KBS's policy data for the requested resource, in each shape Trustee
+# has used (kbs/src/api_server.rs): v0.17.0 and later (commit 03c30c8a) an
+# array after the plugin name; v0.11-v0.16 one string with the plugin
+# name; v0.10 and earlier the bare path.
+requested if {
+	data.plugin == "resource"
+	concat("/", data["resource-path"]) == resource_path
+}
+
+requested if {
+	not data.plugin
+	data["resource-path"] == concat("/", ["resource", resource_path])
+}
+
+requested if {
+	not data.plugin
 	data["resource-path"] == resource_path
+}
+
+allow if {
+	requested
 	input.submods.cpu0["ear.status"] == "affirming"
 	cpu_evidence_matches(input.submods.cpu0["ear.veraison.annotated-evidence"])
 	gpus_ok
@@ -147,6 +234,10 @@ allow if {
 			b.WriteString("\tev.snp.policy_debug_allowed == false\n")
 			if l.HostData != nil {
 				fmt.Fprintf(&b, "\tev.snp.init_data == %s\n", regoString(hexs(l.HostData)))
+			}
+			if t := l.MinTCB; t != nil && *t != (TCB{}) {
+				fmt.Fprintf(&b, "\tev.snp.reported_tcb_bootloader >= %d\n\tev.snp.reported_tcb_tee >= %d\n\tev.snp.reported_tcb_snp >= %d\n\tev.snp.reported_tcb_microcode >= %d\n",
+					t.Bootloader, t.TEE, t.SNP, t.Microcode)
 			}
 		case TDX:
 			fmt.Fprintf(&b, "\tev.tdx.quote.body.mr_td == %s\n", regoString(hexs(l.MRTD)))

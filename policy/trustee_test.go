@@ -20,7 +20,8 @@ func testValues() *Values {
 		Launches: []Launch{
 			{Name: "qemu-EPYC-Milan-4vcpu", Platform: SNP, Measurement: r(0x11), GuestPolicy: 0x30000, Binds: Bindable},
 			{Name: "qemu-EPYC-Genoa-4vcpu", Platform: SNP, Measurement: r(0x12), GuestPolicy: 0x30000, Binds: Bindable},
-			{Name: "td-single-pass", Platform: TDX, MRTD: r(0x21), RTMR: [4][]byte{r(0x30), r(0x31), r(0x32), nil}, Binds: Bindable},
+			{Name: "td-single-pass", Platform: TDX, MRTD: r(0x21), RTMR: [4][]byte{r(0x30), r(0x31), r(0x32), nil}, Binds: Bindable,
+				XFAM: []byte{0xe7, 0x42, 0x06, 0, 0, 0, 0, 0}, KernelEvent: r(0x41), LoadOptionsEvent: r(0x42)},
 		},
 		GPU: &GPU{VBIOS: []string{"96.00.5E.00.01"}, Driver: []string{"550.144.03"}},
 	}
@@ -91,9 +92,24 @@ func TestTrusteeResourcePolicyWithOPA(t *testing.T) {
 		{"CPU not affirming", ear(snpEvidence(hex48(0x11), false), "warning", good), "default/model/demo", false},
 		{"another resource", ear(snpEvidence(hex48(0x11), false), "affirming", good), "default/model/other", false},
 	} {
-		got := evalAllow(t, src, c.input, c.resource)
-		if got != c.want {
-			t.Errorf("%s: allow = %v, want %v", c.name, got, c.want)
+		for _, shape := range kbsShapes {
+			got := evalAllow(t, src, c.input, shape.data(c.resource))
+			if got != c.want {
+				t.Errorf("%s, %s: allow = %v, want %v", c.name, shape.name, got, c.want)
+			}
+		}
+	}
+	// Requests that are not for the resource plugin's path.
+	in := ear(snpEvidence(hex48(0x11), false), "affirming", good)
+	for name, data := range map[string]map[string]any{
+		"v0.17+ another plugin":      {"plugin": "nebula-ca", "resource-path": []any{"default", "model", "demo"}, "query": map[string]any{}},
+		"v0.17+ a longer path":       {"plugin": "resource", "resource-path": []any{"default", "model", "demo", "x"}, "query": map[string]any{}},
+		"v0.17+ a prefix":            {"plugin": "resource", "resource-path": []any{"default", "model"}, "query": map[string]any{}},
+		"v0.11-v0.16 another plugin": {"resource-path": "nebula-ca/default/model/demo"},
+		"array without a plugin":     {"resource-path": []any{"default", "model", "demo"}},
+	} {
+		if evalAllow(t, src, in, data) {
+			t.Errorf("%s: allowed", name)
 		}
 	}
 	// Without GPU references, no GPU is needed.
@@ -102,18 +118,45 @@ func TestTrusteeResourcePolicyWithOPA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !evalAllow(t, src, ear(snpEvidence(hex48(0x11), false), "affirming"), "default/model/demo") {
+	if !evalAllow(t, src, ear(snpEvidence(hex48(0x11), false), "affirming"), kbsShapes[0].data("default/model/demo")) {
 		t.Error("a release without GPUs denies a CPU-only requester")
 	}
 }
 
-func evalAllow(t *testing.T, src []byte, input map[string]any, resource string) bool {
+// kbsShapes are the policy data Trustee's KBS gives a resource policy for
+// GET /kbs/v0/resource/REPO/TYPE/TAG, per release line. Each is built as
+// kbs/src/api_server.rs builds it at that release:
+//   - v0.17.0 to v0.21.0 (tag v0.21.0 = 258ea4acb7b9bd865fce5c63a539f2120dba8298;
+//     commits 03c30c8a and 51e0f050): json!({"plugin": plugin,
+//     "resource-path": resource_path, "query": query}) with resource_path
+//     the path segments after the plugin name;
+//   - v0.11.0 to v0.16.0 (tag v0.16.0 = 6d1dcfbadad2c67c0972d242156b4d5701a3e4ff):
+//     endpoint = format!("{base_path}{additional_path}"), passed as
+//     {"resource-path": endpoint} by kbs/src/policy_engine/opa/mod.rs;
+//   - v0.10.0 and earlier (tag v0.10.0 = 1eaeb5f6ca9f73ccdec7331c4675ab4d1b55c533,
+//     kbs/src/http/resource.rs): format!("{}/{}/{}", repository, type, tag).
+var kbsShapes = []struct {
+	name string
+	data func(path string) map[string]any
+}{
+	{"Trustee v0.17+", func(p string) map[string]any {
+		var segs []any
+		for _, s := range strings.Split(p, "/") {
+			segs = append(segs, s)
+		}
+		return map[string]any{"plugin": "resource", "resource-path": segs, "query": map[string]any{}}
+	}},
+	{"Trustee v0.11-v0.16", func(p string) map[string]any { return map[string]any{"resource-path": "resource/" + p} }},
+	{"Trustee v0.10", func(p string) map[string]any { return map[string]any{"resource-path": p} }},
+}
+
+func evalAllow(t *testing.T, src []byte, input map[string]any, data map[string]any) bool {
 	t.Helper()
 	rs, err := rego.New(
 		rego.Query("data.policy.allow"),
 		rego.Module("policy.rego", string(src)),
 		rego.Input(input),
-		rego.Data(map[string]any{"resource-path": resource}),
+		rego.Data(data),
 	).Eval(context.Background())
 	if err != nil {
 		t.Fatalf("OPA: %v\n%s", err, src)
@@ -134,12 +177,52 @@ func TestRVPSMessage(t *testing.T) {
 		t.Fatalf("%s", b)
 	}
 	raw, _ := base64.StdEncoding.DecodeString(msg.Payload)
-	var m map[string][]string
+	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	if len(m["snp_launch_measurement"]) != 2 || m["mr_td"][0] != hex48(0x21) || m["rtmr_1"][0] != hex48(0x31) || m["rtmr_3"] != nil || m["allowed_vbios_versions"][0] != "96.00.5E.00.01" {
+	str := func(k string, i int) any {
+		l, _ := m[k].([]any)
+		if i >= len(l) {
+			return nil
+		}
+		return l[i]
+	}
+	if len(m["snp_launch_measurement"].([]any)) != 2 || str("mr_td", 0) != hex48(0x21) || str("rtmr_1", 0) != hex48(0x31) || m["rtmr_3"] != nil || str("allowed_vbios_versions", 0) != "96.00.5E.00.01" {
 		t.Fatalf("payload %v", m)
+	}
+	// No minimum TCB: every SVN 0-255 is accepted.
+	if l := m["snp_bootloader"].([]any); len(l) != 256 || l[0] != 0.0 || l[255] != 255.0 {
+		t.Fatalf("snp_bootloader %v", m["snp_bootloader"])
+	}
+	if str("xfam", 0) != "e742060000000000" || m["tdvfkernel"] != hex48(0x41) || m["tdvfkernelparams"] != hex48(0x42) {
+		t.Fatalf("TDX configuration values %v %v %v", m["xfam"], m["tdvfkernel"], m["tdvfkernelparams"])
+	}
+
+	// Minimums: the union over configurations (the lowest), per SVN.
+	v := testValues()
+	v.Launches[0].MinTCB = &TCB{Bootloader: 3, TEE: 0, SNP: 8, Microcode: 115}
+	v.Launches[1].MinTCB = &TCB{Bootloader: 4, TEE: 1, SNP: 22, Microcode: 213}
+	// Two TDX configurations with different kernels: no single tdvfkernel.
+	td2 := v.Launches[2]
+	td2.Name, td2.KernelEvent = "td-other-kernel", bytes.Repeat([]byte{0x43}, 48)
+	v.Launches = append(v.Launches, td2)
+	b, _ = RVPSMessage(v)
+	json.Unmarshal(b, &msg)
+	raw, _ = base64.StdEncoding.DecodeString(msg.Payload)
+	m = nil
+	json.Unmarshal(raw, &m)
+	if l := m["snp_snp_svn"].([]any); len(l) != 256-8 || l[0] != 8.0 {
+		t.Fatalf("snp_snp_svn %v", l)
+	}
+	if l := m["snp_microcode"].([]any); l[0] != 115.0 {
+		t.Fatalf("snp_microcode %v", l)
+	}
+	if _, ok := m["tdvfkernel"]; ok {
+		t.Error("tdvfkernel written though the configurations differ")
+	}
+	if m["tdvfkernelparams"] != hex48(0x42) {
+		t.Error("tdvfkernelparams dropped though every configuration has the same")
 	}
 }
 

@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 //	$SHARED    the shared test data folder (may be missing outside CI)
 //	exit N cmd args…   run cmd and require exit code N
 //	cvmkit-flip FILE OFF  flip one bit of FILE at byte offset OFF
+//	cvmkit-mode PATH MODE require PATH's permission bits to be MODE (octal)
 //	fake-vault NAME PUB   serve a Vault transit key NAME on loopback for the
 //	                      rest of the script (VAULT_ADDR, VAULT_TOKEN set) and
 //	                      write its public key to PUB
@@ -61,6 +62,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exit":        exitCmd,
 			"cvmkit-flip": flipCmd,
+			"cvmkit-mode": modeCmd,
 			"fake-vault":  fakeVaultCmd,
 		},
 		Condition: func(cond string) (bool, error) {
@@ -110,6 +112,20 @@ func exitCmd(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if got != want {
 		ts.Fatalf("%s exited with code %d, want %d", args[1], got, want)
+	}
+}
+
+// modeCmd checks permission bits: cvmkit-mode PATH MODE (octal).
+func modeCmd(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: cvmkit-mode PATH MODE")
+	}
+	want, err := strconv.ParseUint(args[1], 8, 32)
+	ts.Check(err)
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if got := uint64(fi.Mode().Perm()); (got == want) == neg {
+		ts.Fatalf("%s has mode %04o, want %s%04o", args[0], got, map[bool]string{true: "not ", false: ""}[neg], want)
 	}
 }
 

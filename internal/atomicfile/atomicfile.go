@@ -118,32 +118,177 @@ func Write(path string, perm fs.FileMode, fill func(io.Writer) error) error {
 // Dir builds a folder atomically: fill writes into a temporary sibling
 // folder, which is renamed to path only when fill succeeds. path must not
 // exist yet (an existing folder is never merged into or replaced), so a
-// failed or interrupted run leaves only a hidden ".name.tmp-*" folder.
+// failed or interrupted run leaves only a hidden ".name.tmp-*" folder, which
+// the next run removes (see [Begin]). The folder gets mode 0755.
 func Dir(path string, fill func(tmp string) error) error {
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("%q already exists: choose a new output folder or remove it", path)
+	return DirMode(path, 0o755, fill)
+}
+
+// DirMode is [Dir] with the final folder's mode: 0700 for a folder of
+// secrets.
+func DirMode(path string, perm fs.FileMode, fill func(tmp string) error) error {
+	tx, err := Begin(path, perm)
+	if err != nil {
+		return err
 	}
-	parent, base := filepath.Split(filepath.Clean(path))
+	defer tx.Abort()
+	if err := fill(tx.Path); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// DirTx is a folder being built under a temporary name. Fill Path, then
+// Commit to rename it into place, or Abort to remove it.
+//
+// While it is being filled the temporary folder has mode 0700, whatever its
+// final mode, so no other user can read a partial output (or a secret that
+// is on its way elsewhere), and this process holds an flock on it: a run
+// killed with SIGKILL loses the lock, and the next Begin for the same path
+// removes its leftover folder (listed in Stale).
+type DirTx struct {
+	// Path is the temporary folder to fill.
+	Path string
+	// Stale lists the leftover temporary folders of dead runs that Begin
+	// removed.
+	Stale []string
+	final string
+	perm  fs.FileMode
+	lock  *os.File
+	done  bool
+}
+
+// Begin starts building the folder path (which must not exist) with final
+// mode perm.
+func Begin(path string, perm fs.FileMode) (*DirTx, error) {
+	path = filepath.Clean(path)
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("%q already exists: choose a new output folder or remove it", path)
+	}
+	parent, base := filepath.Split(path)
 	if parent == "" {
 		parent = "."
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
+		return nil, err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*")
+	stale, err := RemoveStale(path)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+base+".tmp-*") // mode 0700
+	if err != nil {
+		return nil, fmt.Errorf("creating %q: %w", path, err)
+	}
+	lock, err := lockDir(tmp)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, fmt.Errorf("creating %q: %w", path, err)
+	}
+	return &DirTx{Path: tmp, Stale: stale, final: path, perm: perm, lock: lock}, nil
+}
+
+// Commit gives the folder its final mode and renames it into place.
+func (t *DirTx) Commit() error {
+	if t.done {
+		return fmt.Errorf("writing %q: already committed or aborted", t.final)
+	}
+	t.done = true
+	err := os.Chmod(t.Path, t.perm)
+	if err == nil {
+		err = os.Rename(t.Path, t.final)
+	}
+	t.lock.Close()
+	if err != nil {
+		os.RemoveAll(t.Path)
+		return fmt.Errorf("writing %q: %w", t.final, err)
+	}
+	return nil
+}
+
+// Abort removes the temporary folder; it is a no-op after Commit.
+func (t *DirTx) Abort() {
+	if t.done {
+		return
+	}
+	t.done = true
+	os.RemoveAll(t.Path)
+	t.lock.Close()
+}
+
+// RemoveStale removes the ".name.tmp-*" siblings of path that no live
+// process holds (leftovers of runs killed before they could clean up, which
+// may hold secrets) and returns their names. A folder another run is still
+// filling is locked and kept.
+func RemoveStale(path string) ([]string, error) {
+	parent, base := filepath.Split(filepath.Clean(path))
+	if parent == "" {
+		parent = "."
+	}
+	matches, err := filepath.Glob(filepath.Join(parent, "."+globEscape(base)+".tmp-*"))
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, m := range matches {
+		fi, err := os.Lstat(m)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		l, err := tryLockDir(m)
+		if err != nil || l == nil {
+			continue // held by a live run, or not ours to judge
+		}
+		err = os.RemoveAll(m)
+		l.Close()
+		if err != nil {
+			return removed, fmt.Errorf("removing the leftover %q of an interrupted run: %w", m, err)
+		}
+		removed = append(removed, m)
+	}
+	return removed, nil
+}
+
+func globEscape(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+// WriteNewFile writes data to path atomically with mode perm, and fails if
+// path exists (also if it appears while the data is written): it never
+// replaces a file, for outputs that may be the only copy of a key.
+func WriteNewFile(path string, data []byte, perm fs.FileMode) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("creating %q: %w", path, err)
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		os.RemoveAll(tmp)
-		return err
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(perm)
 	}
-	if err := fill(tmp); err != nil {
-		os.RemoveAll(tmp)
-		return err
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.RemoveAll(tmp)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp, path) // fails with EEXIST instead of replacing
+	}
+	if err != nil {
 		return fmt.Errorf("writing %q: %w", path, err)
 	}
 	return nil

@@ -1,10 +1,12 @@
 package atomicfile
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -139,5 +141,82 @@ func TestDeviceIsWrittenNotReplaced(t *testing.T) {
 	}
 	if after, err := os.Stat(os.DevNull); err != nil || !os.SameFile(before, after) {
 		t.Fatalf("%s was replaced after a failed fill", os.DevNull)
+	}
+}
+
+// TestDirPrivateWhileFilling: the temporary folder is 0700 while it is
+// filled, whatever the final mode, and DirMode gives the final mode.
+func TestDirPrivateWhileFilling(t *testing.T) {
+	parent := t.TempDir()
+	for _, perm := range []fs.FileMode{0o755, 0o700} {
+		p := filepath.Join(parent, "out"+perm.String())
+		err := DirMode(p, perm, func(tmp string) error {
+			fi, err := os.Stat(tmp)
+			if err != nil {
+				return err
+			}
+			if fi.Mode().Perm() != 0o700 {
+				t.Errorf("temporary folder has mode %v, want 0700", fi.Mode().Perm())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi, _ := os.Stat(p); fi.Mode().Perm() != perm {
+			t.Errorf("final folder has mode %v, want %v", fi.Mode().Perm(), perm)
+		}
+	}
+}
+
+// TestStaleFromKilledRun: a child process starts a folder, writes a
+// "secret" into it and is killed with SIGKILL (no cleanup runs); the next
+// Begin for the same path removes the leftover and reports it, while a
+// folder a live run still holds is kept.
+func TestStaleFromKilledRun(t *testing.T) {
+	if dir := os.Getenv("ATOMICFILE_CHILD"); dir != "" {
+		tx, err := Begin(filepath.Join(dir, "dist"), 0o755)
+		if err != nil {
+			os.Exit(3)
+		}
+		os.WriteFile(filepath.Join(tx.Path, "secret"), []byte("key"), 0o600)
+		os.Stdout.WriteString(tx.Path + "\n")
+		select {} // wait to be killed
+	}
+	parent := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStaleFromKilledRun$")
+	cmd.Env = append(os.Environ(), "ATOMICFILE_CHILD="+parent)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	leftover := strings.TrimSpace(line)
+
+	// While the child lives, its folder is locked: kept.
+	if removed, err := RemoveStale(filepath.Join(parent, "dist")); err != nil || len(removed) != 0 {
+		t.Fatalf("a live run's folder: removed %v, %v", removed, err)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if _, err := os.Stat(filepath.Join(leftover, "secret")); err != nil {
+		t.Fatalf("the killed run should have left its folder: %v", err)
+	}
+	tx, err := Begin(filepath.Join(parent, "dist"), 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Abort()
+	if len(tx.Stale) != 1 || tx.Stale[0] != leftover {
+		t.Fatalf("Stale = %v, want [%s]", tx.Stale, leftover)
+	}
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Fatalf("leftover still there: %v", err)
 	}
 }

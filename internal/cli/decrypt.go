@@ -160,7 +160,7 @@ func (a *app) unwrapKey(ctx context.Context, src, releaseID, keysetPath, hpkeKey
 	}
 	switch {
 	case keysetPath != "":
-		return loadOrNewKey(keysetPath)
+		return a.loadOrNewKey(keysetPath)
 	case hpkeKey != "":
 		priv, _, err := readInput(hpkeKey, "--hpke-key", 1<<20)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ import (
 // encryptResult is what `cvmkit encrypt --json` prints.
 type encryptResult struct {
 	Output         string                  `json:"output"`
+	Secrets        string                  `json:"secrets,omitempty"`
 	ReleaseID      string                  `json:"release_id"`
 	KeyID          uint32                  `json:"key_id"`
 	Files          []encrypt.ManifestEntry `json:"files"`
@@ -42,7 +44,7 @@ type encryptResult struct {
 }
 
 func (a *app) encryptCmd() *cobra.Command {
-	var releaseID, out, keysetIn, keysetOut, ociLayout, ociRef, configFile string
+	var releaseID, out, keysetIn, keysetOut, secretsOut, ociLayout, ociRef, configFile string
 	var insecure bool
 	var recipients []string
 	var workers int
@@ -59,8 +61,9 @@ wrapped for each recipient under OUT/keys/:
   kms:URI             a KMS key-encryption key (Tink encrypted keyset):
                       hcvault:// (Vault transit, VAULT_TOKEN) or fake-kms:// (tests)
   trustee:[REPO/]TYPE/TAG
-                      a Trustee KBS resource file (the keyset in the clear, mode
-                      0600: upload it, then delete it)
+                      a Trustee KBS resource file: the keyset in the clear, so
+                      it goes to the secrets folder (--secrets-out, default
+                      OUT.secrets; mode 0700, file 0600), never into OUT
   azure:KEYNAME=FILE  Azure Key Vault import: RSA-OAEP-256 to the RSA public key FILE
 
 Encryption uses every CPU and streams: memory does not grow with the file size.
@@ -98,10 +101,15 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			if releaseID == "" {
 				return outcome.UsageError(errors.New("--release-id is required: it is bound into every file"), "use the release name and version, such as llama@1.4.0")
 			}
+			if keysetOut != "" {
+				if _, err := os.Lstat(keysetOut); err == nil {
+					return outcome.UsageError(fmt.Errorf("--keyset-out %q already exists", keysetOut), "cvmkit never overwrites a key file (it may be the only copy of a data key): choose a new name or move the old file away")
+				}
+			}
 			if len(recipients) == 0 && keysetOut == "" {
 				return outcome.UsageError(errors.New("no --recipient: nobody could ever decrypt the weights"), "add --recipient hpke:FILE (see cvmkit keygen --hpke), or --keyset-out FILE to keep the key yourself")
 			}
-			key, err := loadOrNewKey(keysetIn)
+			key, err := a.loadOrNewKey(keysetIn)
 			if err != nil {
 				return err
 			}
@@ -112,6 +120,16 @@ looks complete. The format is specified in docs/weights-format.md.`,
 					return err
 				}
 				wraps = append(wraps, w)
+			}
+			if encrypt.HasSecrets(wraps) {
+				if secretsOut == "" {
+					secretsOut = filepath.Clean(out) + ".secrets"
+				}
+				if err := checkSecretsFolder(secretsOut, out); err != nil {
+					return err
+				}
+			} else if secretsOut != "" {
+				return outcome.UsageError(errors.New("--secrets-out is only used with a trustee recipient"), "drop --secrets-out")
 			}
 			files, err := encrypt.ListSource(args[0])
 			if err != nil {
@@ -124,7 +142,18 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			bar := progress.New(a.stderr, "encrypting", total, progress.Options{Bytes: true})
 			start := time.Now()
 			a.log.Info("encrypting", "files", len(files), "bytes", total, "workers", workers)
-			m, err := encrypt.EncryptModel(cmd.Context(), args[0], out, releaseID, key, wraps, encrypt.Options{Workers: workers, Progress: bar.Add})
+			var m *encrypt.Manifest
+			err = a.releaseFolders(out, secretsOut, func(tmp, secretsTmp string) error {
+				var err error
+				m, err = encrypt.EncryptInto(cmd.Context(), args[0], tmp, releaseID, key, wraps, encrypt.Options{Workers: workers, Progress: bar.Add})
+				if err != nil {
+					return err
+				}
+				if secretsTmp != "" {
+					_, err = encrypt.WriteSecrets(secretsTmp, wraps)
+				}
+				return err
+			})
 			bar.Done()
 			if err != nil {
 				return err
@@ -134,11 +163,11 @@ looks complete. The format is specified in docs/weights-format.md.`,
 				if err != nil {
 					return err
 				}
-				if err := atomicfile.WriteFile(keysetOut, bin, 0o600); err != nil {
+				if err := atomicfile.WriteNewFile(keysetOut, bin, 0o600); err != nil {
 					return err
 				}
 			}
-			res := encryptResult{Output: out, ReleaseID: releaseID, KeyID: m.KeyID, Files: m.Files, Wraps: wraps, Seconds: time.Since(start).Seconds()}
+			res := encryptResult{Output: out, Secrets: secretsOut, ReleaseID: releaseID, KeyID: m.KeyID, Files: m.Files, Wraps: wraps, Seconds: time.Since(start).Seconds()}
 			if ociLayout != "" || ociRef != "" {
 				art, err := encrypt.NewArtifact(out)
 				if err != nil {
@@ -166,7 +195,11 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			return a.emit(res, func(w io.Writer) {
 				fmt.Fprintf(w, "%s: %d files, %s encrypted in %.1fs (key ID %d, release %s)\n", out, len(m.Files), progress.Size(res.Size), res.Seconds, m.KeyID, releaseID)
 				for _, wk := range wraps {
-					fmt.Fprintf(w, "  %-16s %s  %s\n", wk.Type, wk.File, wk.Recipient)
+					where := wk.File
+					if wk.Secret {
+						where = filepath.Join(secretsOut, filepath.FromSlash(wk.File)) + " (secret: load it into the key authority, never publish it)"
+					}
+					fmt.Fprintf(w, "  %-16s %s  %s\n", wk.Type, where, wk.Recipient)
 				}
 				if res.OCILayout != "" {
 					fmt.Fprintf(w, "OCI layout: oci-layout://%s@%s\n", res.OCILayout, res.OCIDigest)
@@ -182,7 +215,8 @@ looks complete. The format is specified in docs/weights-format.md.`,
 	cmd.Flags().StringVar(&releaseID, "release-id", "", "release ID bound into every file, such as name@version")
 	cmd.Flags().StringArrayVar(&recipients, "recipient", nil, "who gets the data key: hpke:FILE, kms:URI, trustee:[REPO/]TYPE/TAG, azure:KEYNAME=FILE (repeatable)")
 	cmd.Flags().StringVar(&keysetIn, "keyset", "", "use this cleartext Tink keyset as the data key instead of a new random one")
-	cmd.Flags().StringVar(&keysetOut, "keyset-out", "", "also write the data key (cleartext Tink keyset, mode 0600) here")
+	cmd.Flags().StringVar(&keysetOut, "keyset-out", "", "also write the data key (cleartext Tink keyset, mode 0600) to this new file")
+	cmd.Flags().StringVar(&secretsOut, "secrets-out", "", "new folder for secret key files (trustee recipients), outside OUT (default OUT.secrets)")
 	cmd.Flags().IntVar(&workers, "workers", 0, "segments encrypted at once (default: every CPU)")
 	cmd.Flags().StringVar(&ociLayout, "oci-layout", "", "also write the encrypted model as an OCI artifact into this new OCI layout folder")
 	cmd.Flags().StringVar(&ociRef, "oci-ref", "", "also push it as an OCI artifact to REGISTRY/REPO[:TAG] (credentials from the Docker config)")
@@ -245,10 +279,11 @@ func pushArtifact(art *encrypt.Artifact, ref string, insecure bool) (string, err
 	return dig.String(), nil
 }
 
-func loadOrNewKey(path string) (*encrypt.DataKey, error) {
+func (a *app) loadOrNewKey(path string) (*encrypt.DataKey, error) {
 	if path == "" {
 		return encrypt.NewDataKey()
 	}
+	a.warnReadableSecret(path, "--keyset")
 	b, _, err := readInput(path, "--keyset", 1<<20)
 	if err != nil {
 		return nil, err
@@ -357,4 +392,14 @@ func (a *app) wrapFor(ctx context.Context, spec string, key *encrypt.DataKey, re
 		return w, nil
 	}
 	return nil, outcome.UsageError(fmt.Errorf("--recipient %q: unknown kind %q", spec, kind), "kinds: hpke, kms, trustee, azure")
+}
+
+// warnReadableSecret warns when a file holding a secret key can be read
+// by other users of this machine.
+func (a *app) warnReadableSecret(path, what string) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o044 == 0 {
+		return
+	}
+	fmt.Fprintf(a.stderr, "cvmkit: warning: %s %q holds the data key in the clear and other users can read it (mode %04o); run chmod 600 %s\n", what, path, fi.Mode().Perm(), path)
 }

@@ -131,7 +131,17 @@ type snpResult struct {
 	Cmdline       *cmdlineDigest `json:"cmdline,omitempty"`
 	SVSM          *fileDigests   `json:"svsm,omitempty"`
 	VarsSize      uint64         `json:"vars_size,omitempty"`
-	Measurements  []snpEntry     `json:"measurements"`
+	// MinimumTCB is the oldest firmware key authorities accept (the
+	// release config's minimumTCB); absent means any.
+	MinimumTCB   *snpTCB    `json:"minimum_tcb,omitempty"`
+	Measurements []snpEntry `json:"measurements"`
+}
+
+type snpTCB struct {
+	Bootloader uint8 `json:"bootloader"`
+	TEE        uint8 `json:"tee"`
+	SNP        uint8 `json:"snp"`
+	Microcode  uint8 `json:"microcode"`
 }
 
 type fileDigests struct {

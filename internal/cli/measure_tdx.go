@@ -24,9 +24,12 @@ type tdxFlags struct {
 	vcpus                                    int
 	kernel, initrd, cmdline, acpiTables      string
 	profile, kernelBlob, secureBoot          string
-	guestCC                                  bool
-	rtmr3                                    []string
-	tdxCheckDir, eventLogOut                 string
+	// guestCC is --guest-measures-rtmr2: unset means read it from the
+	// kernel's version.
+	guestCC                  optionalBool
+	rtmr3                    []string
+	tdxCheckDir, eventLogOut string
+	xfam                     string
 }
 
 func (f *tdxFlags) register(cmd *cobra.Command) {
@@ -43,8 +46,10 @@ func (f *tdxFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.profile, "edk2-profile", "", "edk2 release of the firmware: edk2-stable202408.01, edk2-stable202502 (202411–202502), edk2-stable202505, edk2-stable202508 (or a release tag)")
 	fl.StringVar(&f.kernelBlob, "kernel-blob", "", "qemu-patched or unpatched; default: unpatched for QEMU 10+ with edk2 202502+, else qemu-patched")
 	fl.StringVar(&f.secureBoot, "secure-boot", "absent", "SecureBoot variable: absent (firmware without secure boot), disabled or enabled; keys come from the firmware's variable store")
-	fl.BoolVar(&f.guestCC, "guest-measures-rtmr2", true, "the guest kernel's EFI stub measures the command line and initrd into RTMR2 (Linux 6.9+)")
+	fl.Var(&f.guestCC, "guest-measures-rtmr2", "whether the guest kernel's EFI stub measures the command line and initrd into RTMR2 (default: read from the kernel's version, true from Linux 6.9)")
+	fl.Lookup("guest-measures-rtmr2").NoOptDefVal = "true"
 	fl.StringSliceVar(&f.rtmr3, "rtmr3-extend", nil, "SHA-384 digests (hex) the guest extends into RTMR3, in order")
+	fl.StringVar(&f.xfam, "xfam", "0x642e7", "the TD's XFAM, recorded for key-authority policies (Trustee's EAR policy checks it); QEMU -cpu host on Sapphire/Emerald Rapids gives 0x642e7")
 }
 
 // tdxResult is what `cvmkit measure tdx --json` prints.
@@ -61,16 +66,22 @@ type tdxResult struct {
 	VCPUs           int              `json:"vcpus,omitempty"`
 	KernelBlob      string           `json:"kernel_blob,omitempty"`
 	SecureBoot      string           `json:"secure_boot"`
-	// GuestCC says the guest kernel's EFI stub was assumed to measure the
-	// command line and initrd into RTMR2 (--guest-measures-rtmr2).
-	GuestCC    *bool              `json:"guest_measures_rtmr2,omitempty"`
-	Kernel     *fileDigests       `json:"kernel,omitempty"`
-	UKI        bool               `json:"uki,omitempty"`
-	Initrd     *fileDigests       `json:"initrd,omitempty"`
-	Cmdline    *tdxCmdline        `json:"cmdline,omitempty"`
-	ACPITables *fileDigests       `json:"acpi_tables,omitempty"`
-	Sections   []ovmf.TDVFSection `json:"tdvf_sections"`
-	Files      []string           `json:"files,omitempty"`
+	// GuestCC says whether the guest kernel's EFI stub measures the command
+	// line and initrd into RTMR2; GuestCCSource says how that was decided
+	// (the kernel's version, or --guest-measures-rtmr2 / the config).
+	GuestCC       *bool  `json:"guest_measures_rtmr2,omitempty"`
+	GuestCCGiven  bool   `json:"guest_measures_rtmr2_given,omitempty"`
+	GuestCCSource string `json:"guest_measures_rtmr2_source,omitempty"`
+	// XFAM is the TD's XFAM the key authorities expect (--xfam).
+	XFAM          string             `json:"xfam,omitempty"`
+	KernelVersion string             `json:"kernel_version,omitempty"`
+	Kernel        *fileDigests       `json:"kernel,omitempty"`
+	UKI           bool               `json:"uki,omitempty"`
+	Initrd        *fileDigests       `json:"initrd,omitempty"`
+	Cmdline       *tdxCmdline        `json:"cmdline,omitempty"`
+	ACPITables    *fileDigests       `json:"acpi_tables,omitempty"`
+	Sections      []ovmf.TDVFSection `json:"tdvf_sections"`
+	Files         []string           `json:"files,omitempty"`
 }
 
 type tdxMRTD struct {
@@ -152,7 +163,9 @@ func printTDX(w io.Writer, res *tdxResult) {
 		reasons[n.RTMR] = n.Reason
 	}
 	for i, r := range res.RTMR {
-		if r != nil {
+		if r != nil && i == 2 && res.GuestCC != nil && !*res.GuestCC {
+			fmt.Fprintf(w, "%-19s %s (zero: %s)\n", "RTMR2", *r, res.GuestCCSource)
+		} else if r != nil {
 			fmt.Fprintf(w, "%-19s %s\n", fmt.Sprintf("RTMR%d", i), *r)
 		} else {
 			fmt.Fprintf(w, "%-19s not computed: %s\n", fmt.Sprintf("RTMR%d", i), reasons[i])
@@ -172,8 +185,14 @@ func (a *app) predictTDX(f *tdxFlags) (*tdxResult, *tdx.Prediction, error) {
 	if f.firmware == "" {
 		return nil, nil, usage("--firmware is required")
 	}
-	guestCC := f.guestCC
-	res := &tdxResult{SecureBoot: f.secureBoot, VCPUs: f.vcpus, QEMUVersion: f.qemuVersion, GuestCC: &guestCC, NotComputed: []tdxNotComputed{}, Events: []tdxEvent{}}
+	res := &tdxResult{SecureBoot: f.secureBoot, VCPUs: f.vcpus, QEMUVersion: f.qemuVersion, NotComputed: []tdxNotComputed{}, Events: []tdxEvent{}}
+	if f.xfam != "" {
+		x, err := strconv.ParseUint(f.xfam, 0, 64)
+		if err != nil {
+			return nil, nil, usage("--xfam %q: want a 64-bit number such as 0x642e7", f.xfam)
+		}
+		res.XFAM = fmt.Sprintf("%#x", x)
+	}
 	orders := tdx.PageOrders
 	res.PageOrderSource = "both candidates (give --page-order or --qemu-version to choose)"
 	qemuMajor := 0
@@ -223,7 +242,7 @@ func (a *app) predictTDX(f *tdxFlags) (*tdxResult, *tdx.Prediction, error) {
 		res.MRTD = append(res.MRTD, tdxMRTD{PageOrder: string(o), Value: hex.EncodeToString(m[:])})
 	}
 
-	in := tdx.Inputs{Image: image, TDVF: td, Memory: uint64(memory), GuestMeasuresCC: f.guestCC}
+	in := tdx.Inputs{Image: image, TDVF: td, Memory: uint64(memory)}
 	profileGiven := f.profile != ""
 	if profileGiven {
 		if in.Profile, err = tdx.ParseProfile(f.profile); err != nil {
@@ -247,6 +266,23 @@ func (a *app) predictTDX(f *tdxFlags) (*tdxResult, *tdx.Prediction, error) {
 			return nil, nil, err
 		}
 		in.Kernel, res.Kernel = b, &d
+		// Whether RTMR2 holds the command line and initrd depends on the
+		// guest kernel: read it, never assume it.
+		info, err := tdx.ReadKernelInfo(b)
+		switch {
+		case f.guestCC.set:
+			in.GuestMeasuresCC, res.GuestCCSource, res.GuestCCGiven = f.guestCC.value, or(f.guestCC.source, "--guest-measures-rtmr2"), true
+			if err == nil {
+				res.KernelVersion = info.Version
+			}
+		case err != nil:
+			return nil, nil, outcome.InputError(fmt.Errorf("--kernel %q: reading its version: %w", f.kernel, err),
+				"give --guest-measures-rtmr2=true or =false to say whether its EFI stub measures into RTMR2 (Linux 6.9 and later do)")
+		default:
+			in.GuestMeasuresCC, res.GuestCCSource, res.KernelVersion = info.MeasuresCC, info.Reason, info.Version
+		}
+		guestCC := in.GuestMeasuresCC
+		res.GuestCC = &guestCC
 		if f.initrd != "" {
 			b, d, err := readInput(f.initrd, "--initrd", 4<<30)
 			if err != nil {
@@ -379,3 +415,31 @@ func writeTDXChecks(dir string, res *tdxResult) ([]string, error) {
 	}
 	return writeFiles(dir, files)
 }
+
+// optionalBool is a boolean flag whose absence is distinct from false
+// (--guest-measures-rtmr2: unset means "read it from the input").
+type optionalBool struct {
+	set, value bool
+	// source names where a value that was not a flag came from (a config
+	// key or a release document).
+	source string
+}
+
+func (b *optionalBool) String() string {
+	if !b.set {
+		return "auto"
+	}
+	return strconv.FormatBool(b.value)
+}
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false")
+	}
+	b.set, b.value = true, v
+	return nil
+}
+
+func (b *optionalBool) Type() string     { return "bool" }
+func (b *optionalBool) IsBoolFlag() bool { return true }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -38,6 +39,10 @@ type bindingReport struct {
 	Binds         []string          `json:"binds"`
 	Unbound       []string          `json:"unbound,omitempty"`
 	Why           map[string]string `json:"why,omitempty"`
+	// Platform settings the policies check besides the measurements, with
+	// the defaults in force when the config set none.
+	MinimumTCB string `json:"snp_minimum_tcb,omitempty"`
+	XFAM       string `json:"tdx_xfam,omitempty"`
 }
 
 func (a *app) policyCmd() *cobra.Command {
@@ -182,8 +187,8 @@ func policyFiles(target string, v *policy.Values, unbound map[string][]string, a
 		res, err := json.MarshalIndent(map[string]string{
 			"resource_path": v.Resource,
 			"resource_uri":  "kbs:///" + v.Resource,
-			"release_file":  "model/keys/trustee/" + v.Resource,
-			"content":       "the model's data key, a cleartext Tink keyset (binary); load it with kbs-client config set-resource --path " + v.Resource + " --resource-file <release>/model/keys/trustee/" + v.Resource + ", then delete that file from the published release",
+			"secrets_file":  "trustee/" + v.Resource,
+			"content":       "the model's data key, a cleartext Tink keyset (JSON), written only to the secrets folder (cvmkit release --secrets-out, default DIR.secrets), never to the release; load it with kbs-client config set-resource --path " + v.Resource + " --resource-file <secrets>/trustee/" + v.Resource,
 		}, "", "  ")
 		if err != nil {
 			return nil, err
@@ -263,7 +268,10 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			}
 		}
 	}
-	bind := func(l *policy.Launch, kernel *fileDigests, cmd string, measuresBoot bool, why string) {
+	// bind records what a configuration's values bind. paramsWhy, when
+	// set, says why the initrd and command line are not measured although
+	// the kernel is (a TD whose kernel does not measure RTMR2).
+	bind := func(l *policy.Launch, kernel *fileDigests, cmd string, measuresBoot bool, why, paramsWhy string) {
 		l.Binds = []string{policy.BindsFirmware}
 		l.Why = map[string]string{}
 		switch {
@@ -281,6 +289,11 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			l.Why[policy.BindsKernel] = "the measured kernel is not the release's image/vmlinuz"
 		default:
 			l.Binds = append(l.Binds, policy.BindsKernel)
+		}
+		if paramsWhy != "" {
+			l.Why[policy.BindsInitrd], l.Why[policy.BindsCmdline] = paramsWhy, paramsWhy
+			l.Why[policy.BindsRootfs] = "the dm-verity root hash is on the command line, which is not measured"
+			return
 		}
 		l.Binds = append(l.Binds, policy.BindsInitrd, policy.BindsCmdline)
 		switch {
@@ -335,7 +348,10 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			if doc.Cmdline != nil {
 				cmd = doc.Cmdline.Value
 			}
-			bind(&l, doc.Kernel, cmd, doc.KernelHashes, "the firmware has no SNP kernel-hashes section (QEMU kernel-hashes=on), so the digest binds the firmware only")
+			if t := doc.MinimumTCB; t != nil {
+				l.MinTCB = &policy.TCB{Bootloader: t.Bootloader, TEE: t.TEE, SNP: t.SNP, Microcode: t.Microcode}
+			}
+			bind(&l, doc.Kernel, cmd, doc.KernelHashes, "the firmware has no SNP kernel-hashes section (QEMU kernel-hashes=on), so the digest binds the firmware only", "")
 			v.Launches = append(v.Launches, l)
 		}
 	}
@@ -365,7 +381,30 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			if doc.Cmdline != nil {
 				cmd = doc.Cmdline.Value
 			}
-			bind(&l, doc.Kernel, cmd, l.RTMR[1] != nil && l.RTMR[2] != nil, "RTMR1 and RTMR2 are not computed (no edk2 profile, or a firmware that measures nothing into them), so MRTD binds the firmware only")
+			if doc.XFAM != "" {
+				x, err := strconv.ParseUint(doc.XFAM, 0, 64)
+				if err != nil {
+					return nil, nil, outcome.InputError(fmt.Errorf("measurements/%s.json: xfam %q is not a number", k, doc.XFAM))
+				}
+				l.XFAM = binary.LittleEndian.AppendUint64(nil, x) // as the quote carries it
+			}
+			for _, e := range doc.Events {
+				d, err := hex.DecodeString(e.Digest)
+				if err != nil || len(d) != 48 {
+					return nil, nil, outcome.InputError(fmt.Errorf("measurements/%s.json: event %q: digest is not 48 bytes of hex", k, e.Description))
+				}
+				switch {
+				case e.RTMR == 1 && e.Type == "EV_EFI_BOOT_SERVICES_APPLICATION" && l.KernelEvent == nil:
+					l.KernelEvent = d // the kernel (or UKI) QEMU's loader hands over, device path File(kernel)
+				case e.RTMR == 2 && strings.HasPrefix(e.Description, "LoadOptions"):
+					l.LoadOptionsEvent = d
+				}
+			}
+			paramsWhy := ""
+			if doc.GuestCC != nil && !*doc.GuestCC {
+				paramsWhy = "RTMR2 stays zero: " + or(doc.GuestCCSource, "the guest kernel does not measure its command line and initrd")
+			}
+			bind(&l, doc.Kernel, cmd, l.RTMR[1] != nil && l.RTMR[2] != nil, "RTMR1 and RTMR2 are not computed (no edk2 profile, or a firmware that measures nothing into them), so MRTD binds the firmware only", paramsWhy)
 			v.Launches = append(v.Launches, l)
 		}
 	}
@@ -399,6 +438,15 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 	var reports []bindingReport
 	for _, l := range v.Launches {
 		r := bindingReport{Configuration: l.Name, Platform: l.Platform, Binds: l.Binds, Unbound: l.Unbound()}
+		switch {
+		case l.Platform == policy.SNP && l.MinTCB == nil:
+			r.MinimumTCB = "any (no minimumTCB in the config: every SVN from 0 is accepted)"
+		case l.Platform == policy.SNP:
+			t := l.MinTCB
+			r.MinimumTCB = fmt.Sprintf("bootloader>=%d tee>=%d snp>=%d microcode>=%d", t.Bootloader, t.TEE, t.SNP, t.Microcode)
+		case l.Platform == policy.TDX && l.XFAM != nil:
+			r.XFAM = fmt.Sprintf("%#x", binary.LittleEndian.Uint64(l.XFAM))
+		}
 		if len(r.Unbound) > 0 {
 			r.Why = map[string]string{}
 			for _, u := range r.Unbound {

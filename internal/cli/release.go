@@ -34,13 +34,16 @@ type releaseStage struct {
 }
 
 type releaseResult struct {
-	Release string         `json:"release"`
-	Output  string         `json:"output"`
+	Release string `json:"release"`
+	Output  string `json:"output"`
+	// Secrets is the folder of key-authority secrets, when the release has
+	// any: never to be published.
+	Secrets string         `json:"secrets,omitempty"`
 	Stages  []releaseStage `json:"stages"`
 }
 
 func (a *app) releaseCmd() *cobra.Command {
-	var file, out, key, kmsURI, initBinary, authority string
+	var file, out, secretsOut, key, kmsURI, initBinary, authority string
 	var keyless, allowUnbound bool
 	cmd := &cobra.Command{
 		Use:   "release -f cvmkit.yaml [-o DIR]",
@@ -64,9 +67,16 @@ line of progress per stage on stderr and a summary at the end:
              KMS key or keyless signing of signing: (or the flags)
 
 DIR (default: the config's output) must not exist; the release is built in a
-hidden sibling folder and renamed into place only when every stage passed, so
-a failed run leaves no release that looks complete. The layout is in
-docs/release.md; verify it with 'cvmkit verify DIR --key … --rebuild cvmkit.yaml'.`,
+private (0700) hidden sibling folder and renamed into place only when every
+stage passed, so a failed run leaves no release that looks complete; the
+leftovers of a killed run are removed by the next one. The layout is in
+docs/release.md; verify it with 'cvmkit verify DIR --key … --rebuild cvmkit.yaml'.
+
+DIR holds only what may be published. Secrets for a key authority (the data
+keyset a Trustee KBS serves, for a trustee recipient) go to a separate
+folder, --secrets-out or the config's secrets (default DIR.secrets beside
+DIR): mode 0700, files 0600, never signed, refused if it exists. Load them
+into the key authority, then keep or destroy them; never upload them.`,
 		Example: `  COSIGN_PASSWORD=… cvmkit release -f cvmkit.yaml -o dist
   cvmkit release -f cvmkit.yaml -o dist --key cosign.key --json`,
 		Args: exactArgs(0),
@@ -84,6 +94,17 @@ docs/release.md; verify it with 'cvmkit verify DIR --key … --rebuild cvmkit.ya
 			if err := newOutput(out); err != nil {
 				return err
 			}
+			secrets := ""
+			if releaseHasSecrets(c) {
+				if secrets = secretsOut; secrets == "" && c.Release.Secrets != "" {
+					secrets = c.Resolve(c.Release.Secrets)
+				} else if secrets == "" {
+					secrets = filepath.Clean(out) + ".secrets"
+				}
+				if err := checkSecretsFolder(secrets, out); err != nil {
+					return err
+				}
+			}
 			bundler, signer, err := a.releaseSigner(c, key, kmsURI, keyless)
 			if err != nil {
 				return err
@@ -95,7 +116,9 @@ docs/release.md; verify it with 'cvmkit verify DIR --key … --rebuild cvmkit.ya
 			if err != nil {
 				return err
 			}
-			err = atomicfile.Dir(out, func(tmp string) error {
+			err = a.releaseFolders(out, secrets, func(tmp, secretsTmp string) error {
+				r.secrets = secretsTmp
+				r.res.Secrets = secrets
 				for _, s := range []struct {
 					name string
 					run  func(ctx context.Context, dir string) (string, []string, error)
@@ -131,11 +154,15 @@ docs/release.md; verify it with 'cvmkit verify DIR --key … --rebuild cvmkit.ya
 				}
 				tw.Flush()
 				fmt.Fprintf(w, "release %s in %s\n", r.res.Release, out)
+				if secrets != "" {
+					fmt.Fprintf(w, "secrets for the key authority (do not publish) in %s\n", secrets)
+				}
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the release config (cvmkit.yaml)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "new release folder (default: the config's output)")
+	cmd.Flags().StringVar(&secretsOut, "secrets-out", "", "new folder for key-authority secrets, outside the release (default: the config's secrets, else DIR.secrets)")
 	cmd.Flags().StringVar(&key, "key", "", "cosign private key to sign with (overrides signing.key)")
 	cmd.Flags().StringVar(&kmsURI, "kms", "", "KMS key URI to sign with (overrides signing.key)")
 	cmd.Flags().BoolVar(&keyless, "keyless", false, "sign keylessly (overrides signing)")
@@ -145,10 +172,87 @@ docs/release.md; verify it with 'cvmkit verify DIR --key … --rebuild cvmkit.ya
 	return cmd
 }
 
+// releaseHasSecrets reports whether the release makes a secret: a
+// cleartext data keyset for a Trustee KBS.
+func releaseHasSecrets(c *config.Config) bool {
+	if m := c.Release.Model; m != nil {
+		for _, r := range m.Recipients {
+			if r.Trustee != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkSecretsFolder refuses a secrets folder that exists or that overlaps
+// the release folder (the key would be published).
+func checkSecretsFolder(secrets, out string) error {
+	as, err1 := filepath.Abs(secrets)
+	ao, err2 := filepath.Abs(out)
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	if config.Overlaps(as, ao) {
+		return outcome.UsageError(fmt.Errorf("the secrets folder %q and the release folder %q overlap: the data key would be published", secrets, out),
+			"give --secrets-out (or secrets: in cvmkit.yaml) a folder beside the release, such as "+filepath.Clean(out)+".secrets")
+	}
+	if _, err := os.Lstat(secrets); err == nil {
+		return outcome.UsageError(fmt.Errorf("secrets folder %q already exists", secrets),
+			"load its keys into the key authority and remove it, or choose another with --secrets-out (cvmkit never writes into an existing secrets folder)")
+	}
+	return nil
+}
+
+// releaseFolders builds the release folder and, when secrets is set, the
+// secrets folder beside it, each under a private temporary name (leftovers
+// of killed runs are removed and reported first); both are renamed into
+// place only when fill succeeds, the secrets first, so there is never a
+// release whose secrets are missing.
+func (a *app) releaseFolders(out, secrets string, fill func(tmp, secretsTmp string) error) error {
+	tx, err := atomicfile.Begin(out, 0o755)
+	if err != nil {
+		return err
+	}
+	defer tx.Abort()
+	stale := tx.Stale
+	var stx *atomicfile.DirTx
+	if secrets != "" {
+		if stx, err = atomicfile.Begin(secrets, 0o700); err != nil {
+			return err
+		}
+		defer stx.Abort()
+		stale = append(stale, stx.Stale...)
+	}
+	for _, s := range stale {
+		fmt.Fprintf(a.stderr, "cvmkit: removed %s, left by an interrupted run\n", s)
+	}
+	stmp := ""
+	if stx != nil {
+		stmp = stx.Path
+	}
+	if err := fill(tx.Path, stmp); err != nil {
+		return err
+	}
+	if stx != nil {
+		if err := stx.Commit(); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		if stx != nil {
+			os.RemoveAll(secrets)
+		}
+		return err
+	}
+	return nil
+}
+
 type releaseRun struct {
 	a            *app
 	c            *config.Config
 	res          releaseResult
+	secrets      string // the secrets folder being filled
 	epoch        time.Time
 	initBin      []byte
 	allowUnbound bool
@@ -266,6 +370,9 @@ func (r *releaseRun) measure(_ context.Context, dir string) (string, []string, e
 		res.Firmware.Path = string(fw.Path)
 		relPaths(res.Kernel, "image/vmlinuz")
 		relPaths(res.Initrd, "image/initrd.img")
+		if t := s.MinimumTCB; t != nil {
+			res.MinimumTCB = &snpTCB{Bootloader: uint8(t.Bootloader), TEE: uint8(t.TEE), SNP: uint8(t.SNP), Microcode: uint8(t.Microcode)}
+		}
 		if res.SVSM != nil {
 			res.SVSM.Path = string(s.SVSM.Path)
 		}
@@ -283,10 +390,16 @@ func (r *releaseRun) measure(_ context.Context, dir string) (string, []string, e
 		}
 		for _, n := range t.VCPUs {
 			f := &tdxFlags{firmware: r.c.Resolve(fw.Path), pageOrder: string(t.PageOrder), qemuVersion: t.QEMUVersion, memory: strconv.FormatInt(int64(t.Memory), 10),
-				vcpus: n, profile: t.EDK2Profile, guestCC: true, secureBoot: "absent",
+				vcpus: n, profile: t.EDK2Profile, secureBoot: "absent",
 				kernel: filepath.Join(image, "vmlinuz"), initrd: filepath.Join(image, "initrd.img"), cmdline: cmd}
 			if t.ACPITables != nil {
 				f.acpiTables = r.c.Resolve(t.ACPITables.Path)
+			}
+			if t.GuestMeasuresRTMR2 != nil {
+				f.guestCC = optionalBool{set: true, value: *t.GuestMeasuresRTMR2, source: fmt.Sprintf("cvmkit.yaml platforms.tdx %s guestMeasuresRTMR2", t.Name)}
+			}
+			if t.XFAM != nil {
+				f.xfam = fmt.Sprintf("%#x", uint64(*t.XFAM))
 			}
 			res, _, err := r.a.predictTDX(f)
 			if err != nil {
@@ -374,7 +487,7 @@ func (r *releaseRun) encrypt(ctx context.Context, dir string) (string, []string,
 	if releaseID == "" {
 		releaseID = r.res.Release
 	}
-	key, deterministic, note, err := releaseDataKey(r.c)
+	key, deterministic, note, err := r.a.releaseDataKey(r.c)
 	if err != nil {
 		return "", nil, err
 	}
@@ -390,7 +503,17 @@ func (r *releaseRun) encrypt(ctx context.Context, dir string) (string, []string,
 	if err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("%d files for %d recipients, release %s%s", len(m.Files), len(wraps), releaseID, note), []string{"model/" + filepath.Base(sign.ModelManifest)}, nil
+	if encrypt.HasSecrets(wraps) {
+		if r.secrets == "" {
+			return "", nil, errors.New("a recipient needs the secrets folder, which this run has not prepared")
+		}
+		files, err := encrypt.WriteSecrets(r.secrets, wraps)
+		if err != nil {
+			return "", nil, err
+		}
+		note += fmt.Sprintf("; %d secret key file(s) in the secrets folder", len(files))
+	}
+	return fmt.Sprintf("%d files for %d %s, release %s%s", len(m.Files), len(wraps), plural(len(wraps), "recipient"), releaseID, note), []string{"model/" + filepath.Base(sign.ModelManifest)}, nil
 }
 
 func (r *releaseRun) sbom(ctx context.Context, dir string) (string, []string, error) {
@@ -490,7 +613,7 @@ func (a *app) releaseSigner(c *config.Config, key, kmsURI string, keyless bool) 
 
 // releaseDataKey returns the data key: model.keyset (created when missing)
 // with deterministic encryption, or a fresh random key.
-func releaseDataKey(c *config.Config) (*encrypt.DataKey, bool, string, error) {
+func (a *app) releaseDataKey(c *config.Config) (*encrypt.DataKey, bool, string, error) {
 	ks := c.Release.Model.Keyset
 	if ks == "" {
 		k, err := encrypt.NewDataKey()
@@ -498,6 +621,7 @@ func releaseDataKey(c *config.Config) (*encrypt.DataKey, bool, string, error) {
 	}
 	p := c.Resolve(config.Path(ks))
 	if b, err := os.ReadFile(p); err == nil {
+		a.warnReadableSecret(p, "model.keyset")
 		k, err := encrypt.ParseKeyset(b)
 		if err != nil {
 			return nil, false, "", outcome.InputError(fmt.Errorf("model.keyset %q: %w", p, err))

@@ -199,10 +199,14 @@ func (a *app) remeasureTDX(p string, b []byte, idx map[string]string) ([]verify.
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	f := &tdxFlags{qemuVersion: doc.QEMUVersion, vcpus: doc.VCPUs, profile: doc.Profile, kernelBlob: doc.KernelBlob, secureBoot: doc.SecureBoot, guestCC: true}
-	if doc.GuestCC != nil {
-		f.guestCC = *doc.GuestCC
+	f := &tdxFlags{qemuVersion: doc.QEMUVersion, vcpus: doc.VCPUs, profile: doc.Profile, kernelBlob: doc.KernelBlob, secureBoot: doc.SecureBoot}
+	// What the release was told about RTMR2 is taken over; what it read
+	// from the kernel is read again. (Documents from before cvmkit read the
+	// kernel's version carry an assumption without a source.)
+	if doc.GuestCC != nil && (doc.GuestCCGiven || doc.GuestCCSource == "") {
+		f.guestCC = optionalBool{set: true, value: *doc.GuestCC, source: doc.GuestCCSource}
 	}
+	f.xfam = doc.XFAM
 	var why string
 	if f.firmware, why = lookup(idx, &doc.Firmware, "firmware"); why != "" {
 		return skipped(p, why), nil

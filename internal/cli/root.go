@@ -200,3 +200,11 @@ func group(cmd *cobra.Command) *cobra.Command {
 	}
 	return cmd
 }
+
+// plural returns word, with an s unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}

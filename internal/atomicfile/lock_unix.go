@@ -1,0 +1,33 @@
+//go:build unix
+
+package atomicfile
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// lockDir takes an exclusive flock on the folder dir, held until the
+// returned file is closed or the process dies.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// tryLockDir is lockDir that returns nil, nil when another process holds
+// the lock.
+func tryLockDir(dir string) (*os.File, error) {
+	f, err := lockDir(dir)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, nil
+	}
+	return f, err
+}
