@@ -86,7 +86,7 @@ unless --allow-unbound is given, which bindings.json and the policies record.`,
 				return err
 			}
 			files, v, reports, unbound, err := makePolicies(dir, target, allowUnbound, resource, authority,
-				"bind the kernel, initrd and command line (SEV-SNP: a firmware with the kernel-hashes section and kernelHashes: true; TDX: an edk2 profile so RTMR1/2 are computed), or pass --allow-unbound to emit anyway (recorded)")
+				"bind the kernel, initrd and command line (SEV-SNP: a firmware with the kernel-hashes section and kernelHashes: true; TDX: an edk2 profile so RTMR1/2 are computed, and a guest kernel whose EFI stub measures RTMR2, Linux 6.9+, or --guest-measures-rtmr2 for a backported one), or pass --allow-unbound to emit anyway (recorded)")
 			if err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/encrypt"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/launch"
 	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/sign"
@@ -253,6 +255,7 @@ type releaseRun struct {
 	c            *config.Config
 	res          releaseResult
 	secrets      string // the secrets folder being filled
+	lock         *build.Lock
 	epoch        time.Time
 	initBin      []byte
 	allowUnbound bool
@@ -283,6 +286,7 @@ func (r *releaseRun) build(ctx context.Context, dir string) (string, []string, e
 	if err != nil {
 		return "", nil, err
 	}
+	r.lock = &res.Lock
 	var outs []string
 	for _, o := range res.Lock.Outputs {
 		outs = append(outs, "image/"+o.Name)
@@ -326,7 +330,7 @@ func (r *releaseRun) measure(_ context.Context, dir string) (string, []string, e
 	}
 	cmd := strings.TrimRight(string(cmdline), "\n")
 	var outs []string
-	values := 0
+	values, docs := 0, 0
 	for _, s := range p.SNP {
 		fw, err := r.firmware(s.Firmware)
 		if err != nil {
@@ -381,7 +385,13 @@ func (r *releaseRun) measure(_ context.Context, dir string) (string, []string, e
 			return "", nil, err
 		}
 		outs = append(outs, rel)
+		docs++
 		values += len(res.Measurements)
+		recipes, err := r.snpRecipes(dir, "snp-"+s.Name, rel, fw, s, res)
+		if err != nil {
+			return "", nil, fmt.Errorf("platforms.snp %s: launch recipe: %w", s.Name, err)
+		}
+		outs = append(outs, recipes...)
 	}
 	for _, t := range p.TDX {
 		fw, err := r.firmware(t.Firmware)
@@ -419,10 +429,93 @@ func (r *releaseRun) measure(_ context.Context, dir string) (string, []string, e
 				return "", nil, err
 			}
 			outs = append(outs, rel)
+			docs++
 			values += len(res.MRTD)
+			recipes, err := r.tdxRecipes(dir, strings.TrimSuffix(path.Base(rel), ".json"), rel, fw, t, res)
+			if err != nil {
+				return "", nil, fmt.Errorf("platforms.tdx %s: launch recipe: %w", t.Name, err)
+			}
+			outs = append(outs, recipes...)
 		}
 	}
-	return fmt.Sprintf("%d SEV-SNP and TDX configurations, %d launch values", len(outs), values), outs, nil
+	return fmt.Sprintf("%d SEV-SNP and TDX configurations, %d launch values, %d launch recipes", docs, values, len(outs)-docs), outs, nil
+}
+
+// recipeImage is the release's image as launch recipes name it (paths
+// relative to the release folder).
+func (r *releaseRun) recipeImage() launch.Image {
+	img := launch.Image{Cmdline: r.lock.Cmdline}
+	for _, o := range r.lock.Outputs {
+		f := launch.File{Path: "image/" + o.Name, SHA256: o.SHA256}
+		switch o.Name {
+		case build.KernelName:
+			img.Kernel = f
+		case build.InitrdName:
+			img.Initrd = f
+		case build.RootImageName:
+			img.RootFS = f
+		case build.HashTreeName:
+			img.HashTree = &f
+		}
+	}
+	return img
+}
+
+func firmwareFile(fw config.Firmware) launch.File {
+	return launch.File{Path: string(fw.Path), SHA256: strings.TrimPrefix(string(fw.Digest), "sha256:")}
+}
+
+// snpRecipes writes launch/DOC.ENTRY.json for each measured SEV-SNP launch.
+func (r *releaseRun) snpRecipes(dir, doc, rel string, fw config.Firmware, s config.SNP, res *snpResult) ([]string, error) {
+	var outs []string
+	for _, e := range res.Measurements {
+		l := launch.SNP{Configuration: doc + "." + e.Name, Document: rel, Measurement: e.Digest, VMM: e.VMM, Mode: string(s.Mode),
+			VCPUType: e.VCPUType, VCPUs: e.VCPUs, Policy: uint64(*s.Policy), GuestFeatures: uint64(*s.GuestFeatures),
+			KernelHashes: s.KernelHashes, IDBlock: e.IDBlock, IDAuth: e.IDAuth, Firmware: firmwareFile(fw)}
+		if s.HostData != nil {
+			l.HostData = []byte(*s.HostData)
+		}
+		if s.IDBlock != nil {
+			l.AuthorKey = s.IDBlock.AuthorKey != ""
+		}
+		rec, err := launch.ForSNP(r.res.Release, r.recipeImage(), l)
+		if err != nil {
+			return nil, err
+		}
+		p := "launch/" + l.Configuration + ".json"
+		if err := writeDoc(dir, p, rec); err != nil {
+			return nil, err
+		}
+		outs = append(outs, p)
+	}
+	return outs, nil
+}
+
+// tdxRecipes writes launch/DOC[.ORDER].json for a measured TD shape (one
+// per MRTD candidate when the page order is open).
+func (r *releaseRun) tdxRecipes(dir, doc, rel string, fw config.Firmware, t config.TDX, res *tdxResult) ([]string, error) {
+	var outs []string
+	for _, m := range res.MRTD {
+		name := doc
+		if len(res.MRTD) > 1 {
+			name += "." + m.PageOrder
+		}
+		l := launch.TDX{Configuration: name, Document: rel, MRTD: m.Value, RTMR: res.RTMR, QEMUVersion: t.QEMUVersion, Memory: int64(t.Memory),
+			VCPUs: res.VCPUs, Firmware: firmwareFile(fw), KernelMeasuresRTMR2: res.GuestCC != nil && *res.GuestCC}
+		if t.ACPITables != nil {
+			l.ACPITables = &launch.File{Path: string(t.ACPITables.Path), SHA256: strings.TrimPrefix(string(t.ACPITables.Digest), "sha256:")}
+		}
+		rec, err := launch.ForTDX(r.res.Release, r.recipeImage(), l)
+		if err != nil {
+			return nil, err
+		}
+		p := "launch/" + name + ".json"
+		if err := writeDoc(dir, p, rec); err != nil {
+			return nil, err
+		}
+		outs = append(outs, p)
+	}
+	return outs, nil
 }
 
 func relPaths(d *fileDigests, rel string) {
@@ -541,7 +634,7 @@ func (r *releaseRun) policies(_ context.Context, dir string) (string, []string, 
 	var outs []string
 	for _, t := range targets {
 		files, _, _, _, err := makePolicies(dir, string(t), r.allowUnbound, "", r.authority,
-			"bind the kernel, initrd and command line (platforms.snp kernelHashes with kernel-hashes firmware; platforms.tdx edk2Profile), or set keyAuthorities.allowUnbound (recorded)")
+			"bind the kernel, initrd and command line (platforms.snp kernelHashes with kernel-hashes firmware; platforms.tdx edk2Profile and a guest kernel that measures RTMR2: Linux 6.9+, or guestMeasuresRTMR2: true for a backported EFI stub), or set keyAuthorities.allowUnbound (recorded)")
 		if err != nil {
 			return "", nil, err
 		}

@@ -58,6 +58,7 @@ var Layout = map[string]Role{
 	"sbom":    Domain,
 	"sign":    Domain,
 	"policy":  Domain,
+	"launch":  Domain,
 
 	"verify": Composer,
 
