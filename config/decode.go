@@ -77,6 +77,8 @@ type decoder struct {
 	problems []Problem
 	nodes    map[string]*yaml.Node // key path → node, for later checks
 	budget   int
+	// decodeProblems are the key paths decoding failed at.
+	decodeProblems []string
 }
 
 func (d *decoder) fail(n *yaml.Node, path, msg, hint string) {
@@ -102,6 +104,18 @@ func (d *decoder) at(path string) *yaml.Node {
 }
 
 func (d *decoder) failAt(path, msg, hint string) {
+	// After decoding failed somewhere, validation still runs so that every
+	// problem is reported at once; it stays quiet where a decoding problem
+	// already speaks (the value there is missing or wrong, not invalid).
+	for _, p := range d.decodeProblems {
+		// A file's digest that failed to decode is not "missing" either.
+		if strings.HasSuffix(path, ".path") && p == strings.TrimSuffix(path, ".path")+".digest" {
+			return
+		}
+		if p == path || strings.HasPrefix(path, p+".") || strings.HasPrefix(path, p+"[") || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+			return
+		}
+	}
 	d.fail(d.at(path), path, msg, hint)
 }
 

@@ -34,12 +34,57 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, &Error{Problems: []Problem{{File: path, Msg: "cannot read the config: " + unwrapPathError(err).Error(), Hint: "give the path of a cvmkit.yaml; examples/quickstart/cvmkit.yaml is one"}}}
 	}
-	return Parse(path, data)
+	c, err := parse(path, data)
+	if err != nil && c != nil {
+		c.digestHints()
+		err = c.err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// digestHints puts the digest to paste into the hint of each problem that
+// says a file is not pinned, when the file is there: "add digest:
+// sha256:…". (Load only: Parse reads no files.)
+func (c *Config) digestHints() {
+	for i, p := range c.d.problems {
+		var pathKey string
+		switch {
+		case strings.HasSuffix(p.Path, ".digest") && strings.Contains(p.Msg, `missing required key "digest"`):
+			pathKey = strings.TrimSuffix(p.Path, ".digest") + ".path"
+		case p.Path == "image.kernel.path" && strings.Contains(p.Msg, "not pinned"):
+			pathKey = p.Path
+		default:
+			continue
+		}
+		n, ok := c.d.nodes[pathKey]
+		if !ok || n.Kind != yaml.ScalarNode || n.Value == "" {
+			continue
+		}
+		f := c.Resolve(Path(n.Value))
+		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		if d, err := FileDigest(f); err == nil {
+			c.d.problems[i].Hint = fmt.Sprintf("add digest: %s (the digest of %s as it is now: pin it if that is the file you mean to release)", d, n.Value)
+		}
+	}
 }
 
 // Parse decodes and validates data as the config at path (used for
 // positions in errors and to resolve relative paths).
 func Parse(path string, data []byte) (*Config, error) {
+	c, err := parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parse is Parse, returning the partly decoded config with its error too.
+func parse(path string, data []byte) (*Config, error) {
 	c := &Config{File: path, Dir: filepath.Dir(path)}
 	c.d = &decoder{file: path, nodes: map[string]*yaml.Node{}, budget: maxNodes}
 	var doc yaml.Node
@@ -63,11 +108,16 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	c.d.nodes[""] = root
 	c.d.decode(root, reflect.ValueOf(&c.Release).Elem(), "")
-	if len(c.d.problems) == 0 {
+	// Validate even after decoding problems, so every problem is listed at
+	// once, except where the document is not a mapping of known keys at all.
+	for _, p := range c.d.problems {
+		c.d.decodeProblems = append(c.d.decodeProblems, p.Path)
+	}
+	if root.Kind == yaml.MappingNode && !containsEmpty(c.d.decodeProblems) {
 		c.validate()
 	}
 	if err := c.err(); err != nil {
-		return nil, err
+		return c, err
 	}
 	c.setDefaults()
 	return c, nil
@@ -272,4 +322,13 @@ func FileDigest(path string) (Digest, error) {
 		return "", err
 	}
 	return Digest("sha256:" + hex.EncodeToString(h.Sum(nil))), nil
+}
+
+func containsEmpty(l []string) bool {
+	for _, s := range l {
+		if s == "" {
+			return true
+		}
+	}
+	return false
 }

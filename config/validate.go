@@ -142,6 +142,7 @@ func (c *Config) validate() {
 			d.failAt("model.oci", "model.oci needs exactly one of layout and ref", "")
 		}
 	}
+	c.validateTargets()
 	if r.Secrets != "" {
 		out := string(r.Output)
 		if out == "" {
@@ -399,4 +400,31 @@ func (c *Config) setDefaults() {
 func Overlaps(a, b string) bool {
 	a, b = path.Clean(filepath.ToSlash(a)), path.Clean(filepath.ToSlash(b))
 	return a == b || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/") || a == "." || b == "."
+}
+
+// validateTargets refuses key-authority targets that the rest of the config
+// cannot feed: what cvmkit release would otherwise refuse only after
+// building and measuring.
+func (c *Config) validateTargets() {
+	r, d := &c.Release, c.d
+	hasTrustee := false
+	if r.Model != nil {
+		for _, rc := range r.Model.Recipients {
+			hasTrustee = hasTrustee || rc.Trustee != nil
+		}
+	}
+	nSNP, nTDX := len(r.Platforms.SNP), len(r.Platforms.TDX)
+	for i, t := range r.KeyAuthorities.Targets {
+		p := fmt.Sprintf("keyAuthorities.targets[%d]", i)
+		switch {
+		case nSNP+nTDX == 0:
+			d.failAt(p, fmt.Sprintf("target %s needs launch measurements, but the config has no platforms", t), "add platforms.snp or platforms.tdx entries, or remove keyAuthorities.targets")
+		case t == "trustee" && !hasTrustee:
+			d.failAt(p, "target trustee releases the data key from a Trustee KBS, but model.recipients has no trustee recipient", "add to model.recipients: - trustee: {repository: default, type: model, tag: "+r.Metadata.Name+"}")
+		case t == "sev-check" && nSNP == 0:
+			d.failAt(p, "target sev-check judges SEV-SNP launches, but the config has no platforms.snp", "add a platforms.snp entry, or remove sev-check from keyAuthorities.targets")
+		case (t == "tdx-check" || t == "ita") && nTDX == 0:
+			d.failAt(p, fmt.Sprintf("target %s judges TDX launches, but the config has no platforms.tdx", t), "add a platforms.tdx entry, or remove "+string(t)+" from keyAuthorities.targets")
+		}
+	}
 }

@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cvmkit=${CVMKIT:-$here/../../bin/cvmkit}
 cd "$here"
 ./fetch-inputs.sh
-rm -rf dist dist.again
+rm -rf dist dist.again dist.secrets dist.again.secrets
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
@@ -32,12 +32,23 @@ step "verify it as an auditor: signatures, every file, and a rebuild"
 step "reproducible: a second release gives the same bytes"
 "$cvmkit" release -f cvmkit.yaml -o dist.again > /dev/null 2>&1
 diff -r dist dist.again
-rm -rf dist.again
+rm -rf dist.again dist.again.secrets
 echo "identical: $(find dist -type f | wc -l) files"
+
+step "the published release holds no secret; the key authority's copy is in dist.secrets/"
+if grep -rlE 'primaryKeyId|"keyMaterialType"' dist; then
+  echo "demo: FAILED — a cleartext Tink keyset is inside the release" >&2
+  exit 1
+fi
+echo "no cleartext keyset in dist/ ($(find dist -type f | wc -l) files); secrets: $(cd dist.secrets && find . -type f | sed 's|^\./||')"
+"$cvmkit" verify dist --key cache/cosign.pub > /dev/null
+echo "cvmkit verify dist: ok on exactly what is published"
 
 step "the key authority's copy of the data key decrypts the weights"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$cvmkit" decrypt dist/model -o "$tmp/weights" --keyset dist/model/keys/trustee/default/model/quickstart
+"$cvmkit" decrypt dist/model -o "$tmp/weights" --keyset dist.secrets/trustee/default/model/quickstart
 diff -r cache/weights "$tmp/weights"
-echo "demo: OK — release in $here/dist"
+echo "launch recipes: $(ls dist/launch | wc -l) (docs/launch.md), e.g."
+sed -n '/"args"/,/\]/p' dist/launch/tdx-qemu-td.json | tr -d '\n ' | cut -c1-200; echo
+echo "demo: OK — release in $here/dist, key-authority secrets in $here/dist.secrets (never publish them)"

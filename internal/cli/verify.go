@@ -153,6 +153,14 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 	if err != nil {
 		return err
 	}
+	// A rebuild from another release's config would only report every file
+	// as different: say what is wrong first.
+	if rep.Values != nil {
+		if want := c.Metadata.Name + "@" + c.Metadata.Version; rep.Values.Release != want {
+			return outcome.UsageError(fmt.Errorf("--rebuild %s describes release %s, but %s is release %s", file, want, rep.Dir, rep.Values.Release),
+				"give the cvmkit.yaml this release was made from (its metadata.name and metadata.version)")
+		}
+	}
 	t, initBin, err := a.buildInputs(c, initBinary)
 	if err != nil {
 		return err
