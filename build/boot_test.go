@@ -17,18 +17,6 @@ import (
 	"github.com/cvmkit/cvmkit/internal/testenv"
 )
 
-func goBuild(t *testing.T, pkg, out string) []byte {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
-	cmd.Dir = testenv.RepoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	b, _ := os.ReadFile(out)
-	return b
-}
-
 func pin(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
@@ -59,7 +47,7 @@ func bootConfig(t *testing.T, dir, verityPlacement string) *config.Config {
 	for _, d := range []string{"sbin", "etc", "data", "dev", "proc", "sys"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
-	goBuild(t, "./build/testdata/markerinit", filepath.Join(root, "sbin", "init"))
+	testenv.GoBuild(t, "./build/testdata/markerinit", filepath.Join(root, "sbin", "init"))
 	os.WriteFile(filepath.Join(root, "etc", "cvmkit-marker"), []byte("read from the verified root"), 0o644)
 	big := make([]byte, 300<<10)
 	rand.Read(big)
@@ -97,7 +85,7 @@ image:
 }
 
 func initBinary(t *testing.T) []byte {
-	return goBuild(t, "./cmd/cvmkit-init", filepath.Join(t.TempDir(), "cvmkit-init"))
+	return testenv.GoBuild(t, "./cmd/cvmkit-init", filepath.Join(t.TempDir(), "cvmkit-init"))
 }
 
 // TestBoot builds an image with Build and boots it: Debian's kernel in

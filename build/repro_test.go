@@ -27,7 +27,7 @@ func TestBuildReproducible(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
 	initBin := filepath.Join(work, "cvmkit-init")
-	goBuild(t, "./cmd/cvmkit-init", initBin)
+	testenv.GoBuild(t, "./cmd/cvmkit-init", initBin)
 
 	a := filepath.Join(work, "a")
 	b := filepath.Join(work, "some", "deeper", "folder", "b")

@@ -18,16 +18,6 @@ import (
 	"github.com/cvmkit/cvmkit/measure/tdx"
 )
 
-func goBuild(t *testing.T, pkg, out string) {
-	t.Helper()
-	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
-	cmd.Dir = testenv.RepoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-}
-
 func sha(t *testing.T, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(p)
@@ -64,7 +54,7 @@ func TestRecipeBoots(t *testing.T) {
 	for _, d := range []string{"sbin", "etc", "dev", "proc", "sys"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
-	goBuild(t, "./build/testdata/markerinit", filepath.Join(root, "sbin", "init"))
+	testenv.GoBuild(t, "./build/testdata/markerinit", filepath.Join(root, "sbin", "init"))
 	os.WriteFile(filepath.Join(root, "etc", "cvmkit-marker"), []byte("launched from the recipe"), 0o644)
 	kernel := filepath.Join(cache, "vmlinuz")
 	var mods strings.Builder
@@ -93,7 +83,7 @@ image:
 	}
 	rel := filepath.Join(dir, "release")
 	initBin := filepath.Join(dir, "cvmkit-init")
-	goBuild(t, "./cmd/cvmkit-init", initBin)
+	testenv.GoBuild(t, "./cmd/cvmkit-init", initBin)
 	ib, _ := os.ReadFile(initBin)
 	res, err := build.Build(context.Background(), c, build.Options{OutDir: filepath.Join(rel, "image"), Epoch: time.Unix(1764201600, 0), InitBinary: ib})
 	if err != nil {

@@ -100,3 +100,21 @@ func missing(t testing.TB, format string, args ...any) {
 	}
 	t.Skipf("testenv: "+format+" (skipped outside CI; CI=true makes this a failure)", args...)
 }
+
+// GoBuild builds the package pkg (relative to the repository root) as a
+// static, reproducible linux/amd64 binary at out, for tests that put Go
+// programs into guest images, and returns its bytes.
+func GoBuild(t testing.TB, pkg, out string) []byte {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", out, pkg)
+	cmd.Dir = RepoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
