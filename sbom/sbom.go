@@ -23,6 +23,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/anchore/syft/syft"
@@ -50,6 +52,9 @@ type Options struct {
 	Epoch time.Time
 	// Tool is the creating tool's version, recorded in the documents.
 	Tool string
+	// Parts are the boot chain's pieces outside the root filesystem (kernel,
+	// initrd and its contents, firmware), listed beside its packages.
+	Parts []Part
 }
 
 // Documents are the two SBOMs of one root filesystem.
@@ -168,6 +173,28 @@ func extract(fsys fs.FS, dst string) error {
 	})
 }
 
+// toolVersion is cvmkit's version as the documents record it.
+func toolVersion(v string) string {
+	if v == "" {
+		return "unknown"
+	}
+	return v
+}
+
+// syftVersion is the version of syft linked in (go.mod pins it), from the
+// binary's build information ("unknown" in a test binary, which records no
+// dependencies; the cvmkit-sbom scripts check the real one).
+func syftVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/anchore/syft" {
+				return strings.TrimPrefix(d.Version, "v")
+			}
+		}
+	}
+	return "unknown"
+}
+
 // decode reads JSON into a generic tree; numbers stay exact.
 func decode(b []byte) (map[string]any, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
@@ -214,6 +241,11 @@ func normaliseSPDX(raw []byte, o Options) ([]byte, error) {
 		return nil, errors.New("sbom: SPDX document without creationInfo")
 	}
 	ci["created"] = o.Epoch.UTC().Format(time.RFC3339)
+	// SPDX 2.3 §6.8: the creators are the tools that made the document
+	// (syft's default also names its vendor as an organisation, which did
+	// not create this document).
+	ci["creators"] = []any{"Tool: cvmkit-" + toolVersion(o.Tool), "Tool: syft-" + syftVersion()}
+	addSPDXParts(m, o.Parts)
 	delete(m, "documentNamespace")
 	h, err := contentHash(m)
 	if err != nil {
@@ -239,6 +271,11 @@ func normaliseCycloneDX(raw []byte, o Options) ([]byte, error) {
 	if c, ok := md["component"].(map[string]any); ok {
 		c["bom-ref"] = "rootfs"
 	}
+	md["tools"] = map[string]any{"components": []any{
+		map[string]any{"type": "application", "name": "cvmkit", "version": toolVersion(o.Tool)},
+		map[string]any{"type": "application", "author": "anchore", "name": "syft", "version": syftVersion()},
+	}}
+	addCycloneDXParts(m, o.Parts)
 	delete(m, "serialNumber")
 	h, err := contentHash(m)
 	if err != nil {

@@ -3,6 +3,8 @@ package sbom
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/anchore/syft/syft/format"
 	"github.com/cvmkit/cvmkit/internal/testenv"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // dpkgStatus is a Debian package database excerpt (the format dpkg writes
@@ -204,4 +207,182 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// bootParts are a kernel, an initrd holding a program and a module, and a
+// firmware image, as cvmkit-sbom describes them.
+func bootParts() []Part {
+	hexOf := func(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+	return []Part{
+		KernelPart("vmlinuz", []byte("kernel bytes"), "6.12.9-amd64 (builder@host) #1 SMP PREEMPT_DYNAMIC Debian 6.12.9-1", false),
+		{Kind: Initrd, Name: "initrd.img", File: "initrd.img", SHA256: hexOf("initrd"), Size: 6, Description: "initial RAM disk (zstd)", Parts: []Part{
+			{Kind: Program, Name: "github.com/cvmkit/cvmkit/cmd/cvmkit-init", Version: "v1.2.0", File: "/init", SHA256: hexOf("init"), Size: 4, PURL: "pkg:golang/github.com/cvmkit/cvmkit@v1.2.0"},
+			{Kind: Module, Name: "dm_verity", Version: "6.12.9-amd64", File: "/lib/modules/dm-verity.ko", SHA256: hexOf("dm"), Size: 2},
+		}},
+		{Kind: Firmware, Name: "debian-trixie", File: "OVMF.fd", SHA256: hexOf("ovmf"), Size: 4},
+	}
+}
+
+// TestBootParts: the kernel, the initrd's contents and the firmware appear
+// beside the root filesystem's packages in both documents, which still
+// validate against the SPDX 2.3 and CycloneDX 1.6 JSON schemas (as
+// published in the syft and cyclonedx-go modules) and decode with syft; the
+// creators are cvmkit and syft with their versions.
+func TestBootParts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "root")
+	debianRoot(t, dir)
+	o := opts
+	o.Tool = "v9.8.7"
+	o.Parts = bootParts()
+	d, err := FromDir(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, "spdx", d.SPDX, moduleFile(t, "github.com/anchore/syft", "schema/spdx-json/spdx-schema-2.3.json"), nil)
+	cdxDir := moduleFile(t, "github.com/CycloneDX/cyclonedx-go", "schema")
+	validate(t, "cyclonedx", d.CycloneDX, filepath.Join(cdxDir, "bom-1.6.schema.json"), map[string]string{
+		"http://cyclonedx.org/schema/spdx.schema.json":     filepath.Join(cdxDir, "spdx.schema.json"),
+		"http://cyclonedx.org/schema/jsf-0.82.schema.json": filepath.Join(cdxDir, "jsf-0.82.schemax.json"),
+	})
+
+	var spdx struct {
+		CreationInfo struct{ Creators []string } `json:"creationInfo"`
+		Packages     []struct {
+			SPDXID, Name, VersionInfo, PrimaryPackagePurpose string
+			Checksums                                        []struct{ Algorithm, ChecksumValue string }
+		}
+		Relationships []struct{ SpdxElementID, RelationshipType, RelatedSpdxElement string }
+	}
+	if err := json.Unmarshal(d.SPDX, &spdx); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(spdx.CreationInfo.Creators, ", "); got != "Tool: cvmkit-v9.8.7, Tool: syft-"+syftVersion() {
+		t.Errorf("SPDX creators %q", got)
+	}
+	ids := map[string]string{}
+	for _, p := range spdx.Packages {
+		ids[p.Name] = p.SPDXID
+		if p.Name == "linux" && (p.VersionInfo != "6.12.9-amd64" || p.PrimaryPackagePurpose != "OPERATING_SYSTEM" || p.Checksums[0].ChecksumValue != o.Parts[0].SHA256) {
+			t.Errorf("kernel package %+v", p)
+		}
+	}
+	rel := map[string]bool{}
+	for _, r := range spdx.Relationships {
+		rel[r.SpdxElementID+" "+r.RelationshipType+" "+r.RelatedSpdxElement] = true
+	}
+	for _, want := range []string{
+		"SPDXRef-DOCUMENT DESCRIBES " + ids["linux"],
+		"SPDXRef-DOCUMENT DESCRIBES " + ids["debian-trixie"],
+		ids["initrd.img"] + " CONTAINS " + ids["github.com/cvmkit/cvmkit/cmd/cvmkit-init"],
+		ids["initrd.img"] + " CONTAINS " + ids["dm_verity"],
+	} {
+		if !rel[want] {
+			t.Errorf("SPDX relationship %q missing", want)
+		}
+	}
+
+	var cdx struct {
+		Metadata struct {
+			Tools struct {
+				Components []struct{ Name, Version, Author string }
+			}
+		}
+		Components []struct {
+			Type, Name, Version string
+			Hashes              []struct{ Alg, Content string }
+			Components          []struct{ Type, Name, Version, Purl string }
+		}
+	}
+	if err := json.Unmarshal(d.CycloneDX, &cdx); err != nil {
+		t.Fatal(err)
+	}
+	if tc := cdx.Metadata.Tools.Components; len(tc) != 2 || tc[0].Name != "cvmkit" || tc[0].Version != "v9.8.7" || tc[0].Author != "" || tc[1].Name != "syft" {
+		t.Errorf("CycloneDX tools %+v", tc)
+	}
+	found := map[string]bool{}
+	for _, c := range cdx.Components {
+		found[c.Type+" "+c.Name] = true
+		if c.Name == "initrd.img" && (len(c.Components) != 2 || c.Components[0].Purl != "pkg:golang/github.com/cvmkit/cvmkit@v1.2.0" || c.Components[1].Type != "library") {
+			t.Errorf("initrd component %+v", c)
+		}
+	}
+	for _, w := range []string{"operating-system linux", "file initrd.img", "firmware debian-trixie"} {
+		if !found[w] {
+			t.Errorf("CycloneDX component %q missing", w)
+		}
+	}
+	// syft still reads both, root filesystem packages and all.
+	for name, doc := range map[string][]byte{"spdx": d.SPDX, "cyclonedx": d.CycloneDX} {
+		s, _, _, err := format.Decode(bytes.NewReader(doc))
+		if err != nil || s == nil || s.Artifacts.Packages.PackageCount() < 3 {
+			t.Fatalf("%s: syft cannot decode it: %v", name, err)
+		}
+	}
+	// The parts are part of the content: a different firmware, a different
+	// namespace.
+	o.Parts[2].SHA256 = strings.Repeat("0", 64)
+	d2, err := FromDir(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(d.SPDX, d2.SPDX) || bytes.Equal(d.CycloneDX, d2.CycloneDX) {
+		t.Fatal("a changed firmware digest did not change the documents")
+	}
+}
+
+// moduleFile is a file of a module in the build list (go list -m), read in
+// place from the module cache.
+func moduleFile(t *testing.T, mod, rel string) string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod)
+	cmd.Dir = testenv.RepoRoot(t)
+	out, err := cmd.Output()
+	if err != nil || len(bytes.TrimSpace(out)) == 0 {
+		t.Fatalf("go list -m %s: %v (run go mod download)", mod, err)
+	}
+	return filepath.Join(string(bytes.TrimSpace(out)), filepath.FromSlash(rel))
+}
+
+// validate checks doc against the JSON schema at path; refs maps schema
+// URLs to local files.
+func validate(t *testing.T, name string, doc []byte, path string, refs map[string]string) {
+	t.Helper()
+	c := jsonschema.NewCompiler()
+	for url, file := range refs {
+		f, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := jsonschema.UnmarshalJSON(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AddResource(url, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jsonschema.UnmarshalJSON(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddResource("file:///"+name+".schema.json", s); err != nil {
+		t.Fatal(err)
+	}
+	sch, err := c.Compile("file:///" + name + ".schema.json")
+	if err != nil {
+		t.Fatalf("%s schema: %v", name, err)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sch.Validate(v); err != nil {
+		t.Fatalf("%s document does not validate against %s: %v", name, path, err)
+	}
 }

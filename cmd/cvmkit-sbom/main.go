@@ -7,13 +7,18 @@
 //
 // Usage:
 //
-//	cvmkit-sbom --name N [--version V] [--epoch UNIX-SECONDS] [--tool T] -o DIR INPUT
+//	cvmkit-sbom --name N [--version V] [--epoch UNIX-SECONDS] [--tool T]
+//	    [--kernel FILE] [--initrd FILE] [--firmware NAME=FILE]… [--firmware-vars NAME=FILE]…
+//	    -o DIR INPUT
 //
 // INPUT is an EROFS image (a file) or a root filesystem folder; DIR (new)
 // receives sbom.spdx.json and sbom.cdx.json; stdout gets {"packages": n}.
+// The kernel, initrd and firmware files are listed beside the root
+// filesystem's packages (sbom.Part), under their base names.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -21,10 +26,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/sbom"
 )
 
@@ -42,17 +50,27 @@ func run() int {
 	fs.Int64Var(&epoch, "epoch", 0, "creation time, UNIX seconds (SOURCE_DATE_EPOCH)")
 	fs.StringVar(&o.Tool, "tool", "", "cvmkit version, recorded as the creating tool")
 	fs.StringVar(&out, "o", "", "new output folder")
+	var kernel, initrd string
+	var firmware, vars namedFiles
+	fs.StringVar(&kernel, "kernel", "", "kernel image (bzImage or UKI) to list")
+	fs.StringVar(&initrd, "initrd", "", "initrd to list, with the programs and modules inside it")
+	fs.Var(&firmware, "firmware", "NAME=FILE: firmware image to list (repeatable)")
+	fs.Var(&vars, "firmware-vars", "NAME=FILE: firmware variable store to list (repeatable)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 || out == "" || o.Name == "" {
-		fmt.Fprintln(os.Stderr, "usage: cvmkit-sbom --name N [--version V] [--epoch S] [--tool T] -o DIR INPUT")
+		fmt.Fprintln(os.Stderr, "usage: cvmkit-sbom --name N [--version V] [--epoch S] [--tool T] [--kernel F] [--initrd F] [--firmware NAME=F]... [--firmware-vars NAME=F]... -o DIR INPUT")
 		return 2
 	}
 	o.Epoch = time.Unix(epoch, 0).UTC()
 	input := fs.Arg(0)
 	fi, err := os.Stat(input)
 	if err != nil {
+		fmt.Fprintf(os.Stderr, "cvmkit-sbom: error: %v\n", err)
+		return 3
+	}
+	if o.Parts, err = bootParts(ctx, kernel, initrd, firmware, vars); err != nil {
 		fmt.Fprintf(os.Stderr, "cvmkit-sbom: error: %v\n", err)
 		return 3
 	}
@@ -82,4 +100,83 @@ func run() int {
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(map[string]int{"packages": docs.Packages})
 	return 0
+}
+
+// namedFiles is a repeatable NAME=FILE flag.
+type namedFiles [][2]string
+
+func (n *namedFiles) String() string { return fmt.Sprint(*n) }
+
+func (n *namedFiles) Set(v string) error {
+	name, file, ok := strings.Cut(v, "=")
+	if !ok || name == "" || file == "" {
+		return fmt.Errorf("%q: want NAME=FILE", v)
+	}
+	*n = append(*n, [2]string{name, file})
+	return nil
+}
+
+// maxKernel bounds the kernel image read into memory (bzImages are tens of
+// MiB; UKIs with a large initrd a few hundred).
+const maxKernel = 1 << 30
+
+// bootParts describes the boot chain's files. The kernel's version comes
+// from its setup header (measure/tdx.ReadKernelInfo, the reading that also
+// decides RTMR2); a kernel whose version cannot be read is still listed by
+// digest, with the reason.
+func bootParts(ctx context.Context, kernel, initrd string, firmware, vars namedFiles) ([]sbom.Part, error) {
+	var parts []sbom.Part
+	if kernel != "" {
+		fi, err := os.Stat(kernel)
+		if err != nil {
+			return nil, err
+		}
+		if fi.Size() > maxKernel {
+			return nil, fmt.Errorf("%s: a kernel image of %d bytes is larger than %d MiB", kernel, fi.Size(), maxKernel>>20)
+		}
+		data, err := os.ReadFile(kernel)
+		if err != nil {
+			return nil, err
+		}
+		info, err := tdx.ReadKernelInfo(data)
+		if err != nil {
+			p, _ := sbom.FilePart(sbom.Kernel, "linux", filepath.Base(kernel), bytes.NewReader(data))
+			p.Description = "kernel image whose version cannot be read: " + err.Error()
+			parts = append(parts, p)
+		} else {
+			parts = append(parts, sbom.KernelPart(filepath.Base(kernel), data, info.Version, info.UKI))
+		}
+	}
+	if initrd != "" {
+		f, err := os.Open(initrd)
+		if err != nil {
+			return nil, err
+		}
+		p, err := sbom.InitrdPart(ctx, filepath.Base(initrd), f)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, p)
+	}
+	for _, l := range []struct {
+		kind  sbom.Kind
+		files namedFiles
+		what  string
+	}{{sbom.Firmware, firmware, "firmware image"}, {sbom.FirmwareVars, vars, "firmware variable store template"}} {
+		for _, nf := range l.files {
+			f, err := os.Open(nf[1])
+			if err != nil {
+				return nil, err
+			}
+			p, err := sbom.FilePart(l.kind, nf[0], filepath.Base(nf[1]), f)
+			f.Close()
+			if err != nil {
+				return nil, err
+			}
+			p.Description = l.what + " " + strconv.Quote(nf[0]) + ", identified by its digest"
+			parts = append(parts, p)
+		}
+	}
+	return parts, nil
 }

@@ -59,7 +59,8 @@ line of progress per stage on stderr and a summary at the end:
              (measurements/snp-NAME.json, tdx-NAME[-Nvcpu].json)
   gpu        the GPU reference values from gpu.rims (gpu/gpu-reference.json)
   encrypt    the model weights for model.recipients (model/)
-  sbom       SPDX 2.3 and CycloneDX 1.6 of the root filesystem (sbom/)
+  sbom       SPDX 2.3 and CycloneDX 1.6 of the image: root filesystem packages,
+             kernel, initrd contents, firmware (sbom/)
   policies   keyAuthorities.targets (key-authority/TARGET/), with the binding
              check: a configuration that leaves the kernel, initrd, command
              line or root filesystem unbound is refused unless
@@ -610,7 +611,7 @@ func (r *releaseRun) encrypt(ctx context.Context, dir string) (string, []string,
 }
 
 func (r *releaseRun) sbom(ctx context.Context, dir string) (string, []string, error) {
-	docs, err := r.a.makeSBOM(ctx, filepath.Join(dir, "image"), r.c.Release.Metadata.Name, r.c.Release.Metadata.Version)
+	docs, err := r.a.makeSBOM(ctx, filepath.Join(dir, "image"), r.c.Release.Metadata.Name, r.c.Release.Metadata.Version, configBoot(r.c))
 	if err != nil {
 		return "", nil, err
 	}

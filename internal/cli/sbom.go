@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cvmkit/cvmkit/build"
+	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/internal/epoch"
 	"github.com/cvmkit/cvmkit/outcome"
@@ -25,20 +27,31 @@ type sbomResult struct {
 
 func (a *app) sbomCmd() *cobra.Command {
 	var out, name, version string
+	var boot sbomBoot
+	var firmware, vars []string
 	cmd := &cobra.Command{
 		Use:   "sbom IMAGE -o DIR",
-		Short: "Write the SBOMs (SPDX 2.3, CycloneDX 1.6) of a guest image's root filesystem",
+		Short: "Write the SBOMs (SPDX 2.3, CycloneDX 1.6) of a guest image: root filesystem, kernel, initrd, firmware",
 		Long: `Catalogue a root filesystem with syft and write DIR/sbom.spdx.json (SPDX 2.3) and
 DIR/sbom.cdx.json (CycloneDX 1.6). IMAGE is an image folder written by
 'cvmkit build' (its rootfs.img is read, dm-verity tree and all), an EROFS image
 file, or a root filesystem folder.
 
+Beside the root filesystem's packages, the documents list the boot chain:
+the kernel (its release from the bzImage setup header), the initrd with the
+programs and kernel modules inside it (Go programs by their build
+information, modules by .modinfo), and the firmware, each with its SHA-256.
+An image folder's vmlinuz and initrd.img are listed by default; --kernel,
+--initrd and --firmware name others ('cvmkit release' passes the config's
+firmware). See docs/reference-values.md, "SBOMs".
+
 The output is reproducible: the creation time is SOURCE_DATE_EPOCH (else the
 image lock's sourceDateEpoch), the SPDX namespace and CycloneDX serial number
 derive from the content, and keys are sorted; nothing names the host or the
 scanning path. The name and version default to the image lock's release.`,
-		Example: `  cvmkit sbom dist/image -o dist/sbom
-  cvmkit sbom rootfs/ --name mymodel --version 1.2.0 -o sbom`,
+		Example: `  cvmkit sbom dist/image --firmware debian-bookworm=OVMF.fd -o dist/sbom
+  cvmkit sbom rootfs/ --name mymodel --version 1.2.0 -o sbom
+  cvmkit sbom rootfs/ --kernel vmlinuz --initrd initrd.img -o sbom`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
@@ -47,7 +60,14 @@ scanning path. The name and version default to the image lock's release.`,
 			if err := newOutput(out); err != nil {
 				return err
 			}
-			docs, err := a.makeSBOM(cmd.Context(), args[0], name, version)
+			var err error
+			if boot.Firmware, err = namedFileFlags("--firmware", firmware); err != nil {
+				return err
+			}
+			if boot.Vars, err = namedFileFlags("--firmware-vars", vars); err != nil {
+				return err
+			}
+			docs, err := a.makeSBOM(cmd.Context(), args[0], name, version, boot)
 			if err != nil {
 				return err
 			}
@@ -69,7 +89,52 @@ scanning path. The name and version default to the image lock's release.`,
 	cmd.Flags().StringVarP(&out, "output", "o", "", "new folder for sbom.spdx.json and sbom.cdx.json")
 	cmd.Flags().StringVar(&name, "name", "", "name of the system described (default: the image lock's release name)")
 	cmd.Flags().StringVar(&version, "version", "", "its version (default: the image lock's release version)")
+	cmd.Flags().StringVar(&boot.Kernel, "kernel", "", "kernel image to list (default: an image folder's vmlinuz)")
+	cmd.Flags().StringVar(&boot.Initrd, "initrd", "", "initrd to list with its contents (default: an image folder's initrd.img)")
+	cmd.Flags().StringArrayVar(&firmware, "firmware", nil, "NAME=FILE: firmware image to list (repeatable)")
+	cmd.Flags().StringArrayVar(&vars, "firmware-vars", nil, "NAME=FILE: firmware variable store template to list (repeatable)")
 	return cmd
+}
+
+// sbomBoot names the boot chain's files an SBOM lists beside the root
+// filesystem.
+type sbomBoot struct {
+	Kernel, Initrd string
+	// Firmware and Vars are NAME=FILE pairs.
+	Firmware, Vars []string
+}
+
+// namedFileFlags checks NAME=FILE flag values.
+func namedFileFlags(flag string, vals []string) ([]string, error) {
+	for _, v := range vals {
+		if n, f, ok := strings.Cut(v, "="); !ok || n == "" || f == "" {
+			return nil, outcome.UsageError(fmt.Errorf("%s %q: want NAME=FILE", flag, v))
+		}
+	}
+	return vals, nil
+}
+
+// configBoot lists the firmware a config's platforms launch with (each
+// once, in config order), for the release's SBOM.
+func configBoot(c *config.Config) sbomBoot {
+	used := map[string]bool{}
+	for _, s := range c.Release.Platforms.SNP {
+		used[s.Firmware] = true
+	}
+	for _, t := range c.Release.Platforms.TDX {
+		used[t.Firmware] = true
+	}
+	var b sbomBoot
+	for _, fw := range c.Release.Firmware {
+		if !used[fw.Name] {
+			continue
+		}
+		b.Firmware = append(b.Firmware, fw.Name+"="+c.Resolve(fw.Path))
+		if fw.Vars != nil {
+			b.Vars = append(b.Vars, fw.Name+"="+c.Resolve(fw.Vars.Path))
+		}
+	}
+	return b
 }
 
 // sbomDocs are the two SBOMs cvmkit-sbom wrote.
@@ -80,7 +145,7 @@ type sbomDocs struct {
 
 // makeSBOM catalogues an image folder, an EROFS file or a root folder by
 // running cvmkit-sbom (see cmd/cvmkit-sbom for why it is separate).
-func (a *app) makeSBOM(ctx context.Context, input, name, version string) (*sbomDocs, error) {
+func (a *app) makeSBOM(ctx context.Context, input, name, version string, boot sbomBoot) (*sbomDocs, error) {
 	fi, err := os.Stat(input)
 	if err != nil {
 		return nil, outcome.InputError(fmt.Errorf("%q: %w", input, unwrapPath(err)))
@@ -88,7 +153,13 @@ func (a *app) makeSBOM(ctx context.Context, input, name, version string) (*sbomD
 	o := lockInfo{Name: name, Version: version}
 	target := input
 	if fi.IsDir() && fileExists(filepath.Join(input, "rootfs.img")) {
-		target = filepath.Join(input, "rootfs.img")
+		target = filepath.Join(input, build.RootImageName)
+		if boot.Kernel == "" && fileExists(filepath.Join(input, build.KernelName)) {
+			boot.Kernel = filepath.Join(input, build.KernelName)
+		}
+		if boot.Initrd == "" && fileExists(filepath.Join(input, build.InitrdName)) {
+			boot.Initrd = filepath.Join(input, build.InitrdName)
+		}
 		if err := lockDefaults(filepath.Join(input, "image.lock.json"), &o); err != nil {
 			return nil, err
 		}
@@ -111,7 +182,20 @@ func (a *app) makeSBOM(ctx context.Context, input, name, version string) (*sbomD
 	}
 	defer os.RemoveAll(tmp)
 	outDir := filepath.Join(tmp, "out")
-	stdout, err := a.runHelper(ctx, helper, "--name", o.Name, "--version", o.Version, "--epoch", fmt.Sprint(o.Epoch.Unix()), "--tool", Version().Version, "-o", outDir, target)
+	args := []string{"--name", o.Name, "--version", o.Version, "--epoch", fmt.Sprint(o.Epoch.Unix()), "--tool", Version().Version, "-o", outDir}
+	if boot.Kernel != "" {
+		args = append(args, "--kernel", boot.Kernel)
+	}
+	if boot.Initrd != "" {
+		args = append(args, "--initrd", boot.Initrd)
+	}
+	for _, f := range boot.Firmware {
+		args = append(args, "--firmware", f)
+	}
+	for _, f := range boot.Vars {
+		args = append(args, "--firmware-vars", f)
+	}
+	stdout, err := a.runHelper(ctx, helper, append(args, target)...)
 	if err != nil {
 		return nil, outcome.WithHint(fmt.Errorf("sbom: %w", err), "give an image folder from 'cvmkit build', its rootfs.img, or a root filesystem folder")
 	}

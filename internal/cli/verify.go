@@ -173,7 +173,7 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 				return nil, nil, err
 			}
 			if fileExists(filepath.Join(rep.Dir, filepath.FromSlash(sign.SBOMSPDXPath))) || fileExists(filepath.Join(rep.Dir, filepath.FromSlash(sign.SBOMCycloneDX))) {
-				docs, err := a.makeSBOM(ctx, imageDir, "", "")
+				docs, err := a.makeSBOM(ctx, imageDir, "", "", configBoot(c))
 				if err != nil {
 					return nil, nil, err
 				}
