@@ -15,6 +15,7 @@ import (
 
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/measure/ovmf"
+	"github.com/cvmkit/cvmkit/measure/qemu"
 	"github.com/cvmkit/cvmkit/measure/snp"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/policy"
@@ -202,6 +203,14 @@ func (a *app) measureSNP(f *snpFlags) (*snpResult, []snp.Entry, []snpStep, error
 		}
 		vmms = append(vmms, v)
 	}
+	if mode == snp.ModeSVSM {
+		for _, v := range vmms {
+			if v != snp.QEMU {
+				return nil, nil, nil, outcome.UsageError(fmt.Errorf("--mode snp:svsm with --vmm-type %s: an SVSM launch is measured for QEMU only (sev-snp-measure refuses it too)", v),
+					"use --vmm-type QEMU with --mode snp:svsm, or --mode snp for "+string(v))
+			}
+		}
+	}
 	profile, err := parseProfileFor(f.profile, vmms)
 	if err != nil {
 		return nil, nil, nil, outcome.UsageError(err)
@@ -228,6 +237,12 @@ func (a *app) measureSNP(f *snpFlags) (*snpResult, []snp.Entry, []snpStep, error
 	}
 	if f.kernel == "" && (f.initrd != "" || f.appendSet) {
 		return nil, nil, nil, usage("--initrd and --append are measured only with --kernel")
+	}
+	if f.kernel != "" {
+		// QEMU reads -append before the guest starts and exits on some.
+		if err := qemu.CheckCmdline(f.appendArg); err != nil {
+			return nil, nil, nil, outcome.UsageError(fmt.Errorf("--append: %w", err))
+		}
 	}
 
 	res := snpResult{Mode: string(mode), Profile: profileName(profile)}

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/measure/ovmf"
+	"github.com/cvmkit/cvmkit/measure/qemu"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/policy"
@@ -327,6 +329,9 @@ func (a *app) predictTDX(f *tdxFlags) (*tdxResult, *tdx.Prediction, error) {
 	var pred *tdx.Prediction
 	if profileGiven {
 		if pred, err = tdx.Predict(in); err != nil {
+			if errors.Is(err, qemu.ErrInvalidVGA) {
+				return nil, nil, outcome.UsageError(fmt.Errorf("--cmdline: %w", err))
+			}
 			return nil, nil, outcome.InputError(err)
 		}
 		for i, r := range pred.RTMR {

@@ -138,6 +138,9 @@ func (l *Launch) check() error {
 	if l.Image != nil && len(l.Image)%pageSize != 0 {
 		return fmt.Errorf("firmware is %d bytes, not a whole number of 4 KiB pages", len(l.Image))
 	}
+	if l.Mode == ModeSVSM && l.VMM != "" && l.VMM != QEMU {
+		return fmt.Errorf("mode snp:svsm is measured for QEMU only, not %s", l.VMM)
+	}
 	if l.Mode == ModeSVSM && l.Kernel != nil {
 		return errors.New("mode snp:svsm does not measure a kernel")
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/cvmkit/cvmkit/measure/qemu"
 	"hash"
 	"sort"
 	"strings"
@@ -171,25 +172,33 @@ const (
 // PatchKernel applies the setup header changes QEMU's x86_load_linux makes
 // to a bzImage before handing it to the firmware over fw_cfg, which is the
 // blob OVMF measures (QEMU before 10.0, or any QEMU with edk2 before
-// 202502). They depend on the initrd size and, through the highest address
-// an initrd may use, on the memory size. A copy is returned.
-func PatchKernel(img []byte, initrdSize int, hasInitrd bool, memory uint64) ([]byte, error) {
+// 202502). They depend on the initrd size, through the highest address an
+// initrd may use on the memory size, and on a vga= in the command line
+// (vid_mode, see qemu.VidMode). A copy is returned.
+func PatchKernel(img []byte, initrdSize int, hasInitrd bool, memory uint64, cmdline string) ([]byte, error) {
 	if !IsBzImage(img) {
 		return nil, errors.New("not a bzImage (no HdrS setup header): QEMU does not patch it")
 	}
 	k := append([]byte(nil), img...)
 	protocol := binary.LittleEndian.Uint16(k[0x206:])
-	real, cmdline := uint32(0x90000), uint32(0x9a000)
+	real, cmdlineAddr := uint32(0x90000), uint32(0x9a000)
 	if protocol >= 0x200 && k[0x211]&loadflagsLoadedHigh != 0 {
-		real, cmdline = 0x10000, 0x20000
+		real, cmdlineAddr = 0x10000, 0x20000
+	}
+	mode, hasMode, err := qemu.VidMode(cmdline)
+	if err != nil {
+		return nil, err
+	}
+	if hasMode {
+		binary.LittleEndian.PutUint16(k[qemu.VidModeOffset:], mode) // vid_mode
 	}
 	k[0x210] = loaderTypeQEMU // type_of_loader
 	if protocol >= 0x201 {
 		k[0x211] |= loadflagsCanUseHeap
-		binary.LittleEndian.PutUint16(k[0x224:], uint16(cmdline-real-0x200)) // heap_end_ptr
+		binary.LittleEndian.PutUint16(k[0x224:], uint16(cmdlineAddr-real-0x200)) // heap_end_ptr
 	}
 	if protocol >= 0x202 {
-		binary.LittleEndian.PutUint32(k[0x228:], cmdline) // cmd_line_ptr
+		binary.LittleEndian.PutUint32(k[0x228:], cmdlineAddr) // cmd_line_ptr
 	}
 	if hasInitrd {
 		var initrdMax uint64

@@ -74,7 +74,7 @@ func TestAuthenticodeMatchesSaferwall(t *testing.T) {
 		initrd int
 		mem    uint64
 	}{{0, 2 << 30}, {1 << 20, 1 << 30}, {3 << 20, 8 << 30}} {
-		p, err := PatchKernel(kernel, c.initrd, c.initrd > 0, c.mem)
+		p, err := PatchKernel(kernel, c.initrd, c.initrd > 0, c.mem, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +146,7 @@ func TestParsePEErrors(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := PatchKernel([]byte("MZ"), 0, false, 1<<30); err == nil {
+	if _, err := PatchKernel([]byte("MZ"), 0, false, 1<<30, ""); err == nil {
 		t.Error("patched a non-bzImage")
 	}
 }
@@ -171,7 +171,7 @@ func FuzzParsePE(f *testing.F) {
 			p.Section(img, s.Name)
 		}
 		if IsBzImage(img) {
-			PatchKernel(img, 4096, true, 2<<30)
+			PatchKernel(img, 4096, true, 2<<30, "")
 		}
 	})
 }

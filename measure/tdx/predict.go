@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/cvmkit/cvmkit/measure/ovmf"
+	"github.com/cvmkit/cvmkit/measure/qemu"
 )
 
 // KernelBlob says which bytes of the kernel the firmware measures.
@@ -178,6 +179,10 @@ func Predict(in Inputs) (*Prediction, error) {
 
 func (p *Prediction) bootEvents(in Inputs, add func(int, uint32, string, [DigestSize]byte)) error {
 	kernel, cmdline := in.Kernel, in.Cmdline
+	// QEMU refuses some command lines before the guest starts (-append).
+	if err := qemu.CheckCmdline(cmdline); err != nil {
+		return err
+	}
 	initrd, hasInitrd := in.Initrd, in.HasInitrd
 	var linux []byte
 	if !IsBzImage(kernel) {
@@ -204,7 +209,7 @@ func (p *Prediction) bootEvents(in Inputs, add func(int, uint32, string, [Digest
 	desc := "kernel"
 	if !p.UKI && in.KernelBlob != KernelUnpatched {
 		var err error
-		if measured, err = PatchKernel(kernel, len(initrd), in.HasInitrd, in.Memory); err != nil {
+		if measured, err = PatchKernel(kernel, len(initrd), in.HasInitrd, in.Memory, cmdline); err != nil {
 			return err
 		}
 		desc = "kernel (after QEMU's setup header patch)"
@@ -247,12 +252,26 @@ func (p *Prediction) bootEvents(in Inputs, add func(int, uint32, string, [Digest
 		return nil
 	}
 	if opts != "" {
-		add(2, EvEventTag, "LoadOptions (kernel command line)", sha512.Sum384(utf16le(opts, true)))
+		add(2, EvEventTag, "LoadOptions (kernel command line)", sha512.Sum384(LoadOptions(opts)))
 	}
 	if hasInitrd {
 		add(2, EvEventTag, "initrd", sha512.Sum384(initrd))
 	}
 	return nil
+}
+
+// LoadOptions are the bytes OVMF gives the kernel as its LoadOptions for a
+// command line, and so the bytes its EFI stub measures: X86QemuLoadImageLib
+// widens the command line with UnicodeSPrintAsciiFormat("%a"), one CHAR16
+// per byte (each byte zero-extended, whatever its value: UTF-8 is not
+// decoded, so "café" is 63 00 61 00 66 00 c3 00 a9 00), then a NUL CHAR16.
+// LoadOptionsSize is 2 × bytes + 2.
+func LoadOptions(opts string) []byte {
+	b := make([]byte, 0, 2*len(opts)+2)
+	for i := 0; i < len(opts); i++ {
+		b = append(b, opts[i], 0)
+	}
+	return append(b, 0, 0)
 }
 
 func trimNUL(s string) string {

@@ -178,7 +178,7 @@ func TestTDXRegisterVectors(t *testing.T) {
 						initrd = readShared(t, shared, r)
 					}
 					var err error
-					if k, err = PatchKernel(k, len(initrd), v.str("initrd") != "", v.mib("memory_mib")); err != nil {
+					if k, err = PatchKernel(k, len(initrd), v.str("initrd") != "", v.mib("memory_mib"), ""); err != nil {
 						t.Fatal(err)
 					}
 				}
