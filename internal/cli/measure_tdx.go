@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -142,7 +143,7 @@ docs/measure-tdx.md.`,
       --acpi-tables t.bin --kernel vmlinuz --tdx-check-dir policies/`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, _, err := a.predictTDX(f)
+			res, _, err := a.predictTDX(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
@@ -180,7 +181,7 @@ func printTDX(w io.Writer, res *tdxResult) {
 
 // predictTDX reads the inputs named by the flags and computes MRTD and the
 // RTMR prediction.
-func (a *app) predictTDX(f *tdxFlags) (*tdxResult, *tdx.Prediction, error) {
+func (a *app) predictTDX(ctx context.Context, f *tdxFlags) (*tdxResult, *tdx.Prediction, error) {
 	usage := func(format string, args ...any) error {
 		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure tdx --help")
 	}
@@ -240,7 +241,10 @@ func (a *app) predictTDX(f *tdxFlags) (*tdxResult, *tdx.Prediction, error) {
 	}
 	res.Sections = td.Sections
 	for _, o := range orders {
-		m := tdx.MRTD(image, td, o)
+		m, err := tdx.MRTD(ctx, image, td, o)
+		if err != nil {
+			return nil, nil, err
+		}
 		res.MRTD = append(res.MRTD, tdxMRTD{PageOrder: string(o), Value: hex.EncodeToString(m[:])})
 	}
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -59,14 +60,14 @@ kernel, command line, edk2 release …). Exit code 5 when they differ.`,
       --memory 4G --acpi-tables tables.bin --kernel vmlinuz --initrd initrd.img --cmdline "console=ttyS0"`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runReplay(args[0], f)
+			return a.runReplay(cmd.Context(), args[0], f)
 		},
 	}
 	f.register(cmd)
 	return cmd
 }
 
-func (a *app) runReplay(path string, f *tdxFlags) error {
+func (a *app) runReplay(ctx context.Context, path string, f *tdxFlags) error {
 	b, d, err := readInput(path, "event log", 64<<20)
 	if err != nil {
 		return err
@@ -84,7 +85,7 @@ func (a *app) runReplay(path string, f *tdxFlags) error {
 	}
 	var mismatch bool
 	if f.firmware != "" {
-		pres, pred, err := a.predictTDX(f)
+		pres, pred, err := a.predictTDX(ctx, f)
 		if err != nil {
 			return err
 		}

@@ -319,7 +319,7 @@ func writeDoc(dir, rel string, v any) error {
 // measure computes every configured platform against the built image. Paths
 // in the documents are written relative to the config (firmware, ACPI
 // tables) or the release (image/…), never as this machine's paths.
-func (r *releaseRun) measure(_ context.Context, dir string) (string, []string, error) {
+func (r *releaseRun) measure(ctx context.Context, dir string) (string, []string, error) {
 	p := r.c.Release.Platforms
 	if len(p.SNP) == 0 && len(p.TDX) == 0 {
 		return "skipped: the config has no platforms", nil, nil
@@ -412,7 +412,7 @@ func (r *releaseRun) measure(_ context.Context, dir string) (string, []string, e
 			if t.XFAM != nil {
 				f.xfam = fmt.Sprintf("%#x", uint64(*t.XFAM))
 			}
-			res, _, err := r.a.predictTDX(f)
+			res, _, err := r.a.predictTDX(ctx, f)
 			if err != nil {
 				return "", nil, fmt.Errorf("platforms.tdx %s: %w", t.Name, err)
 			}

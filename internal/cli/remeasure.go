@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -21,7 +22,7 @@ import (
 // by digest — the config's pinned inputs and the rebuilt image — and
 // compares each value. A document whose inputs cannot all be found, or
 // whose options the document does not record, is skipped with the reason.
-func (a *app) remeasure(dir string, c *config.Config, imageDir string) ([]verify.Compared, error) {
+func (a *app) remeasure(ctx context.Context, dir string, c *config.Config, imageDir string) ([]verify.Compared, error) {
 	idx, err := inputIndex(c, imageDir)
 	if err != nil {
 		return nil, err
@@ -42,7 +43,7 @@ func (a *app) remeasure(dir string, c *config.Config, imageDir string) ([]verify
 		if sign.MeasurementPlatform(name) == "snp" {
 			rows, err = a.remeasureSNP(rel, b, idx)
 		} else {
-			rows, err = a.remeasureTDX(rel, b, idx)
+			rows, err = a.remeasureTDX(ctx, rel, b, idx)
 		}
 		if err != nil {
 			return nil, err
@@ -194,7 +195,7 @@ func lookup(idx map[string]string, d *fileDigests, what string) (string, string)
 	return "", "its " + what + " (sha256 " + short(d.SHA256) + ") is neither a config input nor a rebuilt image file"
 }
 
-func (a *app) remeasureTDX(p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
+func (a *app) remeasureTDX(ctx context.Context, p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
 	var doc tdxResult
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -238,7 +239,7 @@ func (a *app) remeasureTDX(p string, b []byte, idx map[string]string) ([]verify.
 			return skipped(p, "it extends RTMR3, whose inputs the document does not record"), nil
 		}
 	}
-	res, _, err := a.predictTDX(f)
+	res, _, err := a.predictTDX(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("recomputing %s: %w", p, err)
 	}

@@ -55,7 +55,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = usageError(root, err)
 	}
 	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		// An interrupt: say so once, not Go's "context canceled" chain; the
+		// cause stays wrapped for the exit code (130).
+		if errors.Is(err, ctx.Err()) {
+			err = &interrupted{cause: ctx.Err()}
+		} else {
+			err = &interrupted{cause: ctx.Err(), during: err}
+		}
 	}
 	a.printError(err)
 	return outcome.ExitCode(err).Value
@@ -207,4 +213,24 @@ func plural(n int, word string) string {
 		return word
 	}
 	return word + "s"
+}
+
+// interrupted is the error of a command stopped by SIGINT or SIGTERM.
+type interrupted struct {
+	cause  error // the context's error
+	during error // what the command reported, when it is more than that
+}
+
+func (e *interrupted) Error() string {
+	if e.during != nil {
+		return "interrupted (" + e.during.Error() + ")"
+	}
+	return "interrupted"
+}
+
+func (e *interrupted) Unwrap() []error {
+	if e.during != nil {
+		return []error{e.cause, e.during}
+	}
+	return []error{e.cause}
 }

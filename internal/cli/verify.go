@@ -185,7 +185,7 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 			return out, why, nil
 		},
 		Values: func(ctx context.Context, imageDir string) ([]verify.Compared, error) {
-			return a.remeasure(rep.Dir, c, imageDir)
+			return a.remeasure(ctx, rep.Dir, c, imageDir)
 		},
 	})
 }

@@ -76,6 +76,12 @@ var ErrNoTDVF = errors.New("no TDX metadata (TDVF descriptor)")
 // maxTDVFSections bounds the descriptor's section count; OVMF has 6-8.
 const maxTDVFSections = 64
 
+// maxTDVFEnd is where every TDVF section must end: at or below 4 GiB. TDVF
+// (the BFV and CFV are the firmware image QEMU maps just below 4 GiB; its
+// TD_HOB and TEMP_MEM are early low memory) and td-shim place them there,
+// and it bounds the pages an MRTD computation adds to 2^20.
+const maxTDVFEnd = 1 << 32
+
 // ParseTDVF finds and checks the TDX metadata of a firmware image: through
 // the OVMF footer table entry e47a6535-… (an offset from the end of the
 // image), or else td-shim's legacy locator, a u32 at 0x20 bytes from the
@@ -160,8 +166,8 @@ func checkTDVFSection(s TDVFSection, size int) error {
 	if s.MemoryAddress%PageSize != 0 || s.MemoryDataSize%PageSize != 0 {
 		return fmt.Errorf("memory address %#x and size %#x must be 4 KiB aligned", s.MemoryAddress, s.MemoryDataSize)
 	}
-	if s.MemoryDataSize == 0 || s.MemoryAddress+s.MemoryDataSize < s.MemoryAddress || s.MemoryAddress+s.MemoryDataSize > 1<<52 {
-		return fmt.Errorf("memory range %#x+%#x is empty or outside the guest physical address space", s.MemoryAddress, s.MemoryDataSize)
+	if s.MemoryDataSize == 0 || s.MemoryAddress+s.MemoryDataSize < s.MemoryAddress || s.MemoryAddress+s.MemoryDataSize > maxTDVFEnd {
+		return fmt.Errorf("memory range %#x+%#x is empty or does not end at or below 4 GiB, where TDVF and td-shim place their sections", s.MemoryAddress, s.MemoryDataSize)
 	}
 	if uint64(s.RawDataSize) > s.MemoryDataSize {
 		return fmt.Errorf("raw data size %#x is larger than memory size %#x", s.RawDataSize, s.MemoryDataSize)
@@ -169,6 +175,29 @@ func checkTDVFSection(s TDVFSection, size int) error {
 	if int64(s.DataOffset)+int64(s.RawDataSize) > int64(size) {
 		return fmt.Errorf("DataOffset %#x + RawDataSize %#x = %#x exceeds the firmware size %#x: the metadata describes another image (a split OVMF_CODE.fd? use the whole OVMF.fd)",
 			s.DataOffset, s.RawDataSize, int64(s.DataOffset)+int64(s.RawDataSize), size)
+	}
+	switch s.Type {
+	case TDVFBFV, TDVFCFV:
+		// QEMU (hw/i386/tdvf.c) refuses a BFV or CFV without raw data; it
+		// maps the firmware image just below 4 GiB, and these sections are
+		// parts of that image.
+		if s.RawDataSize == 0 {
+			return errors.New("a BFV or CFV section needs raw data (QEMU refuses RawDataSize 0)")
+		}
+		if lo := uint64(maxTDVFEnd) - uint64(size); s.MemoryAddress < lo {
+			return fmt.Errorf("memory range %#x+%#x is outside the firmware's mapping [%#x, 4 GiB) for a %d-byte image", s.MemoryAddress, s.MemoryDataSize, lo, size)
+		}
+	case TDVFTDHOB, TDVFTempMem:
+		// QEMU: these are zeroed private memory, never copied from the image.
+		if s.RawDataSize != 0 {
+			return fmt.Errorf("a %s section cannot have raw data (QEMU refuses RawDataSize %#x)", s.Type, s.RawDataSize)
+		}
+	}
+	// MR.EXTEND hashes every byte of the section (zeros past the raw data):
+	// bound it as the image is bounded, so that a hostile size cannot make
+	// the measurement run for hours.
+	if s.Attributes&AttrMRExtend != 0 && s.MemoryDataSize > MaxSize {
+		return fmt.Errorf("an MR.EXTEND section of %#x bytes is larger than a firmware image can be (%d MiB)", s.MemoryDataSize, MaxSize>>20)
 	}
 	if s.Attributes&AttrMRExtend != 0 && (s.Attributes&AttrPageAug != 0) {
 		return errors.New("a section cannot be both MR.EXTEND and PAGE.AUG")

@@ -87,9 +87,17 @@ func TestTDVFHostile(t *testing.T) {
 		"unknown type":      {tdvfImage(TDVFSection{0, 0, 0x1000, 0x1000, 99, 0}), "unknown section type"},
 		"unknown attribute": {tdvfImage(TDVFSection{0, 0, 0x1000, 0x1000, TDVFTempMem, 8}), "unknown attributes"},
 		"empty section":     {tdvfImage(TDVFSection{0, 0, 0x1000, 0, TDVFTempMem, 0}), "empty"},
-		"wrapping section":  {tdvfImage(TDVFSection{0, 0, 0xfffffffffffff000, 0x2000, TDVFTempMem, 0}), "outside the guest physical"},
-		"overlap":           {tdvfImage(TDVFSection{0, 0, 0x1000, 0x2000, TDVFTempMem, 0}, TDVFSection{0, 0, 0x2000, 0x1000, TDVFTDHOB, 0}), "overlap"},
-		"extend and aug":    {tdvfImage(TDVFSection{0, 0, 0x1000, 0x1000, TDVFTempMem, 3}), "both"},
+		"wrapping section":  {tdvfImage(TDVFSection{0, 0, 0xfffffffffffff000, 0x2000, TDVFTempMem, 0}), "does not end at or below 4 GiB"},
+		// Sizes QEMU would never accept, which made the MRTD loop run for
+		// hours (1 TiB of pages): refused while parsing.
+		"1 TiB TEMP_MEM":       {tdvfImage(TDVFSection{0, 0, 0x1000, 1 << 40, TDVFTempMem, 0}), "does not end at or below 4 GiB"},
+		"BFV crossing 4 GiB":   {tdvfImage(TDVFSection{0, 0x1000, 0xfffff000, 0x2000, TDVFBFV, AttrMRExtend}), "does not end at or below 4 GiB"},
+		"BFV outside firmware": {tdvfImage(TDVFSection{0, 0x1000, 0x100000, 0x1000, TDVFBFV, AttrMRExtend}), "outside the firmware's mapping"},
+		"BFV without raw data": {tdvfImage(TDVFSection{0, 0, 0xfffff000, 0x1000, TDVFBFV, 0}), "needs raw data"},
+		"TD_HOB with raw data": {tdvfImage(TDVFSection{0, 0x1000, 0x1000, 0x1000, TDVFTDHOB, 0}), "cannot have raw data"},
+		"huge MR.EXTEND":       {tdvfImage(TDVFSection{0, 0, 0x100000, 128 << 20, TDVFPermMem, AttrMRExtend}), "larger than a firmware image can be"},
+		"overlap":              {tdvfImage(TDVFSection{0, 0, 0x1000, 0x2000, TDVFTempMem, 0}, TDVFSection{0, 0, 0x2000, 0x1000, TDVFTDHOB, 0}), "overlap"},
+		"extend and aug":       {tdvfImage(TDVFSection{0, 0, 0x1000, 0x1000, TDVFTempMem, 3}), "both"},
 		"huge count": {func() []byte {
 			b := tdvfImage(bfv)
 			binary.LittleEndian.PutUint32(b[0x4000-0x200+12:], 1<<30)
@@ -174,10 +182,21 @@ func FuzzParseTDVF(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// Runtime bounded by the constants, not by what the file declares:
+		// at most 2^20 pages to add, and MR.EXTEND sections of at most
+		// MaxSize each.
+		var pages, extend uint64
 		for _, s := range td.Sections {
 			if int64(s.DataOffset)+int64(s.RawDataSize) > int64(len(img)) {
 				t.Fatalf("accepted a section outside the image: %+v", s)
 			}
+			pages += s.MemoryDataSize / PageSize
+			if s.Attributes&AttrMRExtend != 0 {
+				extend += s.MemoryDataSize
+			}
+		}
+		if pages > 1<<20 || extend > maxTDVFSections*MaxSize {
+			t.Fatalf("accepted %d pages, %d bytes to extend", pages, extend)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package tdx
 
 import (
+	"context"
 	"testing"
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
@@ -17,8 +18,8 @@ func BenchmarkMRTDDebianBothOrders(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		MRTD(img, td, SinglePass)
-		MRTD(img, td, TwoPass)
+		MRTD(context.Background(), img, td, SinglePass)
+		MRTD(context.Background(), img, td, TwoPass)
 	}
 }
 
@@ -36,8 +37,8 @@ func BenchmarkFullLaunch(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		MRTD(img, td, SinglePass)
-		MRTD(img, td, TwoPass)
+		MRTD(context.Background(), img, td, SinglePass)
+		MRTD(context.Background(), img, td, TwoPass)
 		p, err := Predict(Inputs{Image: img, TDVF: td, Profile: Edk2Stable202502, Memory: 4 << 30, ACPITables: acpi,
 			Kernel: kernel, Initrd: initrd, HasInitrd: true, Cmdline: "console=ttyS0", KernelBlob: KernelPatched, GuestMeasuresCC: true})
 		if err != nil || p.RTMR[0] == nil || p.RTMR[2] == nil {

@@ -19,6 +19,7 @@
 package tdx
 
 import (
+	"context"
 	"crypto/sha512"
 	"encoding/binary"
 	"fmt"
@@ -73,8 +74,20 @@ func PageOrderForQEMU(major int) PageOrder {
 // for every page of every section (PAGE.AUG sections are not added), with
 // MR.EXTEND for sections that have the MR.EXTEND attribute. The image must
 // be the one ParseTDVF accepted.
-func MRTD(image []byte, t *ovmf.TDVF, order PageOrder) [DigestSize]byte {
+//
+// ParseTDVF bounds the work (every section ends at or below 4 GiB, so at
+// most 2^20 pages; MR.EXTEND sections at most ovmf.MaxSize each); the
+// context is checked every ctxPages pages, so an interrupt ends even the
+// largest computation at once.
+func MRTD(ctx context.Context, image []byte, t *ovmf.TDVF, order PageOrder) ([DigestSize]byte, error) {
+	var out [DigestSize]byte
 	h := sha512.New384()
+	check := func(p uint64) error {
+		if p%ctxPages == 0 {
+			return ctx.Err()
+		}
+		return nil
+	}
 	for _, s := range t.Sections {
 		pages := s.MemoryDataSize / ovmf.PageSize
 		add := s.Attributes&ovmf.AttrPageAug == 0
@@ -83,16 +96,25 @@ func MRTD(image []byte, t *ovmf.TDVF, order PageOrder) [DigestSize]byte {
 		case TwoPass:
 			if add {
 				for p := uint64(0); p < pages; p++ {
+					if err := check(p); err != nil {
+						return out, err
+					}
 					pageAdd(h, s.MemoryAddress+p*ovmf.PageSize)
 				}
 			}
 			if extend {
 				for p := uint64(0); p < pages; p++ {
+					if err := check(p); err != nil {
+						return out, err
+					}
 					mrExtend(h, image, s, p)
 				}
 			}
 		default:
 			for p := uint64(0); p < pages; p++ {
+				if err := check(p); err != nil {
+					return out, err
+				}
 				if add {
 					pageAdd(h, s.MemoryAddress+p*ovmf.PageSize)
 				}
@@ -102,10 +124,13 @@ func MRTD(image []byte, t *ovmf.TDVF, order PageOrder) [DigestSize]byte {
 			}
 		}
 	}
-	var out [DigestSize]byte
 	h.Sum(out[:0])
-	return out
+	return out, nil
 }
+
+// ctxPages is how many pages MRTD measures between context checks (at
+// most ~6 MiB of hashing, a few milliseconds).
+const ctxPages = 1024
 
 func pageAdd(h hash.Hash, gpa uint64) {
 	var rec [128]byte

@@ -1,6 +1,7 @@
 package tdx
 
 import (
+	"context"
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
@@ -89,7 +90,7 @@ func TestTDXComponentVectors(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := MRTD(img, td, PageOrder(v.str("page_order")))
+				got, _ := MRTD(context.Background(), img, td, PageOrder(v.str("page_order")))
 				if hexOf(got[:]) != want {
 					t.Fatalf("MRTD %x, want %s", got, want)
 				}
@@ -212,7 +213,7 @@ func TestTDXRegisterVectors(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				mrtd := MRTD(in.Image, in.TDVF, PageOrder(v.str("page_order")))
+				mrtd, _ := MRTD(context.Background(), in.Image, in.TDVF, PageOrder(v.str("page_order")))
 				got := map[string]string{"mrtd": hexOf(mrtd[:])}
 				for i, r := range p.RTMR {
 					if r != nil {
