@@ -330,17 +330,9 @@ func TestBootParts(t *testing.T) {
 	}
 }
 
-// moduleFile is a file of a module in the build list (go list -m), read in
-// place from the module cache.
+// moduleFile is a file of a module in the build list, read in place.
 func moduleFile(t *testing.T, mod, rel string) string {
-	t.Helper()
-	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod)
-	cmd.Dir = testenv.RepoRoot(t)
-	out, err := cmd.Output()
-	if err != nil || len(bytes.TrimSpace(out)) == 0 {
-		t.Fatalf("go list -m %s: %v (run go mod download)", mod, err)
-	}
-	return filepath.Join(string(bytes.TrimSpace(out)), filepath.FromSlash(rel))
+	return filepath.Join(testenv.ModuleDir(t, mod), filepath.FromSlash(rel))
 }
 
 // validate checks doc against the JSON schema at path; refs maps schema

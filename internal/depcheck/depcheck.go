@@ -52,13 +52,14 @@ var Layout = map[string]Role{
 	"internal/textpb":     Base,
 	"internal/initbin":    Base,
 
-	"build":   Domain,
-	"measure": Domain,
-	"encrypt": Domain,
-	"sbom":    Domain,
-	"sign":    Domain,
-	"policy":  Domain,
-	"launch":  Domain,
+	"build":    Domain,
+	"measure":  Domain,
+	"encrypt":  Domain,
+	"sbom":     Domain,
+	"sign":     Domain,
+	"policy":   Domain,
+	"launch":   Domain,
+	"evidence": Domain,
 
 	"verify": Composer,
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -117,4 +118,19 @@ func GoBuild(t testing.TB, pkg, out string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// ModuleDir is the folder of a module in the build list (go list -m), in
+// the module cache: tests read data other projects publish (schemas, test
+// reports) in place rather than copying it.
+func ModuleDir(t testing.TB, mod string) string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod)
+	cmd.Dir = RepoRoot(t)
+	out, err := cmd.Output()
+	dir := strings.TrimSpace(string(out))
+	if err != nil || dir == "" {
+		t.Fatalf("go list -m %s: %v (run go mod download)", mod, err)
+	}
+	return dir
 }

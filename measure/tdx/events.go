@@ -46,6 +46,20 @@ func EventTypeName(t uint32) string {
 	return fmt.Sprintf("0x%x", t)
 }
 
+// ParseEventType is the inverse of EventTypeName.
+func ParseEventType(name string) (uint32, bool) {
+	for t, n := range eventTypeNames {
+		if n == name {
+			return t, true
+		}
+	}
+	var t uint32
+	if _, err := fmt.Sscanf(name, "0x%x", &t); err == nil {
+		return t, true
+	}
+	return 0, false
+}
+
 // Event is one measurement extended into an RTMR.
 type Event struct {
 	RTMR        int

@@ -1,0 +1,166 @@
+package evidence
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	_ "embed"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/go-tdx-guest/abi"
+	pb "github.com/google/go-tdx-guest/proto/tdx"
+	"github.com/google/go-tdx-guest/verify"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+)
+
+// ParseTDXQuote reads a TDX quote: Intel's binary format version 4 (as
+// the guest's configfs-tsm or the QGS return it), or go-tdx-guest's
+// QuoteV4 protobuf, binary or text.
+func ParseTDXQuote(b []byte) (*pb.QuoteV4, error) {
+	if q, err := abi.QuoteToProto(b); err == nil {
+		if v4, ok := q.(*pb.QuoteV4); ok {
+			return v4, nil
+		}
+	} else if len(b) >= 2 && binary.LittleEndian.Uint16(b) == 4 {
+		return nil, fmt.Errorf("TDX quote version 4: %w", err)
+	}
+	q := &pb.QuoteV4{}
+	if err := proto.Unmarshal(b, q); err == nil && q.GetTdQuoteBody() != nil {
+		return q, nil
+	}
+	q = &pb.QuoteV4{}
+	if err := prototext.Unmarshal(b, q); err == nil && q.GetTdQuoteBody() != nil {
+		return q, nil
+	}
+	return nil, fmt.Errorf("not a TDX quote: %d bytes, neither Intel's version 4 quote format nor a go-tdx-guest QuoteV4 protobuf", len(b))
+}
+
+// TDXOptions say how to verify a quote.
+type TDXOptions struct {
+	// At is the time the certificates must be valid at.
+	At time.Time
+	// Roots, when set, replaces the Intel SGX root CA pinned in
+	// go-tdx-guest: for private or test chains only.
+	Roots *x509.CertPool
+}
+
+// VerifyTDX checks the quote's signature by the quoting enclave's
+// attestation key, the QE report's signature and binding, and the PCK
+// certificate chain in the quote up to the pinned Intel SGX root CA,
+// offline (go-tdx-guest verify without collateral or revocation lists).
+// Errors wrap ErrNotAuthentic.
+func VerifyTDX(ctx context.Context, q *pb.QuoteV4, o TDXOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	roots := o.Roots
+	if roots == nil {
+		// Given explicitly: go-tdx-guest would otherwise log a warning
+		// about its embedded root to stdout (its logger writes there).
+		roots = x509.NewCertPool()
+		roots.AddCert(IntelSGXRootCA)
+	}
+	// One signature chain over a bounded quote: no loop to interrupt.
+	opts := &verify.Options{Now: o.At, TrustedRoots: roots}
+	if err := verify.TdxQuote(q, opts); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotAuthentic, err)
+	}
+	return nil
+}
+
+// TDXReference is one measured configuration of a release.
+type TDXReference struct {
+	// Name names the configuration ("tdx-qemu-td").
+	Name string
+	// MRTD lists the MRTD of each page order the release computed (one
+	// is enough to match).
+	MRTD [][]byte
+	// RTMR holds the registers the release computed; nil ones are not
+	// compared (NotComputed says why).
+	RTMR        [4][]byte
+	NotComputed [4]string
+	// XFAM is the XFAM the release expects (nil: any).
+	XFAM *uint64
+}
+
+// IntelSGXRootCA is the root of every PCK certificate chain, pinned in
+// cvmkit (roots/README.md says where it comes from).
+var IntelSGXRootCA = func() *x509.Certificate {
+	b, _ := pem.Decode(intelSGXRootPEM)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		panic("evidence: the pinned Intel SGX root does not parse: " + err.Error())
+	}
+	return c
+}()
+
+//go:embed roots/intel-sgx-root-ca.pem
+var intelSGXRootPEM []byte
+
+// tdAttributesDebug is TD_ATTRIBUTES bit 0, DEBUG (TDX module ABI spec).
+const tdAttributesDebug = 1
+
+// MatchTDX finds the configuration whose MRTD the quote carries and
+// compares RTMR0–3 where the release computed them, XFAM, the DEBUG
+// attribute (never allowed) and REPORTDATA against nonce when given.
+func MatchTDX(q *pb.QuoteV4, refs []TDXReference, nonce []byte) *Match {
+	body := q.GetTdQuoteBody()
+	m := &Match{}
+	got := body.GetMrTd()
+	var ref *TDXReference
+	for i := range refs {
+		for _, v := range refs[i].MRTD {
+			if bytes.Equal(v, got) {
+				ref = &refs[i]
+			}
+		}
+		if ref != nil {
+			break
+		}
+	}
+	if ref == nil {
+		var names []string
+		for _, x := range refs {
+			names = append(names, x.Name)
+		}
+		m.Fields = append(m.Fields, Field{Name: "MRTD", Got: hex.EncodeToString(got), Want: fmt.Sprintf("one of %d configurations (%s)", len(refs), strings.Join(names, ", "))})
+		return m
+	}
+	m.Configuration = ref.Name
+	m.Fields = append(m.Fields, Field{Name: "MRTD", Got: hex.EncodeToString(got), Want: hex.EncodeToString(got), OK: true})
+	rtmrs := body.GetRtmrs()
+	for i := 0; i < 4; i++ {
+		var g []byte
+		if i < len(rtmrs) {
+			g = rtmrs[i]
+		}
+		name := fmt.Sprintf("RTMR%d", i)
+		if ref.RTMR[i] == nil {
+			m.Fields = append(m.Fields, Field{Name: name, Got: hex.EncodeToString(g), Want: "not compared: " + ref.NotComputed[i], OK: true})
+			continue
+		}
+		m.Fields = append(m.Fields, Field{Name: name, Got: hex.EncodeToString(g), Want: hex.EncodeToString(ref.RTMR[i]), OK: bytes.Equal(g, ref.RTMR[i])})
+	}
+	if ref.XFAM != nil {
+		var x uint64
+		if b := body.GetXfam(); len(b) == 8 {
+			x = binary.LittleEndian.Uint64(b)
+		}
+		m.Fields = append(m.Fields, Field{Name: "XFAM", Got: fmt.Sprintf("%#x", x), Want: fmt.Sprintf("%#x", *ref.XFAM), OK: x == *ref.XFAM})
+	}
+	attr := body.GetTdAttributes()
+	debug := len(attr) > 0 && attr[0]&tdAttributesDebug != 0
+	m.Fields = append(m.Fields, Field{Name: "TD_ATTRIBUTES", Got: hex.EncodeToString(attr), Want: "DEBUG clear", OK: !debug, Policy: true})
+	if nonce != nil {
+		want := make([]byte, 64)
+		copy(want, nonce)
+		m.Fields = append(m.Fields, Field{Name: "REPORTDATA", Got: hex.EncodeToString(body.GetReportData()), Want: hex.EncodeToString(want), OK: bytes.Equal(body.GetReportData(), want)})
+	}
+	return m
+}

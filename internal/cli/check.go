@@ -1,0 +1,505 @@
+package cli
+
+import (
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cvmkit/cvmkit/build"
+	"github.com/cvmkit/cvmkit/evidence"
+	"github.com/cvmkit/cvmkit/measure/tdx"
+	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) checkCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Check evidence from a real VM against a release (SEV-SNP report, TDX quote)",
+		Long: `Answer "does this VM run this release, and if not, what differs": verify the
+evidence a confidential VM produced (its signature and certificate chain up to
+the vendor roots pinned in cvmkit, offline, at --verify-at), then find the
+release configuration it matches and compare every field the release fixes.
+
+Run 'cvmkit verify DIR --key …' first: check reads the release's reference
+values as they are. See docs/check.md.`,
+		Example: `  cvmkit check snp dist --report report.bin --vcek vcek.der
+  cvmkit check tdx dist --quote quote.dat`,
+	}
+	cmd.AddCommand(a.checkSNPCmd(), a.checkTDXCmd())
+	return group(cmd)
+}
+
+// checkResult is what 'cvmkit check snp|tdx --json' prints.
+type checkResult struct {
+	Release   string          `json:"release,omitempty"`
+	Evidence  string          `json:"evidence"`
+	Authentic string          `json:"authentic"`
+	Match     *evidence.Match `json:"match"`
+	// Replay is the CC event log's replay (TDX, with --event-log).
+	Replay  *checkReplay `json:"replay,omitempty"`
+	Verdict string       `json:"verdict"`
+}
+
+// checkReplay is a CC event log replayed against the quote and compared
+// with the release's predicted events.
+type checkReplay struct {
+	Events int `json:"events"`
+	// MatchesQuote says the log replays to the quote's RTMRs: the log is
+	// the one this TD measured.
+	MatchesQuote bool     `json:"matches_quote"`
+	Differences  []string `json:"differences,omitempty"`
+	Lines        []string `json:"-"`
+}
+
+// OK says the log is this TD's and agrees with the prediction.
+func (r *checkReplay) OK() bool { return r.MatchesQuote && len(r.Differences) == 0 }
+
+func (a *app) checkSNPCmd() *cobra.Command {
+	var report, vcek, product, nonce, roots string
+	var at verifyAtFlag
+	cmd := &cobra.Command{
+		Use:   "snp RELEASE_DIR --report FILE --vcek FILE",
+		Short: "Check an SEV-SNP attestation report against a release",
+		Long: `Verify an AMD SEV-SNP attestation report offline with go-sev-guest (the
+report's signature with the VCEK or VLEK, the certificate up to the AMD ARK
+and ASK pinned in cvmkit, valid at --verify-at), then find the configuration
+of the release (measurements/snp-*.json) whose MEASUREMENT it carries and
+compare the guest POLICY, HOST_DATA and ID block key digests where the release
+fixes them, REPORTED_TCB against the release's minimum, and REPORT_DATA
+against --nonce.
+
+The report is the raw 1184-byte report (/dev/sev-guest, 'snpguest report'),
+or go-sev-guest's Attestation protobuf, binary or text, which may carry the
+certificates. The VCEK is AMD KDS's certificate for the chip and TCB, DER or
+PEM ('snpguest fetch vcek').
+
+Exit codes: 4 the report is not authentic; 5 no configuration has its
+measurement, or a field differs; 6 only the TCB is older than the minimum.`,
+		Example: `  cvmkit check snp dist --report report.bin --vcek vcek.der
+  cvmkit check snp dist --report attestation.binpb --nonce 0011… --json
+  cvmkit check snp dist --report report.bin --vcek vcek.pem --product Genoa --verify-at 2026-01-01`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if report == "" {
+				return outcome.UsageError(errors.New("--report is required"), "give the attestation report, e.g. report.bin from 'snpguest report'")
+			}
+			t, err := at.time()
+			if err != nil {
+				return err
+			}
+			o := evidence.SNPOptions{Product: product, At: t}
+			raw, err := os.ReadFile(report)
+			if err != nil {
+				return outcome.InputError(fmt.Errorf("--report %q: %w", report, unwrapPath(err)))
+			}
+			att, err := evidence.ParseSNPReport(raw)
+			if err != nil {
+				return outcome.InputError(fmt.Errorf("--report %q: %w", report, err))
+			}
+			if vcek != "" {
+				if o.VCEK, err = os.ReadFile(vcek); err != nil {
+					return outcome.InputError(fmt.Errorf("--vcek %q: %w", vcek, unwrapPath(err)))
+				}
+			}
+			if roots != "" {
+				if o.Roots, err = os.ReadFile(roots); err != nil {
+					return outcome.InputError(fmt.Errorf("--amd-roots %q: %w", roots, unwrapPath(err)))
+				}
+			}
+			var n []byte
+			if nonce != "" {
+				if n, err = hex.DecodeString(nonce); err != nil || len(n) > 64 {
+					return outcome.UsageError(fmt.Errorf("--nonce %q: want at most 64 bytes as hex", nonce))
+				}
+			}
+			release, refs, err := snpReferences(args[0])
+			if err != nil {
+				return err
+			}
+			res := checkResult{Release: release, Evidence: report}
+			if err := evidence.VerifySNP(cmd.Context(), att, o); err != nil {
+				res.Authentic = err.Error()
+				res.Verdict = "not authentic"
+				_ = a.emit(res, func(w io.Writer) { printCheck(w, &res) })
+				return outcome.SignatureError(fmt.Errorf("--report %q: %w", report, err), "give the VCEK of the chip and TCB that signed it (snpguest fetch vcek), and --product for a version 2 report of a Genoa or Turin")
+			}
+			res.Authentic = fmt.Sprintf("signed by the chip's %s, chain to the AMD roots pinned in cvmkit, valid at %s", signerName(att.GetReport().GetSignerInfo()), t.UTC().Format("2006-01-02T15:04:05Z"))
+			res.Match = evidence.MatchSNP(att.GetReport(), refs, n)
+			return a.finishCheck(&res)
+		},
+	}
+	cmd.Flags().StringVar(&report, "report", "", "the attestation report: raw (1184 bytes) or a go-sev-guest Attestation protobuf")
+	cmd.Flags().StringVar(&vcek, "vcek", "", "the VCEK (or VLEK) certificate, DER or PEM, from AMD's KDS")
+	cmd.Flags().StringVar(&product, "product", "", "the product line (Milan, Genoa, Turin) when the report does not say it")
+	cmd.Flags().StringVar(&nonce, "nonce", "", "the REPORT_DATA the verifier asked for, hex (up to 64 bytes; the rest must be zero)")
+	cmd.Flags().StringVar(&roots, "amd-roots", "", "PEM ASK+ARK to trust instead of the pinned AMD roots (private or test chains only)")
+	at.register(cmd, "the certificates")
+	return cmd
+}
+
+func signerName(info uint32) string {
+	if (info>>2)&7 == 1 {
+		return "VLEK"
+	}
+	return "VCEK"
+}
+
+// finishCheck prints the result and maps it to an exit code.
+func (a *app) finishCheck(res *checkResult) error {
+	m := res.Match
+	switch {
+	case m.OK() && (res.Replay == nil || res.Replay.OK()):
+		res.Verdict = "this VM runs " + orRelease(res.Release) + " (" + m.Configuration + ")"
+	case m.Configuration == "":
+		res.Verdict = "no configuration of " + orRelease(res.Release) + " has this measurement"
+	default:
+		var bad []string
+		for _, f := range m.Fields {
+			if !f.OK {
+				bad = append(bad, f.Name)
+			}
+		}
+		if res.Replay != nil && !res.Replay.OK() {
+			bad = append(bad, "event log")
+		}
+		res.Verdict = fmt.Sprintf("matches %s by measurement, but %s differ", m.Configuration, strings.Join(bad, ", "))
+	}
+	if err := a.emit(res, func(w io.Writer) { printCheck(w, res) }); err != nil {
+		return err
+	}
+	switch {
+	case m.OK() && (res.Replay == nil || res.Replay.OK()):
+		return nil
+	case m.PolicyOnly() && (res.Replay == nil || res.Replay.OK()):
+		return outcome.PolicyError(errors.New(res.Verdict), "the machine's firmware is older than the release's minimumTCB: update it, or lower the minimum in cvmkit.yaml")
+	}
+	return firstBad(res)
+}
+
+// firstBad is the first differing field (or event) as the error the exit
+// code comes from.
+func firstBad(res *checkResult) error {
+	for _, f := range res.Match.Fields {
+		if !f.OK {
+			return &outcome.MismatchError{Subject: res.Evidence, Register: f.Name, Want: f.Want, Got: f.Got}
+		}
+	}
+	return &outcome.MismatchError{Subject: res.Evidence, Register: "event log", Want: "a log that replays to the quote and holds the predicted events", Got: strings.Join(res.Replay.Differences, "; ")}
+}
+
+func orRelease(r string) string {
+	if r == "" {
+		return "the release"
+	}
+	return "release " + r
+}
+
+func printCheck(w io.Writer, res *checkResult) {
+	if res.Release != "" {
+		fmt.Fprintf(w, "release        %s\n", res.Release)
+	}
+	fmt.Fprintf(w, "evidence       %s\n", res.Evidence)
+	fmt.Fprintf(w, "authentic      %s\n", res.Authentic)
+	if m := res.Match; m != nil {
+		if m.Configuration != "" {
+			fmt.Fprintf(w, "configuration  %s\n", m.Configuration)
+		}
+		fmt.Fprintf(w, "\n%-18s %-9s %s\n", "FIELD", "RESULT", "GOT / WANT")
+		for _, f := range m.Fields {
+			r := "ok"
+			if !f.OK {
+				r = "DIFFERS"
+			}
+			fmt.Fprintf(w, "%-18s %-9s %s\n", f.Name, r, f.Got)
+			if !f.OK {
+				fmt.Fprintf(w, "%-18s %-9s %s\n", "", "want", f.Want)
+			}
+		}
+	}
+	if rp := res.Replay; rp != nil {
+		fmt.Fprintf(w, "\nevent log      %d events replayed\n", rp.Events)
+		for _, l := range rp.Lines {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+	fmt.Fprintf(w, "\n%s\n", res.Verdict)
+}
+
+// snpReferences reads a release's SEV-SNP measurement documents into the
+// references evidence.MatchSNP compares with; names are DOC.ENTRY as the
+// launch recipes and sev-check policies name them.
+func snpReferences(dir string) (string, []evidence.SNPReference, error) {
+	release := releaseName(dir)
+	files, _ := filepath.Glob(filepath.Join(dir, "measurements", "snp-*.json"))
+	if len(files) == 0 {
+		return "", nil, outcome.InputError(fmt.Errorf("%s has no measurements/snp-*.json: not a release with SEV-SNP configurations", dir),
+			"give the folder 'cvmkit release' wrote, with platforms.snp in its config")
+	}
+	sort.Strings(files)
+	var refs []evidence.SNPReference
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", nil, err
+		}
+		var doc snpResult
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return "", nil, outcome.InputError(fmt.Errorf("%s: %w", f, err))
+		}
+		base := strings.TrimSuffix(filepath.Base(f), ".json")
+		var policy *uint64
+		if doc.Policy != "" {
+			p, err := strconv.ParseUint(doc.Policy, 0, 64)
+			if err != nil {
+				return "", nil, outcome.InputError(fmt.Errorf("%s: policy %q: %w", f, doc.Policy, err))
+			}
+			policy = &p
+		}
+		var hostData []byte
+		if doc.HostData != "" {
+			if hostData, err = hex.DecodeString(doc.HostData); err != nil {
+				return "", nil, outcome.InputError(fmt.Errorf("%s: host_data: %w", f, err))
+			}
+		}
+		var minTCB *evidence.TCB
+		if t := doc.MinimumTCB; t != nil {
+			minTCB = &evidence.TCB{Bootloader: t.Bootloader, TEE: t.TEE, SNP: t.SNP, Microcode: t.Microcode}
+		}
+		for _, e := range doc.Measurements {
+			r := evidence.SNPReference{Name: base + "." + e.Name, Policy: policy, HostData: hostData, MinimumTCB: minTCB}
+			var err error
+			if r.Measurement, err = hex.DecodeString(e.Digest); err != nil {
+				return "", nil, outcome.InputError(fmt.Errorf("%s: %s: digest: %w", f, e.Name, err))
+			}
+			if e.IDKeyDigest != "" {
+				r.IDKeyDigest, _ = hex.DecodeString(e.IDKeyDigest)
+				r.AuthorKeyDigest, _ = hex.DecodeString(e.AuthorKeyDigest)
+			}
+			refs = append(refs, r)
+		}
+	}
+	return release, refs, nil
+}
+
+// releaseName is name@version from the release's image lock, if any.
+func releaseName(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "image", build.LockName))
+	if err != nil {
+		return ""
+	}
+	var lock struct {
+		Release string `json:"release"`
+	}
+	_ = json.Unmarshal(b, &lock)
+	return lock.Release
+}
+
+func (a *app) checkTDXCmd() *cobra.Command {
+	var quote, eventLog, nonce, roots string
+	var at verifyAtFlag
+	cmd := &cobra.Command{
+		Use:   "tdx RELEASE_DIR --quote FILE [--event-log CCEL]",
+		Short: "Check an Intel TDX quote (and its CC event log) against a release",
+		Long: `Verify an Intel TDX quote offline with go-tdx-guest (the quote's signature by
+the quoting enclave's attestation key, the QE report, and the PCK certificate
+chain in the quote up to the Intel SGX root CA pinned in cvmkit, valid at
+--verify-at), then find the configuration of the release
+(measurements/tdx-*.json) whose MRTD it carries and compare RTMR0–3 where the
+release computed them, XFAM, the DEBUG attribute and REPORTDATA (--nonce).
+
+With --event-log (the CC event log: /sys/firmware/acpi/tables/data/CCEL in the
+guest), the log is replayed: it must fold to the quote's RTMRs (so it is the
+log this TD measured), and its events are compared with the events the
+release predicted; the first differing event is named with what it means.
+
+The quote is Intel's binary format version 4 (configfs-tsm's outblob, the
+QGS's answer) or a go-tdx-guest QuoteV4 protobuf.
+
+Exit codes: 4 the quote is not authentic; 5 no configuration has its MRTD, or
+a register or event differs; 6 only the DEBUG attribute is set.`,
+		Example: `  cvmkit check tdx dist --quote quote.dat
+  cvmkit check tdx dist --quote quote.dat --event-log CCEL --nonce 0011… --json`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if quote == "" {
+				return outcome.UsageError(errors.New("--quote is required"), "give the TD quote, e.g. the outblob of a configfs-tsm report")
+			}
+			t, err := at.time()
+			if err != nil {
+				return err
+			}
+			raw, err := os.ReadFile(quote)
+			if err != nil {
+				return outcome.InputError(fmt.Errorf("--quote %q: %w", quote, unwrapPath(err)))
+			}
+			q, err := evidence.ParseTDXQuote(raw)
+			if err != nil {
+				return outcome.InputError(fmt.Errorf("--quote %q: %w", quote, err))
+			}
+			o := evidence.TDXOptions{At: t}
+			if roots != "" {
+				b, err := os.ReadFile(roots)
+				if err != nil {
+					return outcome.InputError(fmt.Errorf("--intel-roots %q: %w", roots, unwrapPath(err)))
+				}
+				o.Roots = x509.NewCertPool()
+				if !o.Roots.AppendCertsFromPEM(b) {
+					return outcome.InputError(fmt.Errorf("--intel-roots %q: no PEM certificate", roots))
+				}
+			}
+			var n []byte
+			if nonce != "" {
+				if n, err = hex.DecodeString(nonce); err != nil || len(n) > 64 {
+					return outcome.UsageError(fmt.Errorf("--nonce %q: want at most 64 bytes as hex", nonce))
+				}
+			}
+			release, refs, docs, err := tdxReferences(args[0])
+			if err != nil {
+				return err
+			}
+			res := checkResult{Release: release, Evidence: quote}
+			if err := evidence.VerifyTDX(cmd.Context(), q, o); err != nil {
+				res.Authentic, res.Verdict = err.Error(), "not authentic"
+				_ = a.emit(res, func(w io.Writer) { printCheck(w, &res) })
+				return outcome.SignatureError(fmt.Errorf("--quote %q: %w", quote, err))
+			}
+			res.Authentic = fmt.Sprintf("signed by the quoting enclave, PCK chain to the Intel SGX root CA pinned in cvmkit, valid at %s (TCB status from Intel's collateral not evaluated)", t.UTC().Format("2006-01-02T15:04:05Z"))
+			res.Match = evidence.MatchTDX(q, refs, n)
+			if eventLog != "" {
+				b, err := os.ReadFile(eventLog)
+				if err != nil {
+					return outcome.InputError(fmt.Errorf("--event-log %q: %w", eventLog, unwrapPath(err)))
+				}
+				log, err := tdx.ParseLog(b)
+				if err != nil {
+					return outcome.InputError(fmt.Errorf("--event-log %q: %w", eventLog, err))
+				}
+				var doc *tdxResult
+				for i := range refs {
+					if refs[i].Name == res.Match.Configuration {
+						doc = docs[i]
+					}
+				}
+				res.Replay = replayAgainst(log, q.GetTdQuoteBody().GetRtmrs(), doc)
+			}
+			return a.finishCheck(&res)
+		},
+	}
+	cmd.Flags().StringVar(&quote, "quote", "", "the TD quote: Intel's version 4 binary format or a go-tdx-guest QuoteV4 protobuf")
+	cmd.Flags().StringVar(&eventLog, "event-log", "", "the TD's CC event log (CCEL data) to replay and compare")
+	cmd.Flags().StringVar(&nonce, "nonce", "", "the REPORTDATA the verifier asked for, hex (up to 64 bytes; the rest must be zero)")
+	cmd.Flags().StringVar(&roots, "intel-roots", "", "PEM root CA to trust instead of the pinned Intel SGX root (private or test chains only)")
+	at.register(cmd, "the PCK certificate chain")
+	return cmd
+}
+
+// replayAgainst replays a CC event log, checks it against the quote's
+// RTMRs and compares its events with the release's predicted ones.
+func replayAgainst(log *tdx.Log, quoteRTMRs [][]byte, doc *tdxResult) *checkReplay {
+	r := &checkReplay{Events: len(log.Events), MatchesQuote: true}
+	replayed := log.Replay()
+	for i := 0; i < 4; i++ {
+		var q []byte
+		if i < len(quoteRTMRs) {
+			q = quoteRTMRs[i]
+		}
+		if hex.EncodeToString(replayed[i][:]) != hex.EncodeToString(q) {
+			r.MatchesQuote = false
+			r.Differences = append(r.Differences, fmt.Sprintf("RTMR%d: the log replays to %x, the quote has %x: the log is not this TD's", i, replayed[i][:], q))
+		}
+	}
+	if doc == nil {
+		r.Lines = append(r.Lines, "no configuration matched: the events are not compared with a prediction")
+		return r
+	}
+	pred := &tdx.Prediction{}
+	for i, v := range doc.RTMR {
+		if v != nil {
+			var d [tdx.DigestSize]byte
+			b, _ := hex.DecodeString(*v)
+			copy(d[:], b)
+			pred.RTMR[i] = &d
+		}
+	}
+	for _, e := range doc.Events {
+		typ, _ := tdx.ParseEventType(e.Type)
+		var d [tdx.DigestSize]byte
+		b, _ := hex.DecodeString(e.Digest)
+		copy(d[:], b)
+		pred.Events = append(pred.Events, tdx.Event{RTMR: e.RTMR, Type: typ, Description: e.Description, Digest: d})
+	}
+	for _, df := range tdx.Compare(log, pred) {
+		what := "past the end"
+		if df.Predicted != nil {
+			what = fmt.Sprintf("%s %q", tdx.EventTypeName(df.Predicted.Type), df.Predicted.Description)
+		}
+		r.Differences = append(r.Differences, fmt.Sprintf("RTMR%d event %d (predicted %s): %s", df.RTMR, df.Index, what, df.Meaning))
+	}
+	r.Lines = append(r.Lines, r.Differences...)
+	if r.OK() {
+		r.Lines = append(r.Lines, "the log replays to the quote's RTMRs and every predicted event is in it")
+	}
+	return r
+}
+
+// tdxReferences reads a release's TDX measurement documents.
+func tdxReferences(dir string) (string, []evidence.TDXReference, []*tdxResult, error) {
+	release := releaseName(dir)
+	files, _ := filepath.Glob(filepath.Join(dir, "measurements", "tdx-*.json"))
+	if len(files) == 0 {
+		return "", nil, nil, outcome.InputError(fmt.Errorf("%s has no measurements/tdx-*.json: not a release with TDX configurations", dir),
+			"give the folder 'cvmkit release' wrote, with platforms.tdx in its config")
+	}
+	sort.Strings(files)
+	var refs []evidence.TDXReference
+	var docs []*tdxResult
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		doc := &tdxResult{}
+		if err := json.Unmarshal(b, doc); err != nil {
+			return "", nil, nil, outcome.InputError(fmt.Errorf("%s: %w", f, err))
+		}
+		r := evidence.TDXReference{Name: strings.TrimSuffix(filepath.Base(f), ".json")}
+		for _, m := range doc.MRTD {
+			v, err := hex.DecodeString(m.Value)
+			if err != nil {
+				return "", nil, nil, outcome.InputError(fmt.Errorf("%s: mrtd: %w", f, err))
+			}
+			r.MRTD = append(r.MRTD, v)
+		}
+		for i, v := range doc.RTMR {
+			if v != nil {
+				if r.RTMR[i], err = hex.DecodeString(*v); err != nil {
+					return "", nil, nil, outcome.InputError(fmt.Errorf("%s: rtmr%d: %w", f, i, err))
+				}
+			}
+		}
+		for _, nc := range doc.NotComputed {
+			if nc.RTMR >= 0 && nc.RTMR < 4 {
+				r.NotComputed[nc.RTMR] = nc.Reason
+			}
+		}
+		if doc.XFAM != "" {
+			x, err := strconv.ParseUint(doc.XFAM, 0, 64)
+			if err != nil {
+				return "", nil, nil, outcome.InputError(fmt.Errorf("%s: xfam %q: %w", f, doc.XFAM, err))
+			}
+			r.XFAM = &x
+		}
+		refs = append(refs, r)
+		docs = append(docs, doc)
+	}
+	return release, refs, docs, nil
+}

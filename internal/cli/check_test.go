@@ -1,0 +1,268 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cvmkit/cvmkit/internal/testenv"
+	"github.com/cvmkit/cvmkit/measure/tdx"
+	"github.com/cvmkit/cvmkit/outcome"
+	sevabi "github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
+	spb "github.com/google/go-sev-guest/proto/sevsnp"
+	sevtest "github.com/google/go-sev-guest/testing"
+	"github.com/google/go-tdx-guest/abi"
+	pb "github.com/google/go-tdx-guest/proto/tdx"
+)
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := Main(context.Background(), args, strings.NewReader(""), &stdout, &stderr, func(string) (string, bool) { return "", false })
+	return code, stdout.String(), stderr.String()
+}
+
+func writeJSONFile(t *testing.T, path string, v any) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckSNPRealReport runs 'cvmkit check snp' on the real report and
+// VCEK go-sev-guest publishes (verify/testdata): against a release whose
+// reference values hold its measurement and policy it is accepted; against
+// one built for another launch the differing field is named (exit 5); with
+// one signature byte changed it is refused as not authentic (exit 4).
+func TestCheckSNPRealReport(t *testing.T) {
+	gsg := filepath.Join(testenv.ModuleDir(t, "github.com/google/go-sev-guest"), "verify", "testdata")
+	report, vcek := filepath.Join(gsg, "attestation.bin"), filepath.Join(gsg, "vcek.testcer")
+	const m = "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01"
+	dir := t.TempDir()
+	this := filepath.Join(dir, "this")
+	writeJSONFile(t, filepath.Join(this, "measurements", "snp-gce.json"), snpResult{Mode: "snp", Policy: "0xb0000", Measurements: []snpEntry{
+		{Name: "gce-1vcpu", Digest: strings.Repeat("00", 48)}, {Name: "gce-2vcpu", Digest: m}}})
+	writeJSONFile(t, filepath.Join(this, "image", "image.lock.json"), map[string]string{"release": "demo@1.0.0"})
+
+	code, out, errOut := runCLI(t, "check", "snp", this, "--report", report, "--vcek", vcek, "--verify-at", "2024-01-01")
+	if code != 0 || !strings.Contains(out, "this VM runs release demo@1.0.0 (snp-gce.gce-2vcpu)") || !strings.Contains(out, "chain to the AMD roots pinned in cvmkit") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+
+	// Another release: the quickstart's kind of values.
+	other := filepath.Join(dir, "other")
+	writeJSONFile(t, filepath.Join(other, "measurements", "snp-qemu.json"), snpResult{Mode: "snp", Policy: "0x30000", Measurements: []snpEntry{{Name: "qemu-EPYC-Milan-2vcpu", Digest: strings.Repeat("11", 48)}}})
+	code, out, _ = runCLI(t, "check", "snp", other, "--report", report, "--vcek", vcek, "--verify-at", "2024-01-01")
+	if code != outcome.Mismatch.Value || !strings.Contains(out, "MEASUREMENT        DIFFERS") || !strings.Contains(out, "no configuration of the release has this measurement") {
+		t.Fatalf("other release: exit %d\n%s", code, out)
+	}
+	// The right measurement, another policy: POLICY named.
+	writeJSONFile(t, filepath.Join(other, "measurements", "snp-qemu.json"), snpResult{Mode: "snp", Policy: "0x30000", Measurements: []snpEntry{{Name: "x", Digest: m}}})
+	code, out, _ = runCLI(t, "check", "snp", other, "--report", report, "--vcek", vcek, "--verify-at", "2024-01-01", "--json")
+	var res checkResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != outcome.Mismatch.Value || res.Match.Fields[1].Name != "POLICY" || res.Match.Fields[1].OK {
+		t.Fatalf("other policy: exit %d %v\n%s", code, err, out)
+	}
+
+	raw, _ := os.ReadFile(report)
+	raw[0x2a0+5] ^= 1
+	tampered := filepath.Join(dir, "tampered.bin")
+	os.WriteFile(tampered, raw, 0o644)
+	code, out, errOut = runCLI(t, "check", "snp", this, "--report", tampered, "--vcek", vcek, "--verify-at", "2024-01-01")
+	if code != outcome.Signature.Value || !strings.Contains(out, "not authentic") {
+		t.Fatalf("changed signature byte: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "check", "snp", this, "--report", report, "--verify-at", "2024-01-01")
+	if code != outcome.Signature.Value || !strings.Contains(errOut, "no VCEK") {
+		t.Fatalf("no VCEK: exit %d %s", code, errOut)
+	}
+}
+
+// TestCheckTDXRealQuote: go-tdx-guest's production quote (Sapphire Rapids)
+// verifies offline against the pinned Intel root; a release holding its
+// MRTD and RTMRs accepts it, one with another RTMR1 names RTMR1, one byte of
+// the signature refuses it; an event log that does not replay to the
+// quote's RTMRs is named as not this TD's.
+func TestCheckTDXRealQuote(t *testing.T) {
+	quote := filepath.Join(testenv.ModuleDir(t, "github.com/google/go-tdx-guest"), "testing", "testdata", "tdx_prod_quote_SPR_E4.dat")
+	raw, err := os.ReadFile(quote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	doc := tdxFromQuote(t, raw)
+	this := filepath.Join(dir, "this")
+	writeJSONFile(t, filepath.Join(this, "measurements", "tdx-spr.json"), doc)
+	code, out, errOut := runCLI(t, "check", "tdx", this, "--quote", quote, "--verify-at", "2023-07-01")
+	if code != 0 || !strings.Contains(out, "this VM runs the release (tdx-spr)") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	other := filepath.Join(dir, "other")
+	r1 := strings.Repeat("ab", 48)
+	doc.RTMR[1] = &r1
+	writeJSONFile(t, filepath.Join(other, "measurements", "tdx-spr.json"), doc)
+	code, out, _ = runCLI(t, "check", "tdx", other, "--quote", quote, "--verify-at", "2023-07-01")
+	if code != outcome.Mismatch.Value || !strings.Contains(out, "RTMR1              DIFFERS") || !strings.Contains(out, "but RTMR1 differ") {
+		t.Fatalf("other RTMR1: exit %d\n%s", code, out)
+	}
+	bad := append([]byte(nil), raw...)
+	bad[48+584+4+20] ^= 1
+	tampered := filepath.Join(dir, "tampered.dat")
+	os.WriteFile(tampered, bad, 0o644)
+	if code, out, _ = runCLI(t, "check", "tdx", this, "--quote", tampered, "--verify-at", "2023-07-01"); code != outcome.Signature.Value {
+		t.Fatalf("changed signature byte: exit %d\n%s", code, out)
+	}
+	// A log of other events does not replay to this quote.
+	log := filepath.Join(dir, "ccel.bin")
+	os.WriteFile(log, tdx.EncodeLog([]tdx.Event{{RTMR: 1, Type: tdx.EvEFIAction, Description: "x"}}), 0o644)
+	code, out, _ = runCLI(t, "check", "tdx", this, "--quote", quote, "--event-log", log, "--verify-at", "2023-07-01")
+	if code != outcome.Mismatch.Value || !strings.Contains(out, "the log is not this TD's") {
+		t.Fatalf("foreign log: exit %d\n%s", code, out)
+	}
+}
+
+// tdxFromQuote makes the TDX reference document a release for this quote's
+// TD would hold: its MRTD, RTMR0–2 (RTMR3 not computed) and XFAM.
+func tdxFromQuote(t *testing.T, raw []byte) *tdxResult {
+	t.Helper()
+	q, err := abi.QuoteToProto(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := q.(*pb.QuoteV4).GetTdQuoteBody()
+	doc := &tdxResult{MRTD: []tdxMRTD{{PageOrder: "single-pass", Value: hex.EncodeToString(body.GetMrTd())}},
+		NotComputed: []tdxNotComputed{{RTMR: 3, Reason: "the guest extends RTMR3"}},
+		XFAM:        fmt.Sprintf("%#x", binary.LittleEndian.Uint64(body.GetXfam()))}
+	for i := 0; i < 3; i++ {
+		v := hex.EncodeToString(body.GetRtmrs()[i])
+		doc.RTMR[i] = &v
+	}
+	return doc
+}
+
+// TestCheckSNPWithCvmkitMeasurement: a report carrying the measurement
+// cvmkit computed for a launch (signed with go-sev-guest's test-only AMD
+// chain, trusted with --amd-roots) is accepted by 'check snp' against the
+// release documents cvmkit wrote; the same report with another policy, or
+// from a machine whose TCB is below the release's minimum, is not.
+func TestCheckSNPWithCvmkitMeasurement(t *testing.T) {
+	shared := testenv.Shared(t)
+	dir := t.TempDir()
+	code, out, errOut := runCLI(t, "measure", "snp", "--json", "--ovmf", filepath.Join(shared, "fixtures/firmware/OVMF.fd"),
+		"--vcpus", "2", "--vcpu-type", "EPYC-Milan", "--policy", "0x30000")
+	if code != 0 {
+		t.Fatalf("measure snp: %d %s", code, errOut)
+	}
+	var doc snpResult
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc.MinimumTCB = &snpTCB{Bootloader: 2}
+	rel := filepath.Join(dir, "rel")
+	writeJSONFile(t, filepath.Join(rel, "measurements", "snp-qemu.json"), doc)
+
+	now := time.Now()
+	signer, err := sevtest.DefaultTestOnlyCertChain(kds.ProductName(sevabi.DefaultSevProduct()), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := filepath.Join(dir, "roots.pem")
+	os.WriteFile(roots, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: signer.Ask.Raw}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: signer.Ark.Raw})...), 0o644)
+	vcek := filepath.Join(dir, "vcek.der")
+	os.WriteFile(vcek, signer.Vcek.Raw, 0o644)
+	measurement, _ := hex.DecodeString(doc.Measurements[0].Digest)
+	report := func(name string, policy uint64, bootloader uint8) string {
+		tcb, _ := kds.ComposeTCBParts(kds.TCBParts{BlSpl: bootloader})
+		r := &spb.Report{Version: 2, Policy: policy, SignatureAlgo: 1, ReportData: make([]byte, sevabi.ReportDataSize),
+			FamilyId: make([]byte, 16), ImageId: make([]byte, 16), Measurement: measurement, HostData: make([]byte, sevabi.HostDataSize),
+			IdKeyDigest: make([]byte, 48), AuthorKeyDigest: make([]byte, 48), ReportId: make([]byte, sevabi.ReportIDSize),
+			ReportIdMa: make([]byte, sevabi.ReportIDMASize), ChipId: make([]byte, sevabi.ChipIDSize),
+			CurrentTcb: uint64(tcb), CommittedTcb: uint64(tcb), ReportedTcb: uint64(tcb), LaunchTcb: uint64(tcb),
+			Signature: make([]byte, sevabi.SignatureSize)}
+		raw, err := sevabi.ReportToAbiBytes(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, ss, err := signer.Sign(sevabi.SignedComponent(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sevabi.SetSignature(rs, ss, raw); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, raw, 0o644)
+		return p
+	}
+	args := func(r string) []string {
+		return []string{"check", "snp", rel, "--report", r, "--vcek", vcek, "--amd-roots", roots, "--product", "Milan"}
+	}
+	code, out, errOut = runCLI(t, args(report("good.bin", 0x30000, 3))...)
+	if code != 0 || !strings.Contains(out, "(snp-qemu.qemu-EPYC-Milan-2vcpu)") {
+		t.Fatalf("cvmkit's own measurement: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, args(report("debug.bin", 0xb0000, 3))...)
+	if code != outcome.Mismatch.Value || !strings.Contains(out, "but POLICY differ") {
+		t.Fatalf("debug policy: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, args(report("old.bin", 0x30000, 1))...)
+	if code != outcome.Policy.Value || !strings.Contains(out, "REPORTED_TCB       DIFFERS") {
+		t.Fatalf("old bootloader: exit %d\n%s", code, out)
+	}
+	// Without --amd-roots the test chain is not AMD's: refused.
+	if code, _, _ = runCLI(t, "check", "snp", rel, "--report", filepath.Join(dir, "good.bin"), "--vcek", vcek, "--product", "Milan"); code != outcome.Signature.Value {
+		t.Fatalf("test chain against the pinned roots: exit %d", code)
+	}
+}
+
+// TestReplayAgainst: a CC event log that folds to the quote's RTMRs and
+// holds the predicted events is accepted; one with another kernel is named
+// at the kernel event with its meaning.
+func TestReplayAgainst(t *testing.T) {
+	events := []tdx.Event{
+		{RTMR: 1, Type: tdx.EvEFIBootServicesApp, Description: "kernel", Digest: [48]byte{1}},
+		{RTMR: 1, Type: tdx.EvEFIAction, Description: "Calling EFI Application from Boot Option", Digest: [48]byte{2}},
+	}
+	doc := &tdxResult{}
+	var r1 [48]byte
+	for _, e := range events {
+		tdx.Extend(&r1, e.Digest)
+		doc.Events = append(doc.Events, tdxEvent{RTMR: e.RTMR, Type: tdx.EventTypeName(e.Type), Description: e.Description, Digest: hex.EncodeToString(e.Digest[:])})
+	}
+	v := hex.EncodeToString(r1[:])
+	doc.RTMR[1] = &v
+	zero := make([]byte, 48)
+	quote := [][]byte{zero, r1[:], zero, zero}
+	log, err := tdx.ParseLog(tdx.EncodeLog(events))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp := replayAgainst(log, quote, doc); !rp.OK() {
+		t.Fatalf("matching log: %+v", rp)
+	}
+	other := append([]tdx.Event(nil), events...)
+	other[0].Digest[0] = 9
+	var o1 [48]byte
+	for _, e := range other {
+		tdx.Extend(&o1, e.Digest)
+	}
+	log, _ = tdx.ParseLog(tdx.EncodeLog(other))
+	rp := replayAgainst(log, [][]byte{zero, o1[:], zero, zero}, doc)
+	if rp.OK() || !rp.MatchesQuote || len(rp.Differences) != 1 || !strings.Contains(rp.Differences[0], "RTMR1 event 0") || !strings.Contains(rp.Differences[0], "the kernel image hash differs") {
+		t.Fatalf("other kernel: %+v", rp)
+	}
+}
