@@ -8,11 +8,14 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/google/go-tdx-guest/abi"
+	"github.com/google/go-tdx-guest/pcs"
 	pb "github.com/google/go-tdx-guest/proto/tdx"
 	"github.com/google/go-tdx-guest/verify"
 	"google.golang.org/protobuf/encoding/prototext"
@@ -50,6 +53,18 @@ type TDXOptions struct {
 	Roots *x509.CertPool
 }
 
+// roots is the root pool to trust: the pinned Intel root unless replaced.
+// It is always given explicitly: go-tdx-guest would otherwise log a
+// warning about its embedded root to stdout (its logger writes there).
+func (o TDXOptions) roots() *x509.CertPool {
+	if o.Roots != nil {
+		return o.Roots
+	}
+	p := x509.NewCertPool()
+	p.AddCert(IntelSGXRootCA)
+	return p
+}
+
 // VerifyTDX checks the quote's signature by the quoting enclave's
 // attestation key, the QE report's signature and binding, and the PCK
 // certificate chain in the quote up to the pinned Intel SGX root CA,
@@ -59,15 +74,8 @@ func VerifyTDX(ctx context.Context, q *pb.QuoteV4, o TDXOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	roots := o.Roots
-	if roots == nil {
-		// Given explicitly: go-tdx-guest would otherwise log a warning
-		// about its embedded root to stdout (its logger writes there).
-		roots = x509.NewCertPool()
-		roots.AddCert(IntelSGXRootCA)
-	}
 	// One signature chain over a bounded quote: no loop to interrupt.
-	opts := &verify.Options{Now: o.At, TrustedRoots: roots}
+	opts := &verify.Options{Now: o.At, TrustedRoots: o.roots()}
 	if err := verify.TdxQuote(q, opts); err != nil {
 		return fmt.Errorf("%w: %v", ErrNotAuthentic, err)
 	}
@@ -163,4 +171,55 @@ func MatchTDX(q *pb.QuoteV4, refs []TDXReference, nonce []byte) *Match {
 		m.Fields = append(m.Fields, Field{Name: "REPORTDATA", Got: hex.EncodeToString(body.GetReportData()), Want: hex.EncodeToString(want), OK: bytes.Equal(body.GetReportData(), want)})
 	}
 	return m
+}
+
+// TDXCollateral is Intel's collateral for a quote, as PCS serves it: the
+// TDX TCB info and the TD quoting enclave identity (JSON bodies), and the
+// issuer chain PCS sends with them (PEM: Intel SGX TCB Signing, then the
+// root). Given as files, it is checked offline.
+type TDXCollateral struct {
+	TCBInfo, QEIdentity, IssuerChain []byte
+}
+
+// ErrTCBStatus wraps a TCB status other than UpToDate (of the platform, its
+// TDX module or its quoting enclave) in the collateral.
+var ErrTCBStatus = errors.New("the platform's TCB is not up to date")
+
+// CheckTDXCollateral verifies the collateral's signatures (by the TCB
+// signing certificate, chained to the pinned root) and validity at o.At,
+// then the platform's and quoting enclave's TCB status in it (go-tdx-guest
+// verify with collateral). Run it after VerifyTDX: a failure here is about
+// the platform's firmware, not the quote's authenticity.
+func CheckTDXCollateral(ctx context.Context, q *pb.QuoteV4, c *TDXCollateral, o TDXOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g := &collateralGetter{c: c, chain: url.QueryEscape(string(c.IssuerChain))}
+	opts := &verify.Options{Now: o.At, TrustedRoots: o.roots(), GetCollateral: true, Getter: g}
+	if err := verify.TdxQuote(q, opts); err != nil {
+		// go-tdx-guest has no typed errors for these: a status failure
+		// says so in its message; anything else is collateral that does
+		// not verify (signature, chain, validity period).
+		if errors.Is(err, verify.ErrTcbStatus) || strings.Contains(err.Error(), "TCB status check") || strings.Contains(err.Error(), "TCB Status") {
+			return fmt.Errorf("%w: %v", ErrTCBStatus, err)
+		}
+		return fmt.Errorf("%w: collateral: %v", ErrNotAuthentic, err)
+	}
+	return nil
+}
+
+// collateralGetter answers go-tdx-guest's PCS requests from the files.
+type collateralGetter struct {
+	c     *TDXCollateral
+	chain string
+}
+
+func (g *collateralGetter) Get(u string) (map[string][]string, []byte, error) {
+	switch {
+	case strings.HasPrefix(u, strings.TrimSuffix(pcs.TcbInfoURL(""), "=")):
+		return map[string][]string{"Tcb-Info-Issuer-Chain": {g.chain}}, g.c.TCBInfo, nil
+	case u == pcs.QeIdentityURL():
+		return map[string][]string{"Sgx-Enclave-Identity-Issuer-Chain": {g.chain}}, g.c.QEIdentity, nil
+	}
+	return nil, nil, fmt.Errorf("%s is not among the collateral files given (cvmkit checks offline)", u)
 }

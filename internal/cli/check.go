@@ -12,11 +12,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cvmkit/cvmkit/build"
 	"github.com/cvmkit/cvmkit/evidence"
+	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/sign"
 	"github.com/spf13/cobra"
 )
 
@@ -45,8 +48,66 @@ type checkResult struct {
 	Authentic string          `json:"authentic"`
 	Match     *evidence.Match `json:"match"`
 	// Replay is the CC event log's replay (TDX, with --event-log).
-	Replay  *checkReplay `json:"replay,omitempty"`
-	Verdict string       `json:"verdict"`
+	Replay *checkReplay `json:"replay,omitempty"`
+	// GPU is the GPU evidence checked in the same call (--gpu-evidence).
+	GPU     *gpuCheckResult `json:"gpu,omitempty"`
+	Verdict string          `json:"verdict"`
+	gpuErr  error
+}
+
+// checkGPUFlags are the GPU evidence a CPU check can take in the same
+// call, so that one command answers for a confidential AI VM.
+type checkGPUFlags struct {
+	evidence, nonce string
+}
+
+func (g *checkGPUFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&g.evidence, "gpu-evidence", "", "NVIDIA GPU evidence JSON (attestation SDK, NRAS or Trustee format), checked against the release's gpu/gpu-reference.json as 'cvmkit gpu check' does")
+	cmd.Flags().StringVar(&g.nonce, "gpu-nonce", "", "the nonce the verifier sent the GPUs, 64 hex digits")
+}
+
+// check verifies the GPU evidence against the release's GPU reference
+// values (see gpu check); the error is the first GPU's failure.
+func (g *checkGPUFlags) check(dir string, at time.Time) (*gpuCheckResult, error) {
+	if g.evidence == "" {
+		if g.nonce != "" {
+			return nil, outcome.UsageError(errors.New("--gpu-nonce without --gpu-evidence"))
+		}
+		return nil, nil
+	}
+	var wantNonce []byte
+	if g.nonce != "" {
+		var err error
+		if wantNonce, err = decodeHexFlag(g.nonce, 32); err != nil {
+			return nil, outcome.UsageError(fmt.Errorf("--gpu-nonce: %w", err), "give the 32-byte nonce as 64 hex digits")
+		}
+	}
+	refFile := filepath.Join(dir, filepath.FromSlash(sign.GPUPath))
+	if _, err := os.Stat(refFile); err != nil {
+		return nil, outcome.InputError(fmt.Errorf("%s has no %s: the release has no GPU reference values", dir, sign.GPUPath), "give gpu.rims in the release config")
+	}
+	ref, err := readReference(refFile)
+	if err != nil {
+		return nil, err
+	}
+	items, err := readGPUEvidence("", "", g.evidence)
+	if err != nil {
+		return nil, err
+	}
+	res := &gpuCheckResult{OK: true}
+	var firstErr error
+	for i, it := range items {
+		r, _, err := checkOneGPU(i, it, ref, wantNonce, gpu.ChainOptions{At: at})
+		if err != nil {
+			r.Error = err.Error()
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		res.OK = res.OK && r.OK
+		res.GPUs = append(res.GPUs, r)
+	}
+	return res, firstErr
 }
 
 // checkReplay is a CC event log replayed against the quote and compared
@@ -66,6 +127,7 @@ func (r *checkReplay) OK() bool { return r.MatchesQuote && len(r.Differences) ==
 func (a *app) checkSNPCmd() *cobra.Command {
 	var report, vcek, product, nonce, roots string
 	var at verifyAtFlag
+	var gpus checkGPUFlags
 	cmd := &cobra.Command{
 		Use:   "snp RELEASE_DIR --report FILE --vcek FILE",
 		Short: "Check an SEV-SNP attestation report against a release",
@@ -134,6 +196,9 @@ measurement, or a field differs; 6 only the TCB is older than the minimum.`,
 			}
 			res.Authentic = fmt.Sprintf("signed by the chip's %s, chain to the AMD roots pinned in cvmkit, valid at %s", signerName(att.GetReport().GetSignerInfo()), t.UTC().Format("2006-01-02T15:04:05Z"))
 			res.Match = evidence.MatchSNP(att.GetReport(), refs, n)
+			if res.GPU, res.gpuErr = gpus.check(args[0], t); res.GPU == nil && res.gpuErr != nil {
+				return res.gpuErr
+			}
 			return a.finishCheck(&res)
 		},
 	}
@@ -143,6 +208,7 @@ measurement, or a field differs; 6 only the TCB is older than the minimum.`,
 	cmd.Flags().StringVar(&nonce, "nonce", "", "the REPORT_DATA the verifier asked for, hex (up to 64 bytes; the rest must be zero)")
 	cmd.Flags().StringVar(&roots, "amd-roots", "", "PEM ASK+ARK to trust instead of the pinned AMD roots (private or test chains only)")
 	at.register(cmd, "the certificates")
+	gpus.register(cmd)
 	return cmd
 }
 
@@ -156,11 +222,19 @@ func signerName(info uint32) string {
 // finishCheck prints the result and maps it to an exit code.
 func (a *app) finishCheck(res *checkResult) error {
 	m := res.Match
+	gpuNote := ""
+	if res.GPU != nil {
+		if res.GPU.OK {
+			gpuNote = fmt.Sprintf(", with %d GPU(s) matching its GPU reference values", len(res.GPU.GPUs))
+		} else {
+			gpuNote = "; a GPU does not match its GPU reference values"
+		}
+	}
 	switch {
 	case m.OK() && (res.Replay == nil || res.Replay.OK()):
-		res.Verdict = "this VM runs " + orRelease(res.Release) + " (" + m.Configuration + ")"
+		res.Verdict = "this VM runs " + orRelease(res.Release) + " (" + m.Configuration + ")" + gpuNote
 	case m.Configuration == "":
-		res.Verdict = "no configuration of " + orRelease(res.Release) + " has this measurement"
+		res.Verdict = "no configuration of " + orRelease(res.Release) + " has this measurement" + gpuNote
 	default:
 		var bad []string
 		for _, f := range m.Fields {
@@ -171,14 +245,14 @@ func (a *app) finishCheck(res *checkResult) error {
 		if res.Replay != nil && !res.Replay.OK() {
 			bad = append(bad, "event log")
 		}
-		res.Verdict = fmt.Sprintf("matches %s by measurement, but %s differ", m.Configuration, strings.Join(bad, ", "))
+		res.Verdict = fmt.Sprintf("matches %s by measurement, but %s differ", m.Configuration, strings.Join(bad, ", ")) + gpuNote
 	}
 	if err := a.emit(res, func(w io.Writer) { printCheck(w, res) }); err != nil {
 		return err
 	}
 	switch {
 	case m.OK() && (res.Replay == nil || res.Replay.OK()):
-		return nil
+		return res.gpuErr
 	case m.PolicyOnly() && (res.Replay == nil || res.Replay.OK()):
 		return outcome.PolicyError(errors.New(res.Verdict), "the machine's firmware is older than the release's minimumTCB: update it, or lower the minimum in cvmkit.yaml")
 	}
@@ -230,6 +304,10 @@ func printCheck(w io.Writer, res *checkResult) {
 		for _, l := range rp.Lines {
 			fmt.Fprintf(w, "  %s\n", l)
 		}
+	}
+	if res.GPU != nil {
+		fmt.Fprintln(w)
+		printGPUCheck(w, res.GPU)
 	}
 	fmt.Fprintf(w, "\n%s\n", res.Verdict)
 }
@@ -304,8 +382,9 @@ func releaseName(dir string) string {
 }
 
 func (a *app) checkTDXCmd() *cobra.Command {
-	var quote, eventLog, nonce, roots string
+	var quote, eventLog, nonce, roots, tcbInfo, qeIdentity, tcbChain string
 	var at verifyAtFlag
+	var gpus checkGPUFlags
 	cmd := &cobra.Command{
 		Use:   "tdx RELEASE_DIR --quote FILE [--event-log CCEL]",
 		Short: "Check an Intel TDX quote (and its CC event log) against a release",
@@ -372,8 +451,27 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 				_ = a.emit(res, func(w io.Writer) { printCheck(w, &res) })
 				return outcome.SignatureError(fmt.Errorf("--quote %q: %w", quote, err))
 			}
-			res.Authentic = fmt.Sprintf("signed by the quoting enclave, PCK chain to the Intel SGX root CA pinned in cvmkit, valid at %s (TCB status from Intel's collateral not evaluated)", t.UTC().Format("2006-01-02T15:04:05Z"))
+			res.Authentic = fmt.Sprintf("signed by the quoting enclave, PCK chain to the Intel SGX root CA pinned in cvmkit, valid at %s", t.UTC().Format("2006-01-02T15:04:05Z"))
 			res.Match = evidence.MatchTDX(q, refs, n)
+			coll, err := readCollateral(tcbInfo, qeIdentity, tcbChain)
+			if err != nil {
+				return err
+			}
+			if coll == nil {
+				res.Authentic += " (the TCB status is not evaluated: give --tcb-info, --qe-identity and --tcb-signing-chain)"
+			} else {
+				err := evidence.CheckTDXCollateral(cmd.Context(), q, coll, o)
+				switch {
+				case errors.Is(err, evidence.ErrNotAuthentic):
+					res.Authentic, res.Verdict = err.Error(), "the collateral is not authentic or not current"
+					_ = a.emit(res, func(w io.Writer) { printCheck(w, &res) })
+					return outcome.SignatureError(err, "give the TCB info and QE identity PCS served for this platform, current at --verify-at")
+				case err != nil:
+					res.Match.Fields = append(res.Match.Fields, evidence.Field{Name: "TCB_STATUS", Got: strings.TrimPrefix(err.Error(), evidence.ErrTCBStatus.Error()+": "), Want: "UpToDate in Intel's collateral", Policy: true})
+				default:
+					res.Match.Fields = append(res.Match.Fields, evidence.Field{Name: "TCB_STATUS", Got: "UpToDate", Want: "UpToDate in Intel's collateral", OK: true, Policy: true})
+				}
+			}
 			if eventLog != "" {
 				b, err := os.ReadFile(eventLog)
 				if err != nil {
@@ -391,14 +489,21 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 				}
 				res.Replay = replayAgainst(log, q.GetTdQuoteBody().GetRtmrs(), doc)
 			}
+			if res.GPU, res.gpuErr = gpus.check(args[0], t); res.GPU == nil && res.gpuErr != nil {
+				return res.gpuErr
+			}
 			return a.finishCheck(&res)
 		},
 	}
 	cmd.Flags().StringVar(&quote, "quote", "", "the TD quote: Intel's version 4 binary format or a go-tdx-guest QuoteV4 protobuf")
 	cmd.Flags().StringVar(&eventLog, "event-log", "", "the TD's CC event log (CCEL data) to replay and compare")
 	cmd.Flags().StringVar(&nonce, "nonce", "", "the REPORTDATA the verifier asked for, hex (up to 64 bytes; the rest must be zero)")
+	cmd.Flags().StringVar(&tcbInfo, "tcb-info", "", "Intel PCS TDX TCB info for the platform (the JSON body of /tdx/certification/v4/tcb?fmspc=…)")
+	cmd.Flags().StringVar(&qeIdentity, "qe-identity", "", "Intel PCS TD quoting enclave identity (the JSON body of /tdx/certification/v4/qe/identity)")
+	cmd.Flags().StringVar(&tcbChain, "tcb-signing-chain", "", "the issuer chain PCS sends with them (PEM: Intel SGX TCB Signing, then the root)")
 	cmd.Flags().StringVar(&roots, "intel-roots", "", "PEM root CA to trust instead of the pinned Intel SGX root (private or test chains only)")
-	at.register(cmd, "the PCK certificate chain")
+	at.register(cmd, "the PCK certificate chain (and the GPU chains)")
+	gpus.register(cmd)
 	return cmd
 }
 
@@ -502,4 +607,26 @@ func tdxReferences(dir string) (string, []evidence.TDXReference, []*tdxResult, e
 		docs = append(docs, doc)
 	}
 	return release, refs, docs, nil
+}
+
+// readCollateral reads the three collateral files, all or none.
+func readCollateral(tcbInfo, qeIdentity, chain string) (*evidence.TDXCollateral, error) {
+	if tcbInfo == "" && qeIdentity == "" && chain == "" {
+		return nil, nil
+	}
+	if tcbInfo == "" || qeIdentity == "" || chain == "" {
+		return nil, outcome.UsageError(errors.New("give --tcb-info, --qe-identity and --tcb-signing-chain together"))
+	}
+	c := &evidence.TDXCollateral{}
+	for _, f := range []struct {
+		flag, path string
+		dst        *[]byte
+	}{{"--tcb-info", tcbInfo, &c.TCBInfo}, {"--qe-identity", qeIdentity, &c.QEIdentity}, {"--tcb-signing-chain", chain, &c.IssuerChain}} {
+		b, _, err := readInput(f.path, f.flag, 16<<20)
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = b
+	}
+	return c, nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	sevtest "github.com/google/go-sev-guest/testing"
 	"github.com/google/go-tdx-guest/abi"
 	pb "github.com/google/go-tdx-guest/proto/tdx"
+	tdxtest "github.com/google/go-tdx-guest/testing"
 )
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
@@ -264,5 +266,66 @@ func TestReplayAgainst(t *testing.T) {
 	rp := replayAgainst(log, [][]byte{zero, o1[:], zero, zero}, doc)
 	if rp.OK() || !rp.MatchesQuote || len(rp.Differences) != 1 || !strings.Contains(rp.Differences[0], "RTMR1 event 0") || !strings.Contains(rp.Differences[0], "the kernel image hash differs") {
 		t.Fatalf("other kernel: %+v", rp)
+	}
+}
+
+// TestCheckSNPWithGPU: one call answers for the CPU and the GPU. NVIDIA's
+// published H100 report (nvtrust, driver 545.00) as SDK-format evidence is
+// checked against the release's gpu/gpu-reference.json beside the SEV-SNP
+// report; a GPU nonce that is not the report's fails the call (exit 5).
+func TestCheckSNPWithGPU(t *testing.T) {
+	shared := testenv.Shared(t)
+	g := filepath.Join(shared, "fixtures/gpu/nvtrust")
+	gsg := filepath.Join(testenv.ModuleDir(t, "github.com/google/go-sev-guest"), "verify", "testdata")
+	const m = "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01"
+	rel := t.TempDir()
+	writeJSONFile(t, filepath.Join(rel, "measurements", "snp-gce.json"), snpResult{Mode: "snp", Policy: "0xb0000", Measurements: []snpEntry{{Name: "gce", Digest: m}}})
+	os.MkdirAll(filepath.Join(rel, "gpu"), 0o755)
+	code, _, errOut := runCLI(t, "gpu", "reference", "--rim", filepath.Join(g, "rims/1010_0200_882_96005E0001_test_no_gpu.swidtag"),
+		"--rim", filepath.Join(g, "rims/Driver_RIM_test_no_gpu.swidtag"), "--verify-at", "2024-01-01", "-o", filepath.Join(rel, "gpu", "gpu-reference.json"))
+	if code != 0 {
+		t.Fatalf("gpu reference: %d %s", code, errOut)
+	}
+	report, _ := os.ReadFile(filepath.Join(g, "reports/attestationReport_545.00_96.00.5E.00.01.hex"))
+	chain, _ := os.ReadFile(filepath.Join(g, "reports/gpuAkCertChain_545.00.pem"))
+	ev := filepath.Join(t.TempDir(), "gpu.json")
+	writeJSONFile(t, ev, []map[string]string{{"arch": "HOPPER", "evidence": strings.TrimSpace(string(report)), "certificate": string(chain)}})
+	args := []string{"check", "snp", rel, "--report", filepath.Join(gsg, "attestation.bin"), "--vcek", filepath.Join(gsg, "vcek.testcer"), "--verify-at", "2024-01-01", "--gpu-evidence", ev}
+	code, out, errOut := runCLI(t, append(args, "--gpu-nonce", "4cff7f5380ead8fad8ec2c531c110aca4302a88f603792801a8ca29ee151af2e")...)
+	if code != 0 || !strings.Contains(out, "with 1 GPU(s) matching its GPU reference values") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, append(args, "--gpu-nonce", strings.Repeat("00", 32))...)
+	if code != outcome.Mismatch.Value || !strings.Contains(out, "a GPU does not match") {
+		t.Fatalf("other GPU nonce: exit %d\n%s", code, out)
+	}
+}
+
+// TestCheckTDXCollateral: with go-tdx-guest's sample PCS collateral given
+// as files, the collateral verifies but has no TCB level for this quote's
+// platform: exit 6 naming TCB_STATUS; expired collateral: exit 4.
+func TestCheckTDXCollateral(t *testing.T) {
+	mod := filepath.Join(testenv.ModuleDir(t, "github.com/google/go-tdx-guest"), "testing", "testdata")
+	quote := filepath.Join(mod, "tdx_prod_quote_SPR_E4.dat")
+	raw, _ := os.ReadFile(quote)
+	rel := t.TempDir()
+	writeJSONFile(t, filepath.Join(rel, "measurements", "tdx-spr.json"), tdxFromQuote(t, raw))
+	chain, err := url.QueryUnescape(tdxtest.TcbInfoHeader["Tcb-Info-Issuer-Chain"][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainFile := filepath.Join(t.TempDir(), "chain.pem")
+	os.WriteFile(chainFile, []byte(chain), 0o644)
+	args := []string{"check", "tdx", rel, "--quote", quote, "--tcb-info", filepath.Join(mod, "sample_tcbInfo_response"),
+		"--qe-identity", filepath.Join(mod, "sample_qeIdentity_response"), "--tcb-signing-chain", chainFile}
+	code, out, errOut := runCLI(t, append(args, "--verify-at", "2023-07-01")...)
+	if code != outcome.Policy.Value || !strings.Contains(out, "TCB_STATUS         DIFFERS") || !strings.Contains(out, "no matching TCB level") {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ = runCLI(t, append(args, "--verify-at", "2023-09-01")...); code != outcome.Signature.Value || !strings.Contains(out, "tcbInfo has expired") {
+		t.Fatalf("expired collateral: exit %d\n%s", code, out)
+	}
+	if code, _, _ = runCLI(t, "check", "tdx", rel, "--quote", quote, "--tcb-info", "x"); code != outcome.Usage.Value {
+		t.Fatalf("one collateral file: exit %d", code)
 	}
 }
