@@ -33,12 +33,21 @@ func ParseTDXQuote(b []byte) (*pb.QuoteV4, error) {
 	} else if len(b) >= 2 && binary.LittleEndian.Uint16(b) == 4 {
 		return nil, fmt.Errorf("TDX quote version 4: %w", err)
 	}
+	// A protobuf is checked for the shape of a quote before anything reads
+	// it: go-tdx-guest's verifier dereferences its header unchecked (found
+	// by FuzzParseTDXQuote).
 	q := &pb.QuoteV4{}
 	if err := proto.Unmarshal(b, q); err == nil && q.GetTdQuoteBody() != nil {
+		if err := abi.CheckQuoteV4(q); err != nil {
+			return nil, fmt.Errorf("QuoteV4 protobuf: %w", err)
+		}
 		return q, nil
 	}
 	q = &pb.QuoteV4{}
 	if err := prototext.Unmarshal(b, q); err == nil && q.GetTdQuoteBody() != nil {
+		if err := abi.CheckQuoteV4(q); err != nil {
+			return nil, fmt.Errorf("QuoteV4 protobuf: %w", err)
+		}
 		return q, nil
 	}
 	return nil, fmt.Errorf("not a TDX quote: %d bytes, neither Intel's version 4 quote format nor a go-tdx-guest QuoteV4 protobuf", len(b))
@@ -73,6 +82,9 @@ func (o TDXOptions) roots() *x509.CertPool {
 func VerifyTDX(ctx context.Context, q *pb.QuoteV4, o TDXOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if err := abi.CheckQuoteV4(q); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotAuthentic, err)
 	}
 	// One signature chain over a bounded quote: no loop to interrupt.
 	opts := &verify.Options{Now: o.At, TrustedRoots: o.roots()}
