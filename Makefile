@@ -5,7 +5,12 @@
 #   make lint   gofmt, go vet, staticcheck
 GO          ?= go
 BIN         := bin/cvmkit
-GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags=-buildid=
+# The version and commit come from git (the commit, never the clock), so the
+# binaries stay reproducible; outside a git checkout they say "devel".
+VERSION     := $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT      := $(shell git rev-parse HEAD 2>/dev/null)
+VERSIONPKG  := github.com/cvmkit/cvmkit/internal/version
+GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags="-buildid= -X $(VERSIONPKG).version=$(VERSION) -X $(VERSIONPKG).commit=$(COMMIT)"
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GORELEASER  := github.com/goreleaser/goreleaser/v2@v2.15.1
 QUICKSTART  := examples/quickstart

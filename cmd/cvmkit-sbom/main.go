@@ -7,6 +7,7 @@
 //
 // Usage:
 //
+//	cvmkit-sbom version
 //	cvmkit-sbom --name N [--version V] [--epoch UNIX-SECONDS] [--tool T]
 //	    [--kernel FILE] [--initrd FILE] [--firmware NAME=FILE]… [--firmware-vars NAME=FILE]…
 //	    -o DIR INPUT
@@ -32,6 +33,7 @@ import (
 	"time"
 
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/internal/version"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/sbom"
 )
@@ -56,6 +58,12 @@ func run() int {
 	fs.StringVar(&initrd, "initrd", "", "initrd to list, with the programs and modules inside it")
 	fs.Var(&firmware, "firmware", "NAME=FILE: firmware image to list (repeatable)")
 	fs.Var(&vars, "firmware-vars", "NAME=FILE: firmware variable store to list (repeatable)")
+	// "cvmkit-sbom version" prints this program's version, with syft's, as
+	// JSON ('cvmkit version --json' asks it).
+	if len(os.Args) == 2 && os.Args[1] == "version" {
+		_ = json.NewEncoder(os.Stdout).Encode(version.Get())
+		return 0
+	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}

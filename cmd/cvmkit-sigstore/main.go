@@ -20,9 +20,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/cvmkit/cvmkit/internal/version"
 	"os"
 	"os/signal"
 	"syscall"
@@ -46,7 +48,11 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(args) == 0 {
-		return fail(2, "usage: cvmkit-sigstore sign|verify …")
+		return fail(2, "usage: cvmkit-sigstore sign|verify|version …")
+	}
+	if args[0] == "version" {
+		_ = json.NewEncoder(os.Stdout).Encode(version.Get())
+		return 0
 	}
 	fs := flag.NewFlagSet("cvmkit-sigstore "+args[0], flag.ContinueOnError)
 	switch args[0] {

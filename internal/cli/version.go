@@ -1,75 +1,78 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
-	"runtime"
-	"runtime/debug"
 
+	"github.com/cvmkit/cvmkit/internal/version"
 	"github.com/spf13/cobra"
 )
 
-// version is set at release time with
-// -ldflags "-X github.com/cvmkit/cvmkit/internal/cli.version=v1.2.3".
-var version = ""
-
 // VersionInfo is what `cvmkit version --json` prints.
-type VersionInfo struct {
-	Version   string `json:"version"`
-	Commit    string `json:"commit,omitempty"`
-	Modified  bool   `json:"modified,omitempty"`
-	GoVersion string `json:"go"`
-	Platform  string `json:"platform"`
-}
+type VersionInfo = version.Info
 
-// Version returns cvmkit's version: the release tag set by the linker, or
-// the module version `go install …@vX` records, or "devel".
-func Version() VersionInfo {
-	v := VersionInfo{Version: version, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v.Version == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v.Version = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				v.Commit = s.Value
-			case "vcs.modified":
-				v.Modified = s.Value == "true"
-			}
-		}
-	}
-	if v.Version == "" {
-		v.Version = "devel"
-	}
-	return v
-}
+// Version returns cvmkit's version (see internal/version).
+func Version() VersionInfo { return version.Get() }
 
-func versionString() string {
-	v := Version()
-	s := "cvmkit " + v.Version
-	if v.Commit != "" {
-		s += " (" + v.Commit
-		if v.Modified {
-			s += ", modified"
-		}
-		s += ")"
-	}
-	return s + " " + v.GoVersion + " " + v.Platform
+func versionString() string { return "cvmkit " + Version().String() }
+
+// versionResult adds what the helper programs report: syft's version is
+// in cvmkit-sbom, not in cvmkit.
+type versionResult struct {
+	VersionInfo
+	Helpers map[string]*VersionInfo `json:"helpers"`
 }
 
 func (a *app) versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print cvmkit's version",
-		Long: `Print cvmkit's version, the commit it was built from (when the build recorded
-it), the Go version and the platform. Release builds carry their tag; 'go
-install github.com/cvmkit/cvmkit/cmd/cvmkit@vX' builds carry the module version.`,
+		Long: `Print cvmkit's version, the commit it was built from, the Go version and the
+platform. Release builds and 'make build' carry the tag (or git describe) and
+commit; 'go install github.com/cvmkit/cvmkit/cmd/cvmkit@vX' builds carry the
+module version.
+
+--json also lists the versions of the dependencies whose code decides output
+bytes (go-erofs, klauspost/compress, go-sev-guest, …) and those of the helper
+programs cvmkit-sbom (with syft's) and cvmkit-sigstore, when installed: a
+release made by another combination may differ byte for byte.`,
 		Example: `  cvmkit version
   cvmkit version --json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.emit(Version(), func(w io.Writer) { fmt.Fprintln(w, versionString()) })
+			res := versionResult{VersionInfo: Version(), Helpers: map[string]*VersionInfo{}}
+			for _, h := range []struct{ name, env string }{{"cvmkit-sbom", "CVMKIT_SBOM"}, {"cvmkit-sigstore", "CVMKIT_SIGSTORE"}} {
+				res.Helpers[h.name] = a.helperVersion(cmd, h.name, h.env)
+			}
+			return a.emit(res, func(w io.Writer) {
+				fmt.Fprintln(w, versionString())
+				for _, n := range []string{"cvmkit-sbom", "cvmkit-sigstore"} {
+					if v := res.Helpers[n]; v != nil {
+						fmt.Fprintf(w, "%s %s\n", n, v.String())
+					} else {
+						fmt.Fprintf(w, "%s not installed\n", n)
+					}
+				}
+			})
 		},
 	}
+}
+
+// helperVersion asks a helper program for its version; nil when it is not
+// installed or does not answer.
+func (a *app) helperVersion(cmd *cobra.Command, name, env string) *VersionInfo {
+	p, err := a.helper(name, env)
+	if err != nil {
+		return nil
+	}
+	out, err := a.runHelper(cmd.Context(), p, "version")
+	if err != nil {
+		return nil
+	}
+	var v VersionInfo
+	if json.Unmarshal(out, &v) != nil {
+		return nil
+	}
+	return &v
 }

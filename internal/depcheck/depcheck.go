@@ -51,6 +51,7 @@ var Layout = map[string]Role{
 	"internal/depcheck":   Base,
 	"internal/textpb":     Base,
 	"internal/initbin":    Base,
+	"internal/version":    Base,
 
 	"build":    Domain,
 	"measure":  Domain,
