@@ -81,6 +81,11 @@ func NewArtifact(dir string) (*Artifact, error) {
 	ann := func(p string) map[string]string {
 		return map[string]string{annotationTitle: p, AnnotationPath: p, AnnotationManifest: a.config.desc.Digest.String()}
 	}
+	// The model manifest is the config blob, which generic tools (oras pull)
+	// do not save: it is also the first layer, with a title, so that a pull
+	// by any tool gives the whole folder. Same blob, stored once.
+	a.layers = append(a.layers, blob{data: raw, desc: v1.Descriptor{MediaType: ManifestMediaType, Size: a.config.desc.Size,
+		Digest: a.config.desc.Digest, Annotations: ann(ManifestFile)}})
 	for _, f := range m.Files {
 		a.layers = append(a.layers, blob{file: f.Ciphertext, desc: v1.Descriptor{MediaType: FileMediaType, Size: f.CiphertextSize,
 			Digest: v1.Hash{Algorithm: "sha256", Hex: f.CiphertextSHA256}, Annotations: ann(f.Ciphertext)}})
@@ -132,6 +137,20 @@ func fileDigest(p string) (v1.Hash, int64, error) {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, n, nil
 }
 
+// blobs are the artifact's distinct blobs: the config, then the layers
+// (the model manifest layer is the config's blob).
+func (a *Artifact) blobs() []blob {
+	out := []blob{a.config}
+	seen := map[v1.Hash]bool{a.config.desc.Digest: true}
+	for _, l := range a.layers {
+		if !seen[l.desc.Digest] {
+			seen[l.desc.Digest] = true
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func (a *Artifact) open(b blob) (io.ReadCloser, error) {
 	if b.file == "" {
 		return io.NopCloser(bytes.NewReader(b.data)), nil
@@ -147,7 +166,7 @@ func (a *Artifact) WriteLayout(dir, refName string) error {
 		if err != nil {
 			return err
 		}
-		for _, b := range append([]blob{a.config}, a.layers...) {
+		for _, b := range a.blobs() {
 			rc, err := a.open(b)
 			if err != nil {
 				return err
@@ -185,7 +204,7 @@ func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIMani
 // Push uploads the artifact to a registry repository under tag (or only by
 // digest when tag is empty) and returns its digest reference.
 func (a *Artifact) Push(repo name.Repository, tag string, opts ...remote.Option) (name.Digest, error) {
-	for _, b := range append([]blob{a.config}, a.layers...) {
+	for _, b := range a.blobs() {
 		if err := remote.WriteLayer(repo, fileLayer{a, b}, opts...); err != nil {
 			return name.Digest{}, fmt.Errorf("pushing %s: %w", b.desc.Digest, err)
 		}
@@ -260,6 +279,14 @@ func pull(raw []byte, dig, dst string, get blobSource) error {
 		}
 		for _, l := range om.Layers {
 			p := l.Annotations[AnnotationPath]
+			if p == ManifestFile {
+				// The titled copy of the config: it must be the same blob;
+				// the config was fetched above. Older artifacts lack it.
+				if l.Digest != om.Config.Digest {
+					return fmt.Errorf("layer %s claims to be %s but is not the config blob %s", l.Digest, ManifestFile, om.Config.Digest)
+				}
+				continue
+			}
 			if checkPath(p) != nil || !(strings.HasPrefix(p, WeightsDir+"/") || strings.HasPrefix(p, "keys/")) {
 				return fmt.Errorf("layer %s has path %q outside weights/ and keys/", l.Digest, p)
 			}

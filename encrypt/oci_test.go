@@ -3,10 +3,12 @@ package encrypt
 import (
 	"bytes"
 	"context"
+	"github.com/cvmkit/cvmkit/internal/testenv"
 	"io"
 	"log"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,4 +128,41 @@ func TestOCILayoutRoundTrip(t *testing.T) {
 	if err := PullLayout(lay, a.Digest.String(), filepath.Join(t.TempDir(), "p2")); err == nil || !strings.Contains(err.Error(), "does not match its descriptor") {
 		t.Fatalf("corrupted blob: %v", err)
 	}
+}
+
+// TestOrasPull: the real oras CLI (oras.land/oras v1.3.6) pulls the pushed
+// artifact from the in-process registry into a folder that holds the whole
+// encrypted model — model.manifest.json included — and decrypts.
+func TestOrasPull(t *testing.T) {
+	oras := testenv.Tool(t, "oras", "go install oras.land/oras/cmd/oras@v1.3.6")
+	src, enc, priv := encryptWithWraps(t)
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	a, err := NewArtifact(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := strings.TrimPrefix(srv.URL, "http://")
+	repo, err := name.NewRepository(host+"/models/demo", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dig, err := a.Push(repo, "1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "pulled")
+	cmd := exec.Command(oras, "pull", "--plain-http", "-o", out, dig.String())
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("oras pull: %v\n%s", err, b)
+	}
+	t.Logf("oras pull:\n%s", b)
+	for _, f := range []string{ManifestFile, "keys/index.json", "weights/model.safetensors"} {
+		if _, err := os.Stat(filepath.Join(out, filepath.FromSlash(f))); err != nil {
+			t.Errorf("oras pull left out %s", f)
+		}
+	}
+	checkPulled(t, src, out, priv)
 }

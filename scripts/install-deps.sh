@@ -49,5 +49,10 @@ if ! command -v cosign >/dev/null 2>&1 && [ ! -x "$gobin/cosign" ]; then
   echo "install-deps: go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5"
   go install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 fi
-case ":$PATH:" in *":$gobin:"*) ;; *) echo "install-deps: note: add $gobin to PATH so the tests find cosign" ;; esac
+# oras: the tests pull the encrypted-model artifact with the real client.
+if ! command -v oras >/dev/null 2>&1 && [ ! -x "$gobin/oras" ]; then
+  echo "install-deps: go install oras.land/oras/cmd/oras@v1.3.6"
+  go install oras.land/oras/cmd/oras@v1.3.6
+fi
+case ":$PATH:" in *":$gobin:"*) ;; *) echo "install-deps: note: add $gobin to PATH so the tests find cosign and oras" ;; esac
 echo "install-deps: OK"
