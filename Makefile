@@ -15,7 +15,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GORELEASER  := github.com/goreleaser/goreleaser/v2@v2.15.1
 QUICKSTART  := examples/quickstart
 
-.PHONY: all build initbin deps demo-inputs demo test test-short lint docs release-check fuzz clean
+.PHONY: all build initbin deps demo-inputs demo test test-short lint docs release-check snapshot test-action fuzz clean
 all: build
 
 # cvmkit embeds cmd/cvmkit-init (internal/initbin), built first. The helper
@@ -55,6 +55,10 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# The GitHub Action's step run as the runner runs it, on the quickstart.
+test-action: build demo-inputs
+	./scripts/test-action.sh
+
 # Regenerate docs/cvmkit.schema.json, docs/exit-codes.md and docs/cli.md.
 docs:
 	$(GO) test ./config -run TestSchemaInSync -update
@@ -62,6 +66,13 @@ docs:
 
 release-check:
 	$(GO) run $(GORELEASER) check
+
+# The release built twice as goreleaser does (this platform, nothing
+# published): identical archives with completions, man pages and SBOMs; then
+# the GitHub Action installs cvmkit from it over loopback.
+snapshot:
+	./scripts/snapshot-check.sh
+	./scripts/test-action.sh dist
 
 # Run every fuzz target for FUZZTIME each.
 FUZZTIME ?= 1m

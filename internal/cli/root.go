@@ -107,6 +107,7 @@ logs go to stderr. Exit codes are listed in docs/exit-codes.md.`,
 	root.AddCommand(
 		a.versionCmd(),
 		a.completionCmd(),
+		a.manCmd(),
 		a.configCmd(),
 		a.buildCmd(),
 		a.measureCmd(),

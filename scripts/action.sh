@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The GitHub Action's step (action.yml): install cvmkit, run `cvmkit release`,
+# write the step outputs. It runs the same way outside GitHub, which is how
+# scripts/test-action.sh tests it:
+#
+#   GITHUB_ACTION_PATH  this repository (source builds, and the release key)
+#   GITHUB_OUTPUT       the file the step outputs go to
+#   RUNNER_TEMP         scratch space
+#   INPUT_CONFIG INPUT_OUTPUT INPUT_CVMKIT_VERSION INPUT_ARGS  the inputs
+#   CVMKIT_RELEASES_URL where release assets are downloaded from
+#                       (default https://github.com/cvmkit/cvmkit/releases/download)
+#   CVMKIT_COSIGN_IDENTITY, CVMKIT_COSIGN_ISSUER   the signer of checksums.txt
+#                       (default: cvmkit's release workflow, keyless);
+#   CVMKIT_COSIGN_KEY   a public key instead (mirrors, tests)
+set -euo pipefail
+
+action=${GITHUB_ACTION_PATH:?GITHUB_ACTION_PATH is not set}
+out_file=${GITHUB_OUTPUT:?GITHUB_OUTPUT is not set}
+tmp=$(mktemp -d "${RUNNER_TEMP:-/tmp}/cvmkit-action.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+config=${INPUT_CONFIG:-cvmkit.yaml}
+output=${INPUT_OUTPUT:-dist}
+want=${INPUT_CVMKIT_VERSION:-source}
+
+log() { echo "cvmkit-action: $*" >&2; }
+fail() { echo "::error title=cvmkit::$*" >&2; exit 1; }
+
+# 1. cvmkit and its helpers.
+if [ "$want" = source ]; then
+  log "building cvmkit from $action (embedded cvmkit-init)"
+  make -C "$action" build >&2
+  bin="$action/bin"
+else
+  case "$want" in v[0-9]*) ;; *) fail "cvmkit-version '$want': want a release tag like v1.2.3, or source" ;; esac
+  base=${CVMKIT_RELEASES_URL:-https://github.com/cvmkit/cvmkit/releases/download}/$want
+  os=$(uname -s | tr A-Z a-z)
+  case $(uname -m) in x86_64) arch=amd64 ;; aarch64|arm64) arch=arm64 ;; *) fail "unsupported machine $(uname -m)" ;; esac
+  archive="cvmkit_${want#v}_${os}_${arch}.tar.gz"
+  for f in "$archive" checksums.txt checksums.txt.sigstore.json; do
+    curl -fsSL --retry 3 -o "$tmp/$f" "$base/$f" || fail "downloading $base/$f"
+  done
+  # The checksums file is signed by cvmkit's release workflow.
+  if [ -n "${CVMKIT_COSIGN_KEY:-}" ]; then
+    cosign verify-blob --key "$CVMKIT_COSIGN_KEY" --bundle "$tmp/checksums.txt.sigstore.json" --insecure-ignore-tlog "$tmp/checksums.txt" >&2 \
+      || fail "checksums.txt of $want is not signed by $CVMKIT_COSIGN_KEY"
+  else
+    cosign verify-blob --bundle "$tmp/checksums.txt.sigstore.json" \
+      --certificate-identity "${CVMKIT_COSIGN_IDENTITY:-https://github.com/cvmkit/cvmkit/.github/workflows/release.yml@refs/tags/$want}" \
+      --certificate-oidc-issuer "${CVMKIT_COSIGN_ISSUER:-https://token.actions.githubusercontent.com}" "$tmp/checksums.txt" >&2 \
+      || fail "checksums.txt of $want is not signed by cvmkit's release workflow"
+  fi
+  (cd "$tmp" && grep -E "  $archive\$" checksums.txt | sha256sum -c --status) || fail "$archive does not match checksums.txt"
+  mkdir -p "$tmp/bin"
+  tar -xzf "$tmp/$archive" -C "$tmp/bin" cvmkit cvmkit-sbom cvmkit-sigstore
+  bin="$tmp/bin"
+fi
+export PATH="$bin:$PATH"
+version=$(cvmkit version --json | jq -r '.version + " " + (.commit // "")')
+log "cvmkit $version"
+
+# 2. The release.
+# shellcheck disable=SC2086 # INPUT_ARGS is a list of arguments
+cvmkit release -f "$config" -o "$output" ${INPUT_ARGS:-}
+
+# 3. Never a secret in what is uploaded: the secrets folder is beside the
+# release, and no Tink keyset may be inside it.
+if grep -rlq '"primaryKeyId"' "$output"; then
+  fail "$output holds a cleartext keyset: not uploading it"
+fi
+
+# 4. Outputs.
+lock="$output/image/image.lock.json"
+root_hash=$(jq -r '.verity.rootHash // empty' "$lock")
+measurements=$(cd "$output/measurements" && jq -cn '
+  reduce (inputs | {name: (input_filename | sub("^\\./"; "") | sub("\\.json$"; "")), doc: .}) as $d ({};
+    .[$d.name] = (if $d.doc.measurements then
+        ($d.doc.measurements | map({key: .name, value: .digest}) | from_entries)
+      else {mrtd: [$d.doc.mrtd[].value], rtmr: $d.doc.rtmr} end))' ./*.json)
+{
+  echo "release-dir=$output"
+  echo "secrets-dir=$output.secrets"
+  echo "root-hash=$root_hash"
+  echo "measurements=$measurements"
+  echo "cvmkit-version=$version"
+} >>"$out_file"
+log "release in $output (root hash $root_hash)"
