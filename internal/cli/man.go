@@ -16,6 +16,11 @@ func (a *app) manCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    "man DIR",
 		Short:  "Write man pages (section 1) for every command into DIR",
+		Long: `Write one man page per command (cvmkit.1, cvmkit-release.1, …) into DIR, for
+packaging. The pages are dated SOURCE_DATE_EPOCH when it is set, so that they
+are reproducible. Hidden: release archives ship the pages under man/man1.`,
+		Example: `  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) cvmkit man man1/
+  man -l man1/cvmkit-release.1`,
 		Hidden: true,
 		Args:   exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
