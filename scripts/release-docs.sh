@@ -4,6 +4,11 @@
 # are dated SOURCE_DATE_EPOCH (goreleaser sets it to the commit time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# goreleaser passes the commit time; by hand, take it from git.
+if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)
+fi
+export SOURCE_DATE_EPOCH
 out=.cache/release-docs
 rm -rf "$out"
 mkdir -p "$out/completions" "$out/man"
