@@ -30,8 +30,9 @@ if [ "$first" != "$second" ]; then
   exit 1
 fi
 archive=$(ls dist/*.tar.gz)
+listing=$(tar -tzf "$archive")
 for f in cvmkit cvmkit-sbom cvmkit-sigstore completions/cvmkit.bash completions/cvmkit.zsh completions/cvmkit.fish man/man1/cvmkit.1 man/man1/cvmkit-release.1; do
-  tar -tzf "$archive" | grep -qx "$f" || { echo "snapshot-check: the archive has no $f" >&2; exit 1; }
+  grep -qx "$f" <<<"$listing" || { echo "snapshot-check: the archive has no $f" >&2; exit 1; }
 done
 ls dist/*.spdx.sbom.json >/dev/null || { echo "snapshot-check: no SBOM" >&2; exit 1; }
 echo "files in $archive dated:"; tar -tvzf "$archive" | awk '{print $4, $5}' | sort | uniq -c
