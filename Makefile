@@ -68,10 +68,12 @@ release-check:
 	$(GO) run $(GORELEASER) check
 
 # The release built twice as goreleaser does (this platform, nothing
-# published): identical archives with completions, man pages and SBOMs; then
-# the GitHub Action installs cvmkit from it over loopback.
+# published): identical archives with completions, man pages and SBOMs; the
+# container image built twice from it (same digest); then the GitHub Action
+# installs cvmkit from it over loopback.
 snapshot:
 	./scripts/snapshot-check.sh
+	./scripts/image-check.sh
 	./scripts/test-action.sh dist
 
 # Run every fuzz target for FUZZTIME each.

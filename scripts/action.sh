@@ -11,7 +11,8 @@
 #                       (default https://github.com/cvmkit/cvmkit/releases/download)
 #   CVMKIT_COSIGN_IDENTITY, CVMKIT_COSIGN_ISSUER   the signer of checksums.txt
 #                       (default: cvmkit's release workflow, keyless);
-#   CVMKIT_COSIGN_KEY   a public key instead (mirrors, tests)
+#   CVMKIT_COSIGN_KEY   a public key instead (mirrors, tests), with
+#   CVMKIT_COSIGN_TRUSTED_ROOT  a trusted_root.json for cosign offline
 set -euo pipefail
 
 action=${GITHUB_ACTION_PATH:?GITHUB_ACTION_PATH is not set}
@@ -41,10 +42,11 @@ else
   done
   # The checksums file is signed by cvmkit's release workflow.
   if [ -n "${CVMKIT_COSIGN_KEY:-}" ]; then
-    cosign verify-blob --key "$CVMKIT_COSIGN_KEY" --bundle "$tmp/checksums.txt.sigstore.json" --insecure-ignore-tlog "$tmp/checksums.txt" >&2 \
+    cosign verify-blob --new-bundle-format --key "$CVMKIT_COSIGN_KEY" ${CVMKIT_COSIGN_TRUSTED_ROOT:+--trusted-root "$CVMKIT_COSIGN_TRUSTED_ROOT"} \
+      --bundle "$tmp/checksums.txt.sigstore.json" --insecure-ignore-tlog "$tmp/checksums.txt" >&2 \
       || fail "checksums.txt of $want is not signed by $CVMKIT_COSIGN_KEY"
   else
-    cosign verify-blob --bundle "$tmp/checksums.txt.sigstore.json" \
+    cosign verify-blob --new-bundle-format --bundle "$tmp/checksums.txt.sigstore.json" \
       --certificate-identity "${CVMKIT_COSIGN_IDENTITY:-https://github.com/cvmkit/cvmkit/.github/workflows/release.yml@refs/tags/$want}" \
       --certificate-oidc-issuer "${CVMKIT_COSIGN_ISSUER:-https://token.actions.githubusercontent.com}" "$tmp/checksums.txt" >&2 \
       || fail "checksums.txt of $want is not signed by cvmkit's release workflow"

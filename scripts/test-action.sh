@@ -22,12 +22,27 @@ if [ $# -gt 0 ]; then
   dist=$(cd "$1" && pwd)
   version=$(jq -r .version "$dist/metadata.json")
   mkdir -p "$work/releases/v$version"
-  cp "$dist"/*.tar.gz "$dist/checksums.txt" "$dist/checksums.txt.sigstore.json" "$work/releases/v$version/"
+  cp "$dist"/*.tar.gz "$dist/checksums.txt" "$work/releases/v$version/"
+  key=$dist/cosign.pub
+  if [ -f "$dist/checksums.txt.sigstore.json" ]; then
+    cp "$dist/checksums.txt.sigstore.json" "$work/releases/v$version/"
+  else
+    # A snapshot is not signed: sign its checksums with a throwaway key, as
+    # the release's signs step does with the real identity.
+    (cd "$work" && COSIGN_PASSWORD= cosign generate-key-pair --output-key-prefix release >/dev/null 2>&1)
+    COSIGN_PASSWORD= cosign sign-blob --key "$work/release.key" --new-bundle-format --tlog-upload=false --yes \
+      --bundle "$work/releases/v$version/checksums.txt.sigstore.json" "$work/releases/v$version/checksums.txt" >/dev/null 2>&1
+    key=$work/release.pub
+  fi
+  # cosign reads Sigstore's trusted root from TUF unless given one: a key
+  # needs no CA or log, so an empty root keeps the check offline.
+  echo '{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}' >"$work/trusted_root.json"
+  export CVMKIT_COSIGN_TRUSTED_ROOT=$work/trusted_root.json
   port=$((20000 + RANDOM % 20000))
   (cd "$work/releases" && exec python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1) &
   server=$!
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
-  export INPUT_CVMKIT_VERSION=v$version CVMKIT_RELEASES_URL=http://127.0.0.1:$port CVMKIT_COSIGN_KEY=$dist/cosign.pub
+  export INPUT_CVMKIT_VERSION=v$version CVMKIT_RELEASES_URL=http://127.0.0.1:$port CVMKIT_COSIGN_KEY=$key
 fi
 
 # The runner starts the step in the workspace (here: the quickstart).
@@ -44,4 +59,15 @@ get measurements | jq -e '."snp-qemu-epyc"."qemu-EPYC-Milan-2vcpu" | length == 9
 get measurements | jq -e '."tdx-qemu-td".mrtd[0] | length == 96' >/dev/null || { echo "test-action: MRTD missing" >&2; exit 1; }
 if grep -rlq primaryKeyId "$work/dist"; then echo "test-action: a keyset in the uploaded folder" >&2; exit 1; fi
 "$root/bin/cvmkit" verify "$work/dist" --key "$root/examples/quickstart/cache/cosign.pub" >/dev/null 2>&1 || [ $# -gt 0 ] || { echo "test-action: the release does not verify" >&2; exit 1; }
+if [ $# -gt 0 ]; then
+  # A changed archive is refused before anything runs.
+  a=$(ls "$work/releases/$INPUT_CVMKIT_VERSION"/*.tar.gz)
+  printf 'x' | dd of="$a" bs=1 seek=100 conv=notrunc 2>/dev/null
+  : >"$GITHUB_OUTPUT"
+  if (cd "$root/examples/quickstart" && INPUT_OUTPUT=$work/dist2 "$root/scripts/action.sh") 2>"$work/err"; then
+    echo "test-action: a tampered archive was installed" >&2; exit 1
+  fi
+  grep -q "does not match checksums.txt" "$work/err" || { cat "$work/err" >&2; echo "test-action: wrong refusal" >&2; exit 1; }
+  echo "test-action: a tampered archive is refused: $(grep -o 'cvmkit_.*does not match checksums.txt' "$work/err")"
+fi
 echo "test-action: OK ($INPUT_CVMKIT_VERSION)"

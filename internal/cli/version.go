@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 
 	"github.com/cvmkit/cvmkit/internal/version"
 	"github.com/spf13/cobra"
@@ -34,27 +33,25 @@ commit; 'go install github.com/cvmkit/cvmkit/cmd/cvmkit@vX' builds carry the
 module version.
 
 --json also lists the versions of the dependencies whose code decides output
-bytes (go-erofs, klauspost/compress, go-sev-guest, …) and those of the helper
-programs cvmkit-sbom (with syft's) and cvmkit-sigstore, when installed: a
-release made by another combination may differ byte for byte.`,
+bytes (go-erofs, klauspost/compress, go-sev-guest, …) and asks the helper
+programs cvmkit-sbom (with syft's version) and cvmkit-sigstore for theirs
+(null when not installed): a release made by another combination may differ
+byte for byte.`,
 		Example: `  cvmkit version
   cvmkit version --json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !a.json {
+				// One line, no helper started: this is also cvmkit's
+				// start-up benchmark (bench/).
+				fmt.Fprintln(a.stdout, versionString())
+				return nil
+			}
 			res := versionResult{VersionInfo: Version(), Helpers: map[string]*VersionInfo{}}
 			for _, h := range []struct{ name, env string }{{"cvmkit-sbom", "CVMKIT_SBOM"}, {"cvmkit-sigstore", "CVMKIT_SIGSTORE"}} {
 				res.Helpers[h.name] = a.helperVersion(cmd, h.name, h.env)
 			}
-			return a.emit(res, func(w io.Writer) {
-				fmt.Fprintln(w, versionString())
-				for _, n := range []string{"cvmkit-sbom", "cvmkit-sigstore"} {
-					if v := res.Helpers[n]; v != nil {
-						fmt.Fprintf(w, "%s %s\n", n, v.String())
-					} else {
-						fmt.Fprintf(w, "%s not installed\n", n)
-					}
-				}
-			})
+			return a.emit(res, nil)
 		},
 	}
 }

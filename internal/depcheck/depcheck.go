@@ -64,9 +64,10 @@ var Layout = map[string]Role{
 
 	"verify": Composer,
 
-	"internal/cli": CLI,
-	"cmd":          CLI,
-	"examples":     CLI,
+	"internal/cli":   CLI,
+	"cmd":            CLI,
+	"internal/tools": CLI,
+	"examples":       CLI,
 }
 
 // cliOnly are imports only CLI packages may have (directly or not).
