@@ -14,8 +14,8 @@ import (
 // SOURCE_DATE_EPOCH when set (cobra/doc reads it), so they are reproducible.
 func (a *app) manCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:    "man DIR",
-		Short:  "Write man pages (section 1) for every command into DIR",
+		Use:   "man DIR",
+		Short: "Write man pages (section 1) for every command into DIR",
 		Long: `Write one man page per command (cvmkit.1, cvmkit-release.1, …) into DIR, for
 packaging. The pages are dated SOURCE_DATE_EPOCH when it is set, so that they
 are reproducible. Hidden: release archives ship the pages under man/man1.`,
