@@ -61,7 +61,7 @@ test-action: build demo-inputs
 
 # Regenerate docs/cvmkit.schema.json, docs/exit-codes.md and docs/cli.md.
 docs:
-	$(GO) test ./config -run TestSchemaInSync -update
+	$(GO) test ./config -run 'TestSchemaInSync|TestKeyReferenceInSync' -update
 	$(GO) test ./internal/cli -run TestGeneratedDocs -update
 
 release-check:

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,4 +238,121 @@ func TestEveryKeyDocumented(t *testing.T) {
 func sha256hex(s string) string {
 	d, _ := digestOf([]byte(s))
 	return d
+}
+
+// keyReference renders every key of the schema as a Markdown table: dotted
+// path ("[]" for list items), type and description.
+func keyReference(t *testing.T) string {
+	var s map[string]any
+	if err := json.Unmarshal(Schema(), &s); err != nil {
+		t.Fatal(err)
+	}
+	defs, _ := s["$defs"].(map[string]any)
+	resolve := func(v map[string]any) map[string]any {
+		for depth := 0; depth < 8; depth++ {
+			ref, ok := v["$ref"].(string)
+			if !ok {
+				break
+			}
+			d, _ := defs[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any)
+			merged := map[string]any{}
+			for k, x := range d {
+				merged[k] = x
+			}
+			if desc, ok := v["description"]; ok {
+				merged["description"] = desc
+			}
+			v = merged
+		}
+		return v
+	}
+	typeOf := func(v map[string]any) string {
+		switch ty := v["type"].(type) {
+		case string:
+			if ty == "array" {
+				if it, ok := v["items"].(map[string]any); ok {
+					if t2, ok := resolve(it)["type"].(string); ok {
+						return "list of " + t2
+					}
+				}
+			}
+			return ty
+		case []any:
+			var parts []string
+			for _, x := range ty {
+				parts = append(parts, fmt.Sprint(x))
+			}
+			return strings.Join(parts, " or ")
+		}
+		if _, ok := v["oneOf"]; ok {
+			return "one of several forms"
+		}
+		return "any"
+	}
+	var b strings.Builder
+	b.WriteString("| key | type | meaning |\n|---|---|---|\n")
+	var walk func(path string, v map[string]any, depth int)
+	walk = func(path string, v map[string]any, depth int) {
+		v = resolve(v)
+		if depth > 12 {
+			return
+		}
+		if path != "" {
+			desc := strings.ReplaceAll(fmt.Sprint(v["description"]), "|", "\\|")
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", path, typeOf(v), desc)
+		}
+		if it, ok := v["items"].(map[string]any); ok {
+			it = resolve(it)
+			if props, ok := it["properties"].(map[string]any); ok {
+				walkProps(path+"[]", props, depth, walk)
+			}
+		}
+		if props, ok := v["properties"].(map[string]any); ok {
+			walkProps(path, props, depth, walk)
+		}
+	}
+	walk("", s, 0)
+	return b.String()
+}
+
+func walkProps(prefix string, props map[string]any, depth int, walk func(string, map[string]any, int)) {
+	keys := make([]string, 0, len(props))
+	for k := range props {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := k
+		if prefix != "" {
+			p = prefix + "." + k
+		}
+		if v, ok := props[k].(map[string]any); ok {
+			walk(p, v, depth+1)
+		}
+	}
+}
+
+// TestKeyReferenceInSync keeps docs/config.md's list of every key equal to
+// the schema. Refresh it with: go test ./config -run TestKeyReferenceInSync -update
+func TestKeyReferenceInSync(t *testing.T) {
+	p := filepath.Join(testenv.RepoRoot(t), "docs", "config.md")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- keys:begin (generated from the schema: make docs) -->\n", "<!-- keys:end -->\n"
+	i, j := strings.Index(string(b), begin), strings.Index(string(b), end)
+	if i < 0 || j < i {
+		t.Fatalf("docs/config.md has no %q … %q section", begin, end)
+	}
+	want := string(b[:i+len(begin)]) + keyReference(t) + string(b[j:])
+	if *update {
+		if err := os.WriteFile(p, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if string(b) != want {
+		t.Fatal("docs/config.md's key list is stale: run go test ./config -run TestKeyReferenceInSync -update (make docs)")
+	}
 }

@@ -2,8 +2,10 @@ package policy
 
 import (
 	"fmt"
+	"strings"
 
 	checkpb "github.com/google/go-sev-guest/proto/check"
+	ccpb "github.com/google/go-tdx-guest/proto/checkconfig"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cvmkit/cvmkit/internal/textpb"
@@ -61,11 +63,41 @@ func SEVCheckConfig(v SEVCheck) (*checkpb.Config, error) {
 }
 
 // Encode returns a config as deterministic binary protobuf (what `check
-// -config x.binpb` reads) and as text format (x.textproto) for people.
-func Encode(m proto.Message) (binpb, text []byte, err error) {
+// -config x.binpb` reads) and as text format (x.textproto) for people. The
+// text form starts with comments naming the configuration and giving the
+// byte fields in hex, which the text format can only write as escaped
+// strings.
+func Encode(m proto.Message, name string) (binpb, text []byte, err error) {
 	binpb, err = proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
 		return nil, nil, err
 	}
-	return binpb, textpb.Marshal(m), nil
+	var b strings.Builder
+	fmt.Fprintf(&b, "# cvmkit: configuration %s\n", name)
+	switch c := m.(type) {
+	case *checkpb.Config:
+		p := c.GetPolicy()
+		fmt.Fprintf(&b, "# policy: %#x\n", p.GetPolicy())
+		fmt.Fprintf(&b, "# measurement: %x\n", p.GetMeasurement())
+		if h := p.GetHostData(); len(h) > 0 {
+			fmt.Fprintf(&b, "# host_data: %x\n", h)
+		}
+		for _, k := range p.GetTrustedIdKeyHashes() {
+			fmt.Fprintf(&b, "# trusted_id_key_hash: %x\n", k)
+		}
+		for _, k := range p.GetTrustedAuthorKeyHashes() {
+			fmt.Fprintf(&b, "# trusted_author_key_hash: %x\n", k)
+		}
+	case *ccpb.Config:
+		body := c.GetPolicy().GetTdQuoteBodyPolicy()
+		fmt.Fprintf(&b, "# mr_td: %x\n", body.GetMrTd())
+		for i, r := range body.GetRtmrs() {
+			if len(r) == 0 {
+				fmt.Fprintf(&b, "# rtmr%d: not checked\n", i)
+			} else {
+				fmt.Fprintf(&b, "# rtmr%d: %x\n", i, r)
+			}
+		}
+	}
+	return binpb, append([]byte(b.String()), textpb.Marshal(m)...), nil
 }

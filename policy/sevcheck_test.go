@@ -25,11 +25,11 @@ func TestSEVCheckConfig(t *testing.T) {
 	if !p.RequireIdBlock || !p.RequireAuthorKey || p.MinimumGuestSvn != 2 || len(p.TrustedIdKeyHashes) != 1 || len(p.HostData) != 32 {
 		t.Errorf("with an ID block: %v", p)
 	}
-	bin1, text1, err := Encode(cfg)
+	bin1, text1, err := Encode(cfg, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin2, text2, _ := Encode(cfg)
+	bin2, text2, _ := Encode(cfg, "test")
 	if !bytes.Equal(bin1, bin2) || !bytes.Equal(text1, text2) {
 		t.Error("encoding is not deterministic")
 	}

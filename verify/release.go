@@ -65,6 +65,12 @@ func Release(dir string, check func(bundle []byte) ([]byte, error), trusted stri
 	att := filepath.Join(dir, sign.AttestationsDir)
 	if fi, err := os.Stat(att); err != nil || !fi.IsDir() {
 		rep.add("attestations", Failed, "no "+sign.AttestationsDir+"/ folder")
+		// A folder with no release content is not an unsigned release:
+		// do not advise signing whatever was given.
+		if !isRelease(dir) {
+			return rep, outcome.InventoryError(fmt.Errorf("%s is not a release folder (no %s/, image/ or measurements/)", dir, sign.AttestationsDir),
+				"give the folder 'cvmkit release' (or 'cvmkit sign') wrote, e.g. dist")
+		}
 		return rep, outcome.InventoryError(fmt.Errorf("%s has no %s/: it was not signed", dir, sign.AttestationsDir), "sign it with 'cvmkit sign "+dir+" --key cosign.key'")
 	}
 	// The attestations folder holds exactly the statements and bundles.
@@ -303,4 +309,14 @@ func firstWith(l []FileResult, status string) FileResult {
 		}
 	}
 	return FileResult{}
+}
+
+// isRelease says whether dir holds what a release (signed or not) holds.
+func isRelease(dir string) bool {
+	for _, d := range []string{"image", "measurements", "model", "gpu"} {
+		if fi, err := os.Stat(filepath.Join(dir, d)); err == nil && fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }

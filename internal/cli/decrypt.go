@@ -54,7 +54,7 @@ complete.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := args[0]
 			if out == "" {
-				return outcome.UsageError(errors.New("-o OUT is required"))
+				return outcome.UsageError(errors.New("-o OUT is required"), "give a new folder for the decrypted weights, e.g. -o weights")
 			}
 			if err := newOutput(out); err != nil {
 				return err

@@ -77,7 +77,7 @@ func cliDoc() []byte {
 	root := a.rootCmd()
 	var b bytes.Buffer
 	b.WriteString("# Command reference\n\n<!-- Generated from the cobra tree by: go test ./internal/cli -run TestGeneratedDocs -update. Do not edit. -->\n\n")
-	b.WriteString("Every command also takes the global flags:\n\n```\n" + root.PersistentFlags().FlagUsages() + "```\n")
+	b.WriteString("Every command also takes the global flags:\n\n```\n" + flagUsages(root.PersistentFlags()) + "```\n")
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		if c.Hidden || c.Name() == "help" {
@@ -93,7 +93,7 @@ func cliDoc() []byte {
 				b.WriteString("\nExamples:\n\n```\n" + c.Example + "\n```\n")
 			}
 			if fl := c.NonInheritedFlags(); fl.HasAvailableFlags() {
-				b.WriteString("\nFlags:\n\n```\n" + fl.FlagUsages() + "```\n")
+				b.WriteString("\nFlags:\n\n```\n" + flagUsages(fl) + "```\n")
 			}
 		}
 		for _, sub := range c.Commands() {

@@ -93,7 +93,7 @@ looks complete. The format is specified in docs/weights-format.md.`,
 				return outcome.UsageError(errors.New("encrypt takes the model folder or file (or -f cvmkit.yaml)"))
 			}
 			if out == "" {
-				return outcome.UsageError(errors.New("-o OUT is required"))
+				return outcome.UsageError(errors.New("-o OUT is required"), "give a new folder for the encrypted weights, e.g. -o dist/model")
 			}
 			if err := newOutput(out); err != nil {
 				return err

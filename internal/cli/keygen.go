@@ -47,7 +47,7 @@ the terminal.`,
 				return outcome.UsageError(errors.New("say which key to make: --hpke or --signing"))
 			}
 			if out == "" {
-				return outcome.UsageError(errors.New("-o PREFIX is required"))
+				return outcome.UsageError(errors.New("-o PREFIX is required"), "give the file name prefix of the key pair, e.g. -o cosign (writes cosign.key and cosign.pub)")
 			}
 			if signingKey {
 				return a.keygenSigning(out)

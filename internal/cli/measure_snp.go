@@ -666,7 +666,7 @@ func (lp *launchPolicy) apply(e snp.Entry, se *snpEntry) error {
 		if err != nil {
 			return err
 		}
-		bin, text, err := policy.Encode(cfg)
+		bin, text, err := policy.Encode(cfg, name)
 		if err != nil {
 			return err
 		}

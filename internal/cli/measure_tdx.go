@@ -416,7 +416,7 @@ func writeTDXChecks(dir string, res *tdxResult) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		bin, text, err := policy.Encode(cfg)
+		bin, text, err := policy.Encode(cfg, "tdx "+m.PageOrder)
 		if err != nil {
 			return nil, err
 		}

@@ -51,8 +51,8 @@ func (a *app) policyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "policy TARGET DIR -o OUT",
 		Short: "Write ready-to-load key-authority policies from a release folder",
-		Long: `Read a release folder's reference values (measurements/snp.json, tdx.json,
-gpu/gpu-reference.json, image/image.lock.json, model/keys/index.json) and write,
+		Long: `Read a release folder's reference values (measurements/snp-NAME.json,
+tdx-NAME.json, gpu/gpu-reference.json, image/image.lock.json, model/keys/index.json) and write,
 into the new folder OUT, the inputs of a key authority:
 
   trustee    rvps-reference-values.json (RVPS "sample" message: SNP launch
@@ -80,7 +80,7 @@ unless --allow-unbound is given, which bindings.json and the policies record.`,
 				return outcome.UsageError(fmt.Errorf("unknown policy target %q", target), "targets: "+strings.Join(policyTargets, ", "))
 			}
 			if out == "" {
-				return outcome.UsageError(errors.New("-o OUT is required"))
+				return outcome.UsageError(errors.New("-o OUT is required"), "give a new folder for the policy files, e.g. -o trustee-policy")
 			}
 			if err := newOutput(out); err != nil {
 				return err
@@ -221,13 +221,13 @@ func policyFiles(target string, v *policy.Values, unbound map[string][]string, a
 				if cerr != nil {
 					return nil, cerr
 				}
-				bin, text, err = policy.Encode(c)
+				bin, text, err = policy.Encode(c, l.Name)
 			case target == "tdx-check" && l.Platform == policy.TDX:
 				c, cerr := policy.TDXCheckConfig(policy.TDXCheck{MRTD: l.MRTD, RTMRs: l.RTMR})
 				if cerr != nil {
 					return nil, cerr
 				}
-				bin, text, err = policy.Encode(c)
+				bin, text, err = policy.Encode(c, l.Name)
 			default:
 				continue
 			}

@@ -85,7 +85,7 @@ into the key authority, then keep or destroy them; never upload them.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
-				return outcome.UsageError(errors.New("-f cvmkit.yaml is required"))
+				return outcome.UsageError(errors.New("-f cvmkit.yaml is required"), "give the release config, e.g. -f cvmkit.yaml (see docs/config.md)")
 			}
 			c, err := loadChecked(file)
 			if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // app carries what every command needs: the standard streams, the
@@ -97,6 +98,7 @@ logs go to stderr. Exit codes are listed in docs/exit-codes.md.`,
 		},
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetUsageTemplate(usageTemplate(root))
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print the result as JSON on stdout")
 	root.PersistentFlags().CountVarP(&a.verbose, "verbose", "v", "log progress to stderr (-vv for debug logs)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
@@ -235,4 +237,22 @@ func (e *interrupted) Unwrap() []error {
 		return []error{e.cause, e.during}
 	}
 	return []error{e.cause}
+}
+
+// flagUsages is pflag's FlagUsages without the "[=true|false]" pflag
+// appends to boolean flags: "--json", as users type it (the suffix is
+// blanked, so the columns stay aligned).
+func flagUsages(fs *pflag.FlagSet) string {
+	return strings.ReplaceAll(fs.FlagUsages(), "[=true|false]", strings.Repeat(" ", len("[=true|false]")))
+}
+
+func init() {
+	cobra.AddTemplateFunc("flagUsages", flagUsages)
+}
+
+// usageTemplate is cobra's, with flagUsages for the flag lists.
+func usageTemplate(c *cobra.Command) string {
+	t := c.UsageTemplate()
+	t = strings.ReplaceAll(t, ".LocalFlags.FlagUsages", "flagUsages .LocalFlags")
+	return strings.ReplaceAll(t, ".InheritedFlags.FlagUsages", "flagUsages .InheritedFlags")
 }

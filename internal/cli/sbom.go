@@ -55,7 +55,7 @@ scanning path. The name and version default to the image lock's release.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return outcome.UsageError(fmt.Errorf("-o DIR is required"))
+				return outcome.UsageError(fmt.Errorf("-o DIR is required"), "give a new folder for the two SBOMs, e.g. -o dist/sbom")
 			}
 			if err := newOutput(out); err != nil {
 				return err

@@ -42,7 +42,7 @@ func (a *app) verifyCmd() *cobra.Command {
      and every file compared bit for bit, then the SBOMs (from the rebuilt
      image) and the GPU reference values (from the config's RIMs at its
      gpu.verifyAt) are recomputed and compared, and every SEV-SNP and TDX
-     value of measurements/snp.json and tdx.json is recomputed from the
+     value of measurements/snp-*.json and tdx-*.json is recomputed from the
      inputs the documents name by digest (config inputs, rebuilt image).
 
 Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
