@@ -113,6 +113,7 @@ references are in docs/measure-snp.md.`,
 	fl.Uint32Var(&f.guestSVN, "guest-svn", 0, "ID block guest SVN")
 	fl.StringVar(&f.idBlockDir, "id-block-dir", "", "write NAME.id-block.bin and NAME.id-auth.bin for each digest into this folder")
 	fl.StringVar(&f.sevCheckDir, "sev-check-dir", "", "write a go-sev-guest check policy NAME.binpb and NAME.textproto for each digest into this folder")
+	completeMeasureSNP(cmd)
 	return cmd
 }
 

@@ -151,6 +151,7 @@ docs/measure-tdx.md.`,
 		},
 	}
 	f.register(cmd)
+	completeMeasureTDX(cmd)
 	cmd.Flags().StringVar(&f.tdxCheckDir, "tdx-check-dir", "", "write a go-tdx-guest check policy per MRTD candidate (tdx-ORDER.binpb, .textproto) and the values as canonical JSON (tdx-values.json) into this folder")
 	cmd.Flags().StringVar(&f.eventLogOut, "event-log-out", "", "write the predicted event log (TCG2 crypto-agile, SHA-384) to this file")
 	cmd.AddCommand(a.measureTDXReplayCmd())

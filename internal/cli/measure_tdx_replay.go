@@ -64,6 +64,7 @@ kernel, command line, edk2 release …). Exit code 5 when they differ.`,
 		},
 	}
 	f.register(cmd)
+	completeMeasureTDX(cmd)
 	return cmd
 }
 

@@ -49,8 +49,9 @@ func (a *app) policyCmd() *cobra.Command {
 	var out, authority, resource string
 	var allowUnbound bool
 	cmd := &cobra.Command{
-		Use:   "policy TARGET DIR -o OUT",
-		Short: "Write ready-to-load key-authority policies from a release folder",
+		Use:               "policy TARGET DIR -o OUT",
+		ValidArgsFunction: completePolicyTarget,
+		Short:             "Write ready-to-load key-authority policies from a release folder",
 		Long: `Read a release folder's reference values (measurements/snp-NAME.json,
 tdx-NAME.json, gpu/gpu-reference.json, image/image.lock.json, model/keys/index.json) and write,
 into the new folder OUT, the inputs of a key authority:
