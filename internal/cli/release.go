@@ -19,6 +19,7 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/encrypt"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/internal/progress"
 	"github.com/cvmkit/cvmkit/launch"
 	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/outcome"
@@ -268,7 +269,13 @@ func (r *releaseRun) stage(ctx context.Context, name, dir string, run func(conte
 	n := len(r.res.Stages) + 1
 	fmt.Fprintf(r.a.stderr, "cvmkit: [%d/7] %s …\n", n, name)
 	start := time.Now()
+	// A heartbeat for CI logs: a long stage (a large image build, the SBOM
+	// of a big root filesystem) says it is still running.
+	stop := heartbeat(r.a.stderr, func() string {
+		return fmt.Sprintf("cvmkit: [%d/7] %s running (%.0f s)\n", n, name, time.Since(start).Seconds())
+	})
 	detail, outs, err := run(ctx, dir)
+	stop()
 	if err != nil {
 		fmt.Fprintf(r.a.stderr, "cvmkit: [%d/7] %s failed\n", n, name)
 		return fmt.Errorf("release stage %s: %w", name, err)
@@ -280,6 +287,28 @@ func (r *releaseRun) stage(ctx context.Context, name, dir string, run func(conte
 	fmt.Fprintf(r.a.stderr, "cvmkit: [%d/7] %s %s (%.1f s): %s\n", n, name, st.Status, st.Seconds, st.Detail)
 	r.res.Stages = append(r.res.Stages, st)
 	return nil
+}
+
+// heartbeat writes line() on w every 10 s until stop is called. Only on a
+// file (stderr): a test's buffer is not safe for a second writer.
+func heartbeat(w io.Writer, line func() string) (stop func()) {
+	if _, ok := w.(*os.File); !ok {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(2 * progress.PlainEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				io.WriteString(w, line())
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func (r *releaseRun) build(ctx context.Context, dir string) (string, []string, error) {
@@ -593,7 +622,17 @@ func (r *releaseRun) encrypt(ctx context.Context, dir string) (string, []string,
 		}
 		wraps = append(wraps, w)
 	}
-	m, err := encrypt.EncryptModel(ctx, args[0], filepath.Join(dir, "model"), releaseID, key, wraps, encrypt.Options{Deterministic: deterministic})
+	// Progress on stderr: a bar on a terminal, a line every few seconds in
+	// a CI log (the weights are the long part of a release).
+	var total int64
+	if files, err := encrypt.ListSource(args[0]); err == nil {
+		for _, f := range files {
+			total += f.Size
+		}
+	}
+	bar := progress.New(r.a.stderr, "encrypting the weights", total, progress.Options{Bytes: true})
+	m, err := encrypt.EncryptModel(ctx, args[0], filepath.Join(dir, "model"), releaseID, key, wraps, encrypt.Options{Deterministic: deterministic, Progress: bar.Add})
+	bar.Done()
 	if err != nil {
 		return "", nil, err
 	}
@@ -605,9 +644,9 @@ func (r *releaseRun) encrypt(ctx context.Context, dir string) (string, []string,
 		if err != nil {
 			return "", nil, err
 		}
-		note += fmt.Sprintf("; %d secret key file(s) in the secrets folder", len(files))
+		note += fmt.Sprintf("; %d secret key %s in the secrets folder", len(files), plural(len(files), "file"))
 	}
-	return fmt.Sprintf("%d files for %d %s, release %s%s", len(m.Files), len(wraps), plural(len(wraps), "recipient"), releaseID, note), []string{"model/" + filepath.Base(sign.ModelManifest)}, nil
+	return fmt.Sprintf("%d %s for %d %s, release %s%s", len(m.Files), plural(len(m.Files), "file"), len(wraps), plural(len(wraps), "recipient"), releaseID, note), []string{"model/" + filepath.Base(sign.ModelManifest)}, nil
 }
 
 func (r *releaseRun) sbom(ctx context.Context, dir string) (string, []string, error) {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/outcome"
@@ -165,6 +166,11 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 	if err != nil {
 		return err
 	}
+	start := time.Now()
+	stop := heartbeat(a.stderr, func() string {
+		return fmt.Sprintf("cvmkit: rebuilding and recomputing %s (%.0f s)\n", rep.Dir, time.Since(start).Seconds())
+	})
+	defer stop()
 	return verify.Rebuild(ctx, rep, verify.RebuildOptions{
 		Config: c, Epoch: t, InitBinary: initBin, Version: Version().Version,
 		Extra: func(ctx context.Context, imageDir string) (map[string][]byte, map[string]string, error) {

@@ -12,16 +12,29 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-func TestNotATerminalDrawsNothing(t *testing.T) {
+// TestNotATerminal: in a log, a short run prints nothing; a long one a
+// plain line every PlainEvery and a final one.
+func TestNotATerminal(t *testing.T) {
 	var buf bytes.Buffer
 	b := New(&buf, "encrypting", 100, Options{Bytes: true})
-	if b.Enabled() {
-		t.Fatal("a bytes.Buffer is not a terminal")
-	}
 	io.Copy(b.Writer(io.Discard), strings.NewReader(strings.Repeat("x", 100)))
 	b.Done()
 	if buf.Len() != 0 {
-		t.Fatalf("drew %q on a non-terminal", buf.String())
+		t.Fatalf("a short run drew %q in a log", buf.String())
+	}
+	c := &clock{time.Unix(1000, 0)}
+	b = New(&buf, "encrypting", 4<<30, Options{Bytes: true, Now: c.now})
+	for i := 0; i < 4; i++ {
+		c.t = c.t.Add(2 * time.Second)
+		b.Add(1 << 30)
+	}
+	b.Done()
+	want := "cvmkit: encrypting:  75% 3.0 GiB/4.0 GiB 512.0 MiB/s\ncvmkit: encrypting: 100% 4.0 GiB/4.0 GiB 512.0 MiB/s\n"
+	if buf.String() != want {
+		t.Fatalf("plain lines %q, want %q", buf.String(), want)
+	}
+	if q := New(&buf, "x", 1, Options{Quiet: true}); q.Enabled() {
+		t.Fatal("Quiet drew in a log")
 	}
 }
 
