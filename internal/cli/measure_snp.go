@@ -34,6 +34,7 @@ type snpFlags struct {
 	varsSize                                     string
 	varsFile, outputFormat, profile              string
 	explain                                      bool
+	dumpVMSA                                     string
 
 	policy, hostData                    string
 	idKey, authorKey, familyID, imageID string
@@ -104,6 +105,7 @@ references are in docs/measure-snp.md.`,
 	fl.StringVar(&f.outputFormat, "output-format", "hex", "hex or base64")
 	fl.StringVar(&f.profile, "profile", "current", "VMSA profile: current, qemu-preinit2 or ec2-rdx0")
 	fl.BoolVar(&f.explain, "explain", false, "print every page update of the computation")
+	fl.StringVar(&f.dumpVMSA, "dump-vmsa", "", "write each measured VMSA page into this new folder (NAME.vmsaI.bin per vCPU I), as sev-snp-measure --dump-vmsa does")
 	fl.StringVar(&f.policy, "policy", "0x30000", "SNP guest policy, for the ID block and the go-sev-guest policy")
 	fl.StringVar(&f.hostData, "host-data", "", "HOST_DATA (32 bytes hex) the host sets, for the go-sev-guest policy")
 	fl.StringVar(&f.idKey, "id-key", "", "ID key (PEM, P-384): also make an ID block and ID auth block for each digest")
@@ -351,6 +353,33 @@ func (a *app) measureSNP(f *snpFlags) (*snpResult, []snp.Entry, []snpStep, error
 		}
 		res.Measurements = append(res.Measurements, se)
 	}
+	if f.dumpVMSA != "" {
+		if !needVMSA || mode == snp.ModeSVSM {
+			return nil, nil, nil, usage("--dump-vmsa is for modes snp and seves")
+		}
+		files := map[string][]byte{}
+		for _, e := range entries {
+			v := l
+			v.VMM, v.VCPUSig, v.VCPUs = e.VMM, e.CPU.Sig, e.VCPUs
+			bsp, ap, err := v.VMSAs()
+			if err != nil {
+				return nil, nil, nil, measureError(f.ovmf, err)
+			}
+			for i := 0; i < e.VCPUs; i++ {
+				page := ap
+				if i == 0 {
+					page = bsp
+				}
+				files[fmt.Sprintf("%s.vmsa%d.bin", e.Name(), i)] = page
+			}
+		}
+		if err := atomicfile.Dir(f.dumpVMSA, func(tmp string) error {
+			_, err := writeFiles(tmp, files)
+			return err
+		}); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	if f.explain && len(res.Measurements) > 0 {
 		res.Measurements[len(res.Measurements)-1].Steps = steps
 		if len(res.Measurements) > 1 {
@@ -383,6 +412,7 @@ func (a *app) runMeasureSNP(f *snpFlags) error {
 	}
 	return a.emit(res, func(w io.Writer) {
 		if f.explain {
+			fmt.Fprintf(w, "%-14s %-10s %-96s %-96s  %s\n", "GPA", "PAGE TYPE", "CONTENTS (SHA-384; SHA-256 for SEV/SEV-ES)", "LAUNCH DIGEST AFTER", "WHAT")
 			for _, s := range steps {
 				fmt.Fprintf(w, "%-14s %-10s %-96s %s  %s\n", or(s.GPA, "-"), or(s.Type, "-"), or(s.Contents, "-"), s.Digest, s.What)
 			}

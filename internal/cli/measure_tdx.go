@@ -111,6 +111,7 @@ type tdxCmdline struct {
 
 func (a *app) measureTDXCmd() *cobra.Command {
 	f := &tdxFlags{}
+	var explain bool
 	cmd := &cobra.Command{
 		Use:   "tdx --firmware FILE [flags]",
 		Short: "Compute Intel TDX MRTD and RTMR0–3 for a QEMU direct kernel boot",
@@ -147,15 +148,36 @@ docs/measure-tdx.md.`,
 			if err != nil {
 				return err
 			}
-			return a.emit(res, func(w io.Writer) { printTDX(w, res) })
+			return a.emit(res, func(w io.Writer) {
+				if explain {
+					printTDXEvents(w, res)
+				}
+				printTDX(w, res)
+			})
 		},
 	}
 	f.register(cmd)
 	completeMeasureTDX(cmd)
+	cmd.Flags().BoolVar(&explain, "explain", false, "print the predicted event table (RTMR, type, digest, what it measures) before the registers")
 	cmd.Flags().StringVar(&f.tdxCheckDir, "tdx-check-dir", "", "write a go-tdx-guest check policy per MRTD candidate (tdx-ORDER.binpb, .textproto) and the values as canonical JSON (tdx-values.json) into this folder")
 	cmd.Flags().StringVar(&f.eventLogOut, "event-log-out", "", "write the predicted event log (TCG2 crypto-agile, SHA-384) to this file")
 	cmd.AddCommand(a.measureTDXReplayCmd())
 	return cmd
+}
+
+// printTDXEvents is --explain: every predicted event in extend order, the
+// table measure tdx replay compares a real log with.
+func printTDXEvents(w io.Writer, res *tdxResult) {
+	fmt.Fprintf(w, "%-5s %-3s %-32s %-96s  %s\n", "RTMR", "#", "EVENT TYPE", "DIGEST (SHA-384)", "WHAT")
+	index := map[int]int{}
+	for _, e := range res.Events {
+		fmt.Fprintf(w, "%-5d %-3d %-32s %-96s  %s\n", e.RTMR, index[e.RTMR], e.Type, e.Digest, e.Description)
+		index[e.RTMR]++
+	}
+	if len(res.Events) == 0 {
+		fmt.Fprintln(w, "(no events predicted: give --edk2-profile, and --kernel for RTMR1/2)")
+	}
+	fmt.Fprintln(w)
 }
 
 func printTDX(w io.Writer, res *tdxResult) {

@@ -248,6 +248,20 @@ func (l *Launch) vmsas(g *gctx, n int) error {
 	return nil
 }
 
+// VMSAs returns the VMSA pages the launch measures: the boot processor's,
+// and the application processors' (nil for one vCPU), as
+// sev-snp-measure's --dump-vmsa writes them. SEV-SNP uses GuestFeatures as
+// SEV_FEATURES, SEV-ES zero; SEV and the OVMF hash have no VMSA.
+func (l *Launch) VMSAs() (bsp, ap []byte, err error) {
+	switch l.Mode {
+	case ModeSNP:
+		return l.vmsaPages(l.GuestFeatures)
+	case ModeSEVES:
+		return l.vmsaPages(0)
+	}
+	return nil, nil, fmt.Errorf("mode %s measures no VMSA this way", l.Mode)
+}
+
 func (l *Launch) vmsaPages(features uint64) (bsp, ap []byte, err error) {
 	st := stateFor(l.VMM, l.Profile, l.VCPUSig)
 	bsp = resetVMSA(st, 0xfffffff0, true, features)
