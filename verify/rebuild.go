@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/cvmkit/cvmkit/build"
@@ -112,6 +113,7 @@ func Rebuild(ctx context.Context, rep *Report, o RebuildOptions) error {
 		rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: Skipped, Detail: skipped[p]})
 	}
 	values := 0
+	valueRows := len(rep.Rebuild) // rows from here on are recomputed values
 	if o.Values != nil {
 		rows, err := o.Values(ctx, imageDir)
 		if err != nil {
@@ -127,11 +129,35 @@ func Rebuild(ctx context.Context, rep *Report, o RebuildOptions) error {
 			}
 		}
 	}
-	for _, c := range rep.Rebuild {
-		if c.Status != OK && c.Status != Skipped {
-			rep.add("rebuild", Failed, c.Path+" "+c.Status+": "+c.Detail)
-			return &outcome.MismatchError{Subject: filepath.Join(rep.Dir, c.Path), Register: "rebuilt bytes", Want: "the rebuilt artifact", Got: c.Status + " (" + c.Detail + ")"}
+	// The headline names the root cause: a rebuilt image file first (an
+	// input changed), then a recomputed measurement, and only then the
+	// files derived from them (policies, launch recipes, SBOMs), which
+	// differ because of it.
+	var first *Compared
+	rank := func(c *Compared, i int) int {
+		switch {
+		case c.Path == "image/"+build.LockName:
+			return 1 // the lock records the others' digests
+		case strings.HasPrefix(c.Path, "image/"):
+			return 0
+		case i >= valueRows:
+			return 2
 		}
+		return 3
+	}
+	best := 4
+	for i := range rep.Rebuild {
+		c := &rep.Rebuild[i]
+		if c.Status == OK || c.Status == Skipped {
+			continue
+		}
+		if r := rank(c, i); r < best {
+			first, best = c, r
+		}
+	}
+	if first != nil {
+		rep.add("rebuild", Failed, first.Path+" "+first.Status+": "+first.Detail)
+		return &outcome.MismatchError{Subject: filepath.Join(rep.Dir, first.Path), Register: "rebuilt bytes", Want: "the rebuilt artifact", Got: first.Status + " (" + first.Detail + ")"}
 	}
 	rep.add("rebuild", OK, fmt.Sprintf("%d artifacts rebuilt and identical, %d measurements recomputed and equal, %d skipped", len(paths), values, len(skippedPaths)))
 	return nil
