@@ -312,9 +312,19 @@ func encryptFile(ctx context.Context, f SourceFile, dst, releaseID string, key *
 		return ManifestEntry{}, err
 	}
 	ad := AssociatedData(releaseID, f.Path)
+	var before os.FileInfo
+	var prepass int64
 	if opts.Deterministic {
+		// The pre-pass digest seeds the header and is the manifest's
+		// plaintext digest: the plaintext is hashed once, not again while
+		// encrypting. The file must then not change in between (checked
+		// below by size and modification time).
+		if before, err = in.Stat(); err != nil {
+			w.Close()
+			return ManifestEntry{}, err
+		}
 		h := sha256.New()
-		if _, err := io.Copy(h, in); err != nil {
+		if prepass, err = io.Copy(h, in); err != nil {
 			w.Close()
 			return ManifestEntry{}, err
 		}
@@ -322,12 +332,13 @@ func encryptFile(ctx context.Context, f SourceFile, dst, releaseID string, key *
 			w.Close()
 			return ManifestEntry{}, err
 		}
-		header, err := DeterministicHeader(key.ikm, ad, [32]byte(h.Sum(nil)))
+		sum := [32]byte(h.Sum(nil))
+		header, err := DeterministicHeader(key.ikm, ad, sum)
 		if err != nil {
 			w.Close()
 			return ManifestEntry{}, err
 		}
-		opts.Rand = bytes.NewReader(header)
+		opts.Rand, opts.PlainSHA256 = bytes.NewReader(header), &sum
 	}
 	st, err := Encrypt(ctx, w, in, key.ikm, ad, opts)
 	if cerr := w.Close(); err == nil {
@@ -335,6 +346,15 @@ func encryptFile(ctx context.Context, f SourceFile, dst, releaseID string, key *
 	}
 	if err != nil {
 		return ManifestEntry{}, err
+	}
+	if before != nil {
+		after, err := in.Stat()
+		if err != nil {
+			return ManifestEntry{}, err
+		}
+		if st.PlainSize != prepass || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+			return ManifestEntry{}, fmt.Errorf("%s changed while it was being encrypted: encrypt it again", f.Path)
+		}
 	}
 	return ManifestEntry{Path: f.Path, Size: st.PlainSize, SHA256: hex.EncodeToString(st.PlainSHA256[:]),
 		Ciphertext: ct, CiphertextSize: st.CipherSize, CiphertextSHA256: hex.EncodeToString(st.CipherSHA256[:])}, nil

@@ -119,6 +119,11 @@ type Options struct {
 	// reproducible release needs; the cost is that equal plaintexts under the
 	// same key, release and path are recognisable as equal.
 	Deterministic bool
+	// PlainSHA256, when set, is the plaintext's SHA-256 already computed
+	// (EncryptModel's deterministic pre-pass): Encrypt reports it instead of
+	// hashing the plaintext a second time. The caller checks that the input
+	// did not change in between.
+	PlainSHA256 *[32]byte
 }
 
 // DeterministicHeader is the salt and nonce prefix of a deterministic
@@ -215,7 +220,9 @@ func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, 
 				readErr <- fmt.Errorf("reading plaintext: %w", err)
 				return
 			}
-			ph.Write(buf[:n])
+			if opts.PlainSHA256 == nil {
+				ph.Write(buf[:n])
+			}
 			if pending != nil {
 				pending.last = n == 0
 				jobs <- pending
@@ -266,7 +273,11 @@ func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, 
 	if werr != nil {
 		return st, fmt.Errorf("writing ciphertext: %w", werr)
 	}
-	ph.Sum(st.PlainSHA256[:0])
+	if opts.PlainSHA256 != nil {
+		st.PlainSHA256 = *opts.PlainSHA256
+	} else {
+		ph.Sum(st.PlainSHA256[:0])
+	}
 	ch.Sum(st.CipherSHA256[:0])
 	return st, nil
 }
