@@ -45,6 +45,7 @@ type encryptResult struct {
 
 func (a *app) encryptCmd() *cobra.Command {
 	var releaseID, out, keysetIn, keysetOut, secretsOut, ociLayout, ociRef, configFile string
+	var deterministic bool
 	var insecure bool
 	var recipients []string
 	var workers int
@@ -131,6 +132,9 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			} else if secretsOut != "" {
 				return outcome.UsageError(errors.New("--secrets-out is only used with a trustee recipient"), "drop --secrets-out")
 			}
+			if deterministic && keysetIn == "" {
+				return outcome.UsageError(errors.New("--deterministic needs --keyset"), "with a new random key each run the bytes differ anyway: give the pinned data key with --keyset")
+			}
 			files, err := encrypt.ListSource(args[0])
 			if err != nil {
 				return outcome.InputError(fmt.Errorf("model %q: %w", args[0], err))
@@ -145,7 +149,7 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			var m *encrypt.Manifest
 			err = a.releaseFolders(out, secretsOut, func(tmp, secretsTmp string) error {
 				var err error
-				m, err = encrypt.EncryptInto(cmd.Context(), args[0], tmp, releaseID, key, wraps, encrypt.Options{Workers: workers, Progress: bar.Add})
+				m, err = encrypt.EncryptInto(cmd.Context(), args[0], tmp, releaseID, key, wraps, encrypt.Options{Workers: workers, Progress: bar.Add, Deterministic: deterministic})
 				if err != nil {
 					return err
 				}
@@ -215,6 +219,7 @@ looks complete. The format is specified in docs/weights-format.md.`,
 	cmd.Flags().StringVar(&releaseID, "release-id", "", "release ID bound into every file, such as name@version")
 	cmd.Flags().StringArrayVar(&recipients, "recipient", nil, "who gets the data key: hpke:FILE, kms:URI, trustee:[REPO/]TYPE/TAG, azure:KEYNAME=FILE (repeatable)")
 	cmd.Flags().StringVar(&keysetIn, "keyset", "", "use this cleartext Tink keyset as the data key instead of a new random one")
+	cmd.Flags().BoolVar(&deterministic, "deterministic", false, "derive each file's salt and nonce prefix from the key, release and plaintext (what cvmkit release does with model.keyset): the same inputs give the same bytes; needs --keyset")
 	cmd.Flags().StringVar(&keysetOut, "keyset-out", "", "also write the data key (cleartext Tink keyset, mode 0600) to this new file")
 	cmd.Flags().StringVar(&secretsOut, "secrets-out", "", "new folder for secret key files (trustee recipients), outside OUT (default OUT.secrets)")
 	cmd.Flags().IntVar(&workers, "workers", 0, "segments encrypted at once (default: every CPU)")
