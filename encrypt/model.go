@@ -278,8 +278,28 @@ func encryptModel(ctx context.Context, src, dst, releaseID string, key *DataKey,
 		return nil, fmt.Errorf("reading the model %q: %w", src, err)
 	}
 	m := &Manifest{Schema: ManifestSchema, ReleaseID: releaseID, Format: Format, SegmentSize: SegmentSize, KeyID: key.KeyID}
+	// Deterministic mode needs each file's digest before encrypting it: the
+	// digests are computed one file ahead, on another core, while the
+	// previous file is encrypted.
+	var digests <-chan prepass
+	if opts.Deterministic {
+		ctx2, cancel := context.WithCancel(ctx)
+		defer cancel()
+		digests = prepassAll(ctx2, files)
+	}
 	for _, f := range files {
-		e, err := encryptFile(ctx, f, dst, releaseID, key, opts)
+		var pre *prepass
+		if digests != nil {
+			p, ok := <-digests
+			if !ok {
+				return nil, ctx.Err()
+			}
+			if p.err != nil {
+				return nil, fmt.Errorf("encrypting %q: %w", f.Path, p.err)
+			}
+			pre = &p
+		}
+		e, err := encryptFile(ctx, f, dst, releaseID, key, opts, pre)
 		if err != nil {
 			return nil, fmt.Errorf("encrypting %q: %w", f.Path, err)
 		}
@@ -295,7 +315,66 @@ func encryptModel(ctx context.Context, src, dst, releaseID string, key *DataKey,
 	return m, nil
 }
 
-func encryptFile(ctx context.Context, f SourceFile, dst, releaseID string, key *DataKey, opts Options) (ManifestEntry, error) {
+// prepass is a file's SHA-256 and the state it was read in.
+type prepass struct {
+	sum  [32]byte
+	size int64
+	info os.FileInfo
+	err  error
+}
+
+// prepassAll hashes files in order, one ahead of their encryption (the
+// channel holds one result), checking ctx as it reads.
+func prepassAll(ctx context.Context, files []SourceFile) <-chan prepass {
+	out := make(chan prepass, 1)
+	go func() {
+		defer close(out)
+		for _, f := range files {
+			p := hashFile(ctx, f.Abs)
+			select {
+			case out <- p:
+			case <-ctx.Done():
+				return
+			}
+			if p.err != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func hashFile(ctx context.Context, name string) prepass {
+	in, err := os.Open(name)
+	if err != nil {
+		return prepass{err: err}
+	}
+	defer in.Close()
+	var p prepass
+	if p.info, err = in.Stat(); err != nil {
+		return prepass{err: err}
+	}
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return prepass{err: err}
+		}
+		n, err := in.Read(buf)
+		h.Write(buf[:n])
+		p.size += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return prepass{err: err}
+		}
+	}
+	h.Sum(p.sum[:0])
+	return p
+}
+
+func encryptFile(ctx context.Context, f SourceFile, dst, releaseID string, key *DataKey, opts Options, pre *prepass) (ManifestEntry, error) {
 	ct := path.Join(WeightsDir, f.Path)
 	out := filepath.Join(dst, filepath.FromSlash(ct))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -312,32 +391,25 @@ func encryptFile(ctx context.Context, f SourceFile, dst, releaseID string, key *
 		return ManifestEntry{}, err
 	}
 	ad := AssociatedData(releaseID, f.Path)
-	var before os.FileInfo
-	var prepass int64
 	if opts.Deterministic {
 		// The pre-pass digest seeds the header and is the manifest's
 		// plaintext digest: the plaintext is hashed once, not again while
 		// encrypting. The file must then not change in between (checked
 		// below by size and modification time).
-		if before, err = in.Stat(); err != nil {
-			w.Close()
-			return ManifestEntry{}, err
+		if pre == nil {
+			p := hashFile(ctx, f.Abs)
+			pre = &p
 		}
-		h := sha256.New()
-		if prepass, err = io.Copy(h, in); err != nil {
+		if pre.err != nil {
 			w.Close()
-			return ManifestEntry{}, err
+			return ManifestEntry{}, pre.err
 		}
-		if _, err := in.Seek(0, io.SeekStart); err != nil {
-			w.Close()
-			return ManifestEntry{}, err
-		}
-		sum := [32]byte(h.Sum(nil))
-		header, err := DeterministicHeader(key.ikm, ad, sum)
+		header, err := DeterministicHeader(key.ikm, ad, pre.sum)
 		if err != nil {
 			w.Close()
 			return ManifestEntry{}, err
 		}
+		sum := pre.sum
 		opts.Rand, opts.PlainSHA256 = bytes.NewReader(header), &sum
 	}
 	st, err := Encrypt(ctx, w, in, key.ikm, ad, opts)
@@ -347,12 +419,12 @@ func encryptFile(ctx context.Context, f SourceFile, dst, releaseID string, key *
 	if err != nil {
 		return ManifestEntry{}, err
 	}
-	if before != nil {
+	if pre != nil {
 		after, err := in.Stat()
 		if err != nil {
 			return ManifestEntry{}, err
 		}
-		if st.PlainSize != prepass || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+		if st.PlainSize != pre.size || after.Size() != pre.info.Size() || !after.ModTime().Equal(pre.info.ModTime()) {
 			return ManifestEntry{}, fmt.Errorf("%s changed while it was being encrypted: encrypt it again", f.Path)
 		}
 	}
