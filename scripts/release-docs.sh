@@ -16,5 +16,5 @@ CGO_ENABLED=0 go build -trimpath -o "$out/cvmkit" ./cmd/cvmkit
 for sh in bash zsh fish; do
   "$out/cvmkit" completion "$sh" >"$out/completions/cvmkit.$sh"
 done
-"$out/cvmkit" man "$out/man"
+CGO_ENABLED=0 go run -trimpath ./internal/tools/mangen "$out/man"
 rm "$out/cvmkit"

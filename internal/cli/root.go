@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/cvmkit/cvmkit/outcome"
@@ -109,7 +110,6 @@ logs go to stderr. Exit codes are listed in docs/exit-codes.md.`,
 	root.AddCommand(
 		a.versionCmd(),
 		a.completionCmd(),
-		a.manCmd(),
 		a.configCmd(),
 		a.buildCmd(),
 		a.measureCmd(),
@@ -255,4 +255,11 @@ func usageTemplate(c *cobra.Command) string {
 	t := c.UsageTemplate()
 	t = strings.ReplaceAll(t, ".LocalFlags.FlagUsages", "flagUsages .LocalFlags")
 	return strings.ReplaceAll(t, ".InheritedFlags.FlagUsages", "flagUsages .InheritedFlags")
+}
+
+// CommandTree is cvmkit's command tree, for tools that render it (man pages
+// in internal/tools/mangen); running it is Main's job.
+func CommandTree() *cobra.Command {
+	a := &app{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookupEnv: os.LookupEnv}
+	return a.rootCmd()
 }
