@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -355,4 +356,18 @@ func TestKeyReferenceInSync(t *testing.T) {
 	if string(b) != want {
 		t.Fatal("docs/config.md's key list is stale: run go test ./config -run TestKeyReferenceInSync -update (make docs)")
 	}
+}
+
+// FuzzValidName: validName accepts exactly what the regular expression it
+// replaces accepts.
+func FuzzValidName(f *testing.F) {
+	re := regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,127}$`)
+	for _, s := range []string{"quickstart", "a", "", "-a", "a-b.c_d", "A", strings.Repeat("a", 128), strings.Repeat("a", 129), "é"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if validName(s) != re.MatchString(s) {
+			t.Fatalf("validName(%q) = %v, regexp says %v", s, validName(s), re.MatchString(s))
+		}
+	})
 }
