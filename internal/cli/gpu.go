@@ -490,8 +490,8 @@ func checkOneGPU(i int, it gpuEvidence, ref *gpu.Reference, wantNonce []byte, op
 		ropts.Nonce = it.nonce
 	}
 	v, err := gpu.VerifyReport(it.report, certs, ropts)
-	if errors.Is(err, gpu.ErrNonce) {
-		return g, nil, &outcome.MismatchError{Subject: "GPU report " + it.source, Register: "nonce", Want: fmt.Sprintf("%x", ropts.Nonce), Got: fmt.Sprintf("%x", it.report[4:36])}
+	if ne := (*gpu.NonceError)(nil); errors.As(err, &ne) {
+		return g, nil, &outcome.MismatchError{Subject: "GPU report " + it.source, Register: "nonce", Want: fmt.Sprintf("%x", ne.Want), Got: fmt.Sprintf("%x", ne.Got)}
 	}
 	if err != nil {
 		return g, nil, classifyGPU(err, it.source)

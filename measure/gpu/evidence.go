@@ -21,6 +21,19 @@ import (
 // ErrNonce marks a report whose request nonce is not the expected one.
 var ErrNonce = errors.New("nonce mismatch")
 
+// NonceError is the ErrNonce a verification returns: the nonce the report
+// answers and the one expected, so that callers need not read the wire
+// format.
+type NonceError struct {
+	Got, Want []byte
+}
+
+func (e *NonceError) Error() string {
+	return fmt.Sprintf("%v: the report answers nonce %x, expected %x (a replayed or foreign report)", ErrNonce, e.Got, e.Want)
+}
+
+func (e *NonceError) Unwrap() error { return ErrNonce }
+
 // VerifiedReport is a report whose SPDM signature, attestation-key chain and
 // FWID were verified.
 type VerifiedReport struct {
@@ -124,7 +137,7 @@ func VerifyReport(report []byte, certs []*x509.Certificate, opts ReportOptions) 
 		v.FWIDChecked = true
 	}
 	if opts.Nonce != nil && subtle.ConstantTimeCompare(opts.Nonce, r.Nonce[:]) != 1 {
-		return nil, fmt.Errorf("%w: the report answers nonce %x, expected %x (a replayed or foreign report)", ErrNonce, r.Nonce, opts.Nonce)
+		return nil, &NonceError{Got: append([]byte(nil), r.Nonce[:]...), Want: opts.Nonce}
 	}
 	return v, nil
 }

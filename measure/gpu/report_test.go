@@ -247,7 +247,9 @@ func TestReportRefusals(t *testing.T) {
 		t.Errorf("right nonce: %v", err)
 	}
 	o.Nonce = make([]byte, 32)
-	if _, err := VerifyReport(b, certs, o); !errors.Is(err, ErrNonce) {
+	_, err = VerifyReport(b, certs, o)
+	var ne *NonceError
+	if !errors.Is(err, ErrNonce) || !errors.As(err, &ne) || !bytes.Equal(ne.Got, v.Nonce[:]) || !bytes.Equal(ne.Want, o.Nonce) {
 		t.Errorf("wrong nonce: %v", err)
 	}
 	// The CoCo capture with one zero byte after the signature is accepted
