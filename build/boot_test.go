@@ -3,8 +3,6 @@ package build
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,16 +14,6 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/internal/testenv"
 )
-
-func pin(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(s[:])
-}
 
 // quickstartCache is the Debian kernel and its modules fetched by
 // examples/quickstart/fetch-inputs.sh.
@@ -56,7 +44,7 @@ func bootConfig(t *testing.T, dir, verityPlacement string) *config.Config {
 	var mb strings.Builder
 	for _, m := range mods {
 		p := filepath.Join(cache, "modules", m)
-		fmt.Fprintf(&mb, "        - path: %s\n          digest: %s\n", p, pin(t, p))
+		fmt.Fprintf(&mb, "        - path: %s\n          digest: %s\n", p, "sha256:"+testenv.FileSHA256(t, p))
 	}
 	cfg := fmt.Sprintf(`apiVersion: cvmkit.dev/v1alpha1
 kind: Release
@@ -74,7 +62,7 @@ image:
 %s  cmdline: "console=ttyS0 panic=-1 quiet {{.Root}}"
   rootfs:
     verity: %s
-`, kernel, pin(t, kernel), mb.String(), verityPlacement)
+`, kernel, "sha256:"+testenv.FileSHA256(t, kernel), mb.String(), verityPlacement)
 	p := filepath.Join(dir, "cvmkit.yaml")
 	os.WriteFile(p, []byte(cfg), 0o644)
 	c, err := config.Load(p)

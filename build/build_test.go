@@ -137,8 +137,8 @@ image:
   cmdline: "console=ttyS0 {{.Root}} roothash={{.RootHash}}"
   rootfs:
     verity: %s
-%s`, digest, pin(t, filepath.Join(dir, "kernel/bzImage")), pin(t, filepath.Join(dir, "modules/dm-mod.ko")),
-		pin(t, filepath.Join(dir, "modules/dm-verity.ko")), verityPlacement, extra)
+%s`, digest, "sha256:"+testenv.FileSHA256(t, filepath.Join(dir, "kernel/bzImage")), "sha256:"+testenv.FileSHA256(t, filepath.Join(dir, "modules/dm-mod.ko")),
+		"sha256:"+testenv.FileSHA256(t, filepath.Join(dir, "modules/dm-verity.ko")), verityPlacement, extra)
 	p := filepath.Join(dir, "cvmkit.yaml")
 	os.WriteFile(p, []byte(cfg), 0o644)
 	return p

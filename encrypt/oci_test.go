@@ -61,12 +61,13 @@ func checkPulled(t *testing.T, src, pulled string, priv []byte) {
 	}
 }
 
-// TestOCIRegistryRoundTrip pushes to go-containerregistry's in-process
-// registry on loopback and pulls back by digest.
-func TestOCIRegistryRoundTrip(t *testing.T) {
-	src, enc, priv := encryptWithWraps(t)
+// pushToTestRegistry pushes the encrypted folder enc as models/demo:1.0 to
+// go-containerregistry's in-process registry on loopback (closed when the
+// test ends).
+func pushToTestRegistry(t *testing.T, enc string) (*Artifact, name.Repository, name.Digest) {
+	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	a, err := NewArtifact(enc)
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +80,14 @@ func TestOCIRegistryRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, repo, dig
+}
+
+// TestOCIRegistryRoundTrip pushes to go-containerregistry's in-process
+// registry on loopback and pulls back by digest.
+func TestOCIRegistryRoundTrip(t *testing.T) {
+	src, enc, priv := encryptWithWraps(t)
+	a, repo, dig := pushToTestRegistry(t, enc)
 	if dig.DigestStr() != a.Digest.String() {
 		t.Fatalf("pushed %s, want %s", dig, a.Digest)
 	}
@@ -136,21 +145,7 @@ func TestOCILayoutRoundTrip(t *testing.T) {
 func TestOrasPull(t *testing.T) {
 	oras := testenv.Tool(t, "oras", "go install oras.land/oras/cmd/oras@v1.3.6")
 	src, enc, priv := encryptWithWraps(t)
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	a, err := NewArtifact(enc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := strings.TrimPrefix(srv.URL, "http://")
-	repo, err := name.NewRepository(host+"/models/demo", name.Insecure)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dig, err := a.Push(repo, "1.0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, _, dig := pushToTestRegistry(t, enc)
 	out := filepath.Join(t.TempDir(), "pulled")
 	cmd := exec.Command(oras, "pull", "--plain-http", "-o", out, dig.String())
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())

@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
@@ -142,51 +141,6 @@ type SNPReference struct {
 	MinimumTCB *TCB
 }
 
-// Field is one compared report field.
-type Field struct {
-	Name string `json:"field"`
-	Got  string `json:"got"`
-	Want string `json:"want"`
-	OK   bool   `json:"ok"`
-	// Policy marks a field that a key authority's policy refuses (an old
-	// TCB) rather than a different measurement or setting.
-	Policy bool `json:"policy,omitempty"`
-}
-
-// Match is the comparison of evidence with a release.
-type Match struct {
-	// Configuration is the release configuration the evidence matches by
-	// measurement; empty when it matches none.
-	Configuration string  `json:"configuration,omitempty"`
-	Fields        []Field `json:"fields"`
-}
-
-// OK says the evidence matches a configuration in every field.
-func (m *Match) OK() bool {
-	if m.Configuration == "" {
-		return false
-	}
-	for _, f := range m.Fields {
-		if !f.OK {
-			return false
-		}
-	}
-	return true
-}
-
-// PolicyOnly says every failing field is a policy field (exit 6, not 5).
-func (m *Match) PolicyOnly() bool {
-	if m.Configuration == "" {
-		return false
-	}
-	for _, f := range m.Fields {
-		if !f.OK && !f.Policy {
-			return false
-		}
-	}
-	return true
-}
-
 // MatchSNP finds the configuration whose measurement the report carries
 // and compares the fields the release fixes: the guest policy, HOST_DATA
 // and the ID block key digests when set, the reported TCB against the
@@ -203,12 +157,11 @@ func MatchSNP(r *spb.Report, refs []SNPReference, nonce []byte) *Match {
 		}
 	}
 	if ref == nil {
-		var names []string
-		for _, x := range refs {
-			names = append(names, x.Name)
+		names := make([]string, len(refs))
+		for i, x := range refs {
+			names[i] = x.Name
 		}
-		m.Fields = append(m.Fields, Field{Name: "MEASUREMENT", Got: hex.EncodeToString(got), Want: fmt.Sprintf("one of %d configurations (%s)", len(refs), strings.Join(names, ", "))})
-		return m
+		return noMatch("MEASUREMENT", got, names)
 	}
 	m.Configuration = ref.Name
 	m.Fields = append(m.Fields, Field{Name: "MEASUREMENT", Got: hex.EncodeToString(got), Want: hex.EncodeToString(ref.Measurement), OK: true})
@@ -235,9 +188,7 @@ func MatchSNP(r *spb.Report, refs []SNPReference, nonce []byte) *Match {
 			OK:   ok, Policy: true})
 	}
 	if nonce != nil {
-		want := make([]byte, abi.ReportDataSize)
-		copy(want, nonce)
-		m.Fields = append(m.Fields, Field{Name: "REPORT_DATA", Got: hex.EncodeToString(r.GetReportData()), Want: hex.EncodeToString(want), OK: bytes.Equal(r.GetReportData(), want)})
+		m.Fields = append(m.Fields, nonceField("REPORT_DATA", r.GetReportData(), nonce))
 	}
 	return m
 }

@@ -145,12 +145,11 @@ func MatchTDX(q *pb.QuoteV4, refs []TDXReference, nonce []byte) *Match {
 		}
 	}
 	if ref == nil {
-		var names []string
-		for _, x := range refs {
-			names = append(names, x.Name)
+		names := make([]string, len(refs))
+		for i, x := range refs {
+			names[i] = x.Name
 		}
-		m.Fields = append(m.Fields, Field{Name: "MRTD", Got: hex.EncodeToString(got), Want: fmt.Sprintf("one of %d configurations (%s)", len(refs), strings.Join(names, ", "))})
-		return m
+		return noMatch("MRTD", got, names)
 	}
 	m.Configuration = ref.Name
 	m.Fields = append(m.Fields, Field{Name: "MRTD", Got: hex.EncodeToString(got), Want: hex.EncodeToString(got), OK: true})
@@ -178,9 +177,7 @@ func MatchTDX(q *pb.QuoteV4, refs []TDXReference, nonce []byte) *Match {
 	debug := len(attr) > 0 && attr[0]&tdAttributesDebug != 0
 	m.Fields = append(m.Fields, Field{Name: "TD_ATTRIBUTES", Got: hex.EncodeToString(attr), Want: "DEBUG clear", OK: !debug, Policy: true})
 	if nonce != nil {
-		want := make([]byte, 64)
-		copy(want, nonce)
-		m.Fields = append(m.Fields, Field{Name: "REPORTDATA", Got: hex.EncodeToString(body.GetReportData()), Want: hex.EncodeToString(want), OK: bytes.Equal(body.GetReportData(), want)})
+		m.Fields = append(m.Fields, nonceField("REPORTDATA", body.GetReportData(), nonce))
 	}
 	return m
 }

@@ -2,8 +2,6 @@ package launch
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,16 +15,6 @@ import (
 	"github.com/cvmkit/cvmkit/internal/testenv"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 )
-
-func sha(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
 
 // TestRecipeBoots builds a guest image as cvmkit release does (Debian's
 // kernel and modules, cvmkit-init, an EROFS root behind dm-verity whose
@@ -60,7 +48,7 @@ func TestRecipeBoots(t *testing.T) {
 	var mods strings.Builder
 	for _, m := range strings.Fields(string(order)) {
 		p := filepath.Join(cache, "modules", m)
-		fmt.Fprintf(&mods, "        - path: %s\n          digest: sha256:%s\n", p, sha(t, p))
+		fmt.Fprintf(&mods, "        - path: %s\n          digest: sha256:%s\n", p, testenv.FileSHA256(t, p))
 	}
 	cfg := fmt.Sprintf(`apiVersion: cvmkit.dev/v1alpha1
 kind: Release
@@ -75,7 +63,7 @@ image:
     init:
       modules:
 %s  cmdline: "console=ttyS0 panic=-1 {{.Root}}"
-`, kernel, sha(t, kernel), mods.String())
+`, kernel, testenv.FileSHA256(t, kernel), mods.String())
 	os.WriteFile(filepath.Join(dir, "cvmkit.yaml"), []byte(cfg), 0o644)
 	c, err := config.Load(filepath.Join(dir, "cvmkit.yaml"))
 	if err != nil {
@@ -102,7 +90,7 @@ image:
 		}
 	}
 	// The firmware sits beside the release's image/, under its own name.
-	fw := File{Path: "cache/OVMF.fd", SHA256: sha(t, filepath.Join(cache, "OVMF.fd"))}
+	fw := File{Path: "cache/OVMF.fd", SHA256: testenv.FileSHA256(t, filepath.Join(cache, "OVMF.fd"))}
 	if err := os.Symlink(filepath.Join(cache, "OVMF.fd"), filepath.Join(rel, "OVMF.fd")); err != nil {
 		t.Fatal(err)
 	}

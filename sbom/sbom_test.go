@@ -340,13 +340,13 @@ func moduleFile(t *testing.T, mod, rel string) string {
 func validate(t *testing.T, name string, doc []byte, path string, refs map[string]string) {
 	t.Helper()
 	c := jsonschema.NewCompiler()
-	for url, file := range refs {
+	add := func(url, file string) {
 		f, err := os.Open(file)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer f.Close()
 		s, err := jsonschema.UnmarshalJSON(f)
-		f.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,18 +354,10 @@ func validate(t *testing.T, name string, doc []byte, path string, refs map[strin
 			t.Fatal(err)
 		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	for url, file := range refs {
+		add(url, file)
 	}
-	s, err := jsonschema.UnmarshalJSON(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.AddResource("file:///"+name+".schema.json", s); err != nil {
-		t.Fatal(err)
-	}
+	add("file:///"+name+".schema.json", path)
 	sch, err := c.Compile("file:///" + name + ".schema.json")
 	if err != nil {
 		t.Fatalf("%s schema: %v", name, err)

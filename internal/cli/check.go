@@ -177,11 +177,9 @@ measurement, or a field differs; 6 only the TCB is older than the minimum.`,
 					return outcome.InputError(fmt.Errorf("--amd-roots %q: %w", roots, unwrapPath(err)))
 				}
 			}
-			var n []byte
-			if nonce != "" {
-				if n, err = hex.DecodeString(nonce); err != nil || len(n) > 64 {
-					return outcome.UsageError(fmt.Errorf("--nonce %q: want at most 64 bytes as hex", nonce))
-				}
+			n, err := reportDataNonce(nonce)
+			if err != nil {
+				return err
 			}
 			release, refs, err := snpReferences(args[0])
 			if err != nil {
@@ -189,10 +187,7 @@ measurement, or a field differs; 6 only the TCB is older than the minimum.`,
 			}
 			res := checkResult{Release: release, Evidence: report}
 			if err := evidence.VerifySNP(cmd.Context(), att, o); err != nil {
-				res.Authentic = err.Error()
-				res.Verdict = "not authentic"
-				_ = a.emit(res, func(w io.Writer) { printCheck(w, &res) })
-				return outcome.SignatureError(fmt.Errorf("--report %q: %w", report, err), "give the VCEK of the chip and TCB that signed it (snpguest fetch vcek), and --product for a version 2 report of a Genoa or Turin")
+				return a.notAuthentic(&res, "not authentic", fmt.Sprintf("--report %q", report), err, "give the VCEK of the chip and TCB that signed it (snpguest fetch vcek), and --product for a version 2 report of a Genoa or Turin")
 			}
 			res.Authentic = fmt.Sprintf("signed by the chip's %s, chain to the AMD roots pinned in cvmkit, valid at %s", signerName(att.GetReport().GetSignerInfo()), t.UTC().Format("2006-01-02T15:04:05Z"))
 			res.Match = evidence.MatchSNP(att.GetReport(), refs, n)
@@ -210,6 +205,32 @@ measurement, or a field differs; 6 only the TCB is older than the minimum.`,
 	at.register(cmd, "the certificates")
 	gpus.register(cmd)
 	return cmd
+}
+
+// reportDataNonce reads --nonce: the report data the verifier asked for.
+func reportDataNonce(nonce string) ([]byte, error) {
+	if nonce == "" {
+		return nil, nil
+	}
+	n, err := hex.DecodeString(nonce)
+	if err != nil || len(n) > 64 {
+		return nil, outcome.UsageError(fmt.Errorf("--nonce %q: want at most 64 bytes as hex", nonce), "give the nonce the verifier sent, e.g. --nonce $(cat nonce.hex)")
+	}
+	return n, nil
+}
+
+// notAuthentic reports evidence whose signature or chain did not verify:
+// the result (with the reason) on stdout, exit code 4.
+// The error names input (the flag and file) when given.
+func (a *app) notAuthentic(res *checkResult, verdict, input string, err error, hint string) error {
+	res.Authentic, res.Verdict = err.Error(), verdict
+	if eerr := a.emit(res, func(w io.Writer) { printCheck(w, res) }); eerr != nil {
+		return eerr
+	}
+	if input != "" {
+		err = fmt.Errorf("%s: %w", input, err)
+	}
+	return outcome.SignatureError(err, hint)
 }
 
 func signerName(info uint32) string {
@@ -435,11 +456,9 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 					return outcome.InputError(fmt.Errorf("--intel-roots %q: no PEM certificate", roots))
 				}
 			}
-			var n []byte
-			if nonce != "" {
-				if n, err = hex.DecodeString(nonce); err != nil || len(n) > 64 {
-					return outcome.UsageError(fmt.Errorf("--nonce %q: want at most 64 bytes as hex", nonce))
-				}
+			n, err := reportDataNonce(nonce)
+			if err != nil {
+				return err
 			}
 			release, refs, docs, err := tdxReferences(args[0])
 			if err != nil {
@@ -447,9 +466,7 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 			}
 			res := checkResult{Release: release, Evidence: quote}
 			if err := evidence.VerifyTDX(cmd.Context(), q, o); err != nil {
-				res.Authentic, res.Verdict = err.Error(), "not authentic"
-				_ = a.emit(res, func(w io.Writer) { printCheck(w, &res) })
-				return outcome.SignatureError(fmt.Errorf("--quote %q: %w", quote, err))
+				return a.notAuthentic(&res, "not authentic", fmt.Sprintf("--quote %q", quote), err, "give the quote exactly as the TD produced it, and --verify-at inside its PCK certificates' validity")
 			}
 			res.Authentic = fmt.Sprintf("signed by the quoting enclave, PCK chain to the Intel SGX root CA pinned in cvmkit, valid at %s", t.UTC().Format("2006-01-02T15:04:05Z"))
 			res.Match = evidence.MatchTDX(q, refs, n)
@@ -463,9 +480,7 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 				err := evidence.CheckTDXCollateral(cmd.Context(), q, coll, o)
 				switch {
 				case errors.Is(err, evidence.ErrNotAuthentic):
-					res.Authentic, res.Verdict = err.Error(), "the collateral is not authentic or not current"
-					_ = a.emit(res, func(w io.Writer) { printCheck(w, &res) })
-					return outcome.SignatureError(err, "give the TCB info and QE identity PCS served for this platform, current at --verify-at")
+					return a.notAuthentic(&res, "the collateral is not authentic or not current", "", err, "give the TCB info and QE identity PCS served for this platform, current at --verify-at")
 				case err != nil:
 					res.Match.Fields = append(res.Match.Fields, evidence.Field{Name: "TCB_STATUS", Got: strings.TrimPrefix(err.Error(), evidence.ErrTCBStatus.Error()+": "), Want: "UpToDate in Intel's collateral", Policy: true})
 				default:

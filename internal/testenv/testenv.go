@@ -10,6 +10,8 @@
 package testenv
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,4 +135,15 @@ func ModuleDir(t testing.TB, mod string) string {
 		t.Fatalf("go list -m %s: %v (run go mod download)", mod, err)
 	}
 	return dir
+}
+
+// FileSHA256 is the hex SHA-256 of a file (for pinning test inputs).
+func FileSHA256(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
