@@ -4,6 +4,9 @@
 #   make test-short  the fast tier (-short) for day-to-day work
 #   make lint   gofmt, go vet, staticcheck
 GO          ?= go
+# The Go tools the tests run (cosign, oras: scripts/install-deps.sh installs
+# them with go install) are found without touching the user's PATH.
+export PATH := $(PATH):$(shell $(GO) env GOPATH 2>/dev/null)/bin
 BIN         := bin/cvmkit
 # The version and commit come from git (the commit, never the clock), so the
 # binaries stay reproducible; outside a git checkout they say "devel".

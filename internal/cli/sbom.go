@@ -197,7 +197,7 @@ func (a *app) makeSBOM(ctx context.Context, input, name, version string, boot sb
 	}
 	stdout, err := a.runHelper(ctx, helper, append(args, target)...)
 	if err != nil {
-		return nil, outcome.WithHint(fmt.Errorf("sbom: %w", err), "give an image folder from 'cvmkit build', its rootfs.img, or a root filesystem folder")
+		return nil, outcome.WithHint(fmt.Errorf("sbom: %w", err), "give an image folder from 'cvmkit build', its rootfs.img, or a root filesystem folder; --initrd must be an initramfs (newc cpio, plain or gzip, zstd, xz) and --kernel a bzImage or UKI")
 	}
 	var res struct {
 		Packages int `json:"packages"`
