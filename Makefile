@@ -26,7 +26,7 @@ all: build
 # beside it: they are separate to keep cvmkit's start-up fast.
 build: initbin
 	$(GOBUILD) -o $(BIN) ./cmd/cvmkit
-	$(GOBUILD) -o bin/cvmkit-sbom ./cmd/cvmkit-sbom
+	cd sbom && $(GOBUILD) -o ../bin/cvmkit-sbom ./cmd/cvmkit-sbom
 	$(GOBUILD) -o bin/cvmkit-sigstore ./cmd/cvmkit-sigstore
 
 initbin:
@@ -48,15 +48,18 @@ demo: build demo-inputs
 test: deps demo-inputs initbin
 	./scripts/reproducible-build.sh
 	$(GO) test -timeout 30m ./...
+	cd sbom && $(GO) test -timeout 20m ./...
 
 # The day-to-day tier: no QEMU boots, no reproducibility double builds.
 test-short: initbin
 	$(GO) test -short -timeout 10m ./...
+	cd sbom && $(GO) test -short -timeout 10m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd sbom && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 # The GitHub Action's step run as the runner runs it, on the quickstart.
 test-action: build demo-inputs

@@ -6,6 +6,9 @@
 set -euo pipefail
 t=${1:-1m}
 cd "$(dirname "$0")/.."
+# Both modules: the core and sbom/ (its own module, for syft).
+for mod in . sbom; do (
+cd "$mod"
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
@@ -13,3 +16,4 @@ for pkg in $(go list ./...); do
     go test "$pkg" -run '^$' -fuzz "^$target\$" -fuzztime "$t" -fuzzminimizetime 10s
   done
 done
+) done

@@ -157,11 +157,12 @@ var helpers = func() func(root string) (string, error) {
 			if err != nil {
 				return
 			}
-			for _, h := range []string{"cvmkit-sbom", "cvmkit-sigstore"} {
-				c := exec.Command("go", "build", "-o", filepath.Join(dir, h), "./cmd/"+h)
-				c.Dir = root
+			// cvmkit-sbom is built in its own module (sbom/go.mod).
+			for _, h := range []struct{ name, module string }{{"cvmkit-sbom", "sbom"}, {"cvmkit-sigstore", "."}} {
+				c := exec.Command("go", "build", "-o", filepath.Join(dir, h.name), "./cmd/"+h.name)
+				c.Dir = filepath.Join(root, h.module)
 				if out, berr := c.CombinedOutput(); berr != nil {
-					err = fmt.Errorf("building %s: %v\n%s", h, berr, out)
+					err = fmt.Errorf("building %s: %v\n%s", h.name, berr, out)
 					return
 				}
 			}

@@ -53,16 +53,20 @@ var Layout = map[string]Role{
 	"internal/initbin":    Base,
 	"internal/version":    Base,
 
-	"build":    Domain,
-	"measure":  Domain,
-	"encrypt":  Domain,
+	"build":   Domain,
+	"measure": Domain,
+	"encrypt": Domain,
+	// sbom is its own Go module (sbom/go.mod, so that the core module
+	// never compiles syft); the checker reads both modules.
 	"sbom":     Domain,
+	"sbom/cmd": CLI,
 	"sign":     Domain,
 	"policy":   Domain,
 	"launch":   Domain,
 	"evidence": Domain,
 
-	"verify": Composer,
+	"verify":  Composer,
+	"release": Composer,
 
 	"internal/cli":   CLI,
 	"cmd":            CLI,
@@ -87,14 +91,19 @@ type Package struct {
 }
 
 // top returns the layout key of a package path relative to the module
-// ("measure/snp" → "measure", "internal/cli/x" → "internal/cli").
+// ("measure/snp" → "measure", "internal/cli/x" → "internal/cli"): a
+// two-folder key ("internal/cli", "sbom/cmd") wins over its first folder.
 func top(rel string) string {
 	parts := strings.Split(rel, "/")
-	if parts[0] == "internal" && len(parts) > 1 {
-		return "internal/" + parts[1]
+	if len(parts) > 1 {
+		if k := parts[0] + "/" + parts[1]; parts[0] == "internal" || hasRole(k) {
+			return k
+		}
 	}
 	return parts[0]
 }
+
+func hasRole(k string) bool { _, ok := Layout[k]; return ok }
 
 // Check returns every layout violation among pkgs of module mod, sorted.
 func Check(mod string, pkgs []Package) []string {

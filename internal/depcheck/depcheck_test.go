@@ -15,11 +15,24 @@ import (
 
 const mod = "github.com/cvmkit/cvmkit"
 
-// listPackages runs `go list -deps=false -json ./...` in the repository.
+// modules are the repository's Go modules: the core and, in sbom/, the
+// SBOM helper's (which alone links syft).
+var modules = []string{".", "sbom"}
+
+// listPackages runs `go list -json ./...` in every module of the repository.
 func listPackages(t *testing.T) []Package {
 	t.Helper()
+	var pkgs []Package
+	for _, m := range modules {
+		pkgs = append(pkgs, listModule(t, filepath.Join(testenv.RepoRoot(t), m))...)
+	}
+	return pkgs
+}
+
+func listModule(t *testing.T, dir string) []Package {
+	t.Helper()
 	cmd := exec.Command("go", "list", "-json", "./...")
-	cmd.Dir = testenv.RepoRoot(t)
+	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
@@ -124,5 +137,18 @@ func f() {
 	}
 	if strings.Contains(got, "Sprintf") {
 		t.Errorf("Sprintf flagged:\n%s", got)
+	}
+}
+
+// TestCoreModuleWithoutSyft keeps syft (and its ~1,650 packages, cgo zstd
+// and sqlite) out of the core module: only the sbom module may link it.
+func TestCoreModuleWithoutSyft(t *testing.T) {
+	for _, p := range listModule(t, testenv.RepoRoot(t)) {
+		for _, d := range p.Deps {
+			if strings.HasPrefix(d, "github.com/anchore/") {
+				t.Errorf("%s depends on %s: syft belongs to the sbom module (sbom/go.mod)", p.ImportPath, d)
+				break
+			}
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -27,13 +28,17 @@ const SharedEnv = "CVMKIT_SHARED"
 // are failures rather than skips.
 func InCI() bool { return os.Getenv("CI") == "true" }
 
+var coreModule = regexp.MustCompile(`(?m)^module github\.com/cvmkit/cvmkit\s*$`)
+
 var rootOnce = sync.OnceValues(func() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		// The core module's go.mod: the sbom module (sbom/go.mod) is
+		// nested inside the repository.
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && coreModule.Match(b) {
 			return dir, nil
 		}
 		parent := filepath.Dir(dir)
@@ -44,7 +49,8 @@ var rootOnce = sync.OnceValues(func() (string, error) {
 	}
 })
 
-// RepoRoot returns the folder holding go.mod.
+// RepoRoot returns the repository's root, the folder holding the core
+// module's go.mod.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
 	root, err := rootOnce()
@@ -127,8 +133,9 @@ func GoBuild(t testing.TB, pkg, out string) []byte {
 // reports) in place rather than copying it.
 func ModuleDir(t testing.TB, mod string) string {
 	t.Helper()
+	// In the test's own folder: the module whose build list counts (the
+	// sbom module's tests read syft's schemas).
 	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod)
-	cmd.Dir = RepoRoot(t)
 	out, err := cmd.Output()
 	dir := strings.TrimSpace(string(out))
 	if err != nil || dir == "" {
