@@ -198,11 +198,11 @@ func (b *builder) run(ctx context.Context) error {
 	// Salt and UUID come from the digests of everything that went into the
 	// tree (inputs, settings): the same release gives the same salt, any
 	// other content another one — without another pass over the image.
-	contentDigest, err := b.lock.contentDigest()
+	content, err := contentDigest(b.lock)
 	if err != nil {
 		return err
 	}
-	p := verity.Params{Salt: verity.DeriveSalt(contentDigest), UUID: verity.DeriveUUID(contentDigest), Superblock: true}
+	p := verity.Params{Salt: verity.DeriveSalt(content), UUID: verity.DeriveUUID(content), Superblock: true}
 	hashW, hashBase := io.WriterAt(f), dataSize
 	var hf *os.File
 	if b.lock.Settings.Verity == "separate" {

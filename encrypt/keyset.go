@@ -2,6 +2,7 @@ package encrypt
 
 import (
 	"bytes"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 
@@ -88,5 +89,11 @@ func (k *DataKey) Cleartext() (binary, json []byte, err error) {
 	if err := insecurecleartextkeyset.Write(k.Handle, keyset.NewJSONWriter(&j)); err != nil {
 		return nil, nil, err
 	}
-	return b.Bytes(), j.Bytes(), nil
+	// protojson varies its spacing from one build to the next on purpose;
+	// compacted, the same key gives the same bytes from every cvmkit.
+	var c bytes.Buffer
+	if err := stdjson.Compact(&c, j.Bytes()); err != nil {
+		return nil, nil, err
+	}
+	return b.Bytes(), c.Bytes(), nil
 }

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cvmkit/cvmkit/refvalues"
+
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 )
 
@@ -197,10 +199,7 @@ func EncryptInto(ctx context.Context, src, dir, releaseID string, key *DataKey, 
 }
 
 // KeysIndex is keys/index.json: every wrap of the data key.
-type KeysIndex struct {
-	KeyID uint32        `json:"key_id,omitempty"`
-	Wraps []*WrappedKey `json:"wraps"`
-}
+type KeysIndex = refvalues.KeyIndex
 
 func writeWraps(dir string, wraps []*WrappedKey) error {
 	if len(wraps) == 0 {
@@ -226,7 +225,11 @@ func writeWraps(dir string, wraps []*WrappedKey) error {
 	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(KeysIndex{Wraps: wraps}, "", "  ")
+	idx := KeysIndex{Wraps: make([]refvalues.KeyWrap, len(wraps))}
+	for i, w := range wraps {
+		idx.Wraps[i] = w.KeyWrap
+	}
+	b, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return err
 	}

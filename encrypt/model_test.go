@@ -5,12 +5,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"github.com/tink-crypto/tink-go/v2/streamingaead"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tink-crypto/tink-go/v2/streamingaead"
 )
 
 // bigPlain makes the weights file 4 segments long, the last half full.

@@ -3,7 +3,6 @@ package encrypt
 import (
 	"bytes"
 	"context"
-	"github.com/cvmkit/cvmkit/internal/testenv"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -12,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cvmkit/cvmkit/internal/testenv"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"

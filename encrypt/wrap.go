@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cvmkit/cvmkit/refvalues"
+
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
@@ -92,17 +94,11 @@ func parseHPKEFile(b []byte, want string) (hpke.KEM, []byte, error) {
 }
 
 // WrappedKey is a data key wrapped for one recipient.
+// Its description (type, file, recipient, secret) is what keys/index.json
+// lists; a secret one is written only by [WriteSecrets].
 type WrappedKey struct {
-	Type string `json:"type"` // hpke, kms, trustee, azure-key-vault
-	// File is where the wrap is written: relative to the encrypted folder,
-	// or for a secret, relative to the secrets folder (never published).
-	File string `json:"file"`
-	// Recipient says who can unwrap it (key fingerprint, KMS URI, KBS path).
-	Recipient string `json:"recipient"`
-	// Secret is true for a file that holds the key in the clear: it is
-	// written only to the secrets folder ([WriteSecrets]).
-	Secret bool   `json:"secret,omitempty"`
-	Data   []byte `json:"-"`
+	refvalues.KeyWrap
+	Data []byte `json:"-"`
 }
 
 // HPKEWrap is the JSON written for an HPKE recipient.
@@ -143,7 +139,7 @@ func WrapHPKE(pubFile []byte, key *DataKey, releaseID string) (*WrappedKey, erro
 	w := HPKEWrap{Type: "hpke", KEM: f.KEM, KDF: "HKDF-SHA256", AEAD: "AES-256-GCM", Recipient: "sha256:" + hex.EncodeToString(fp[:]),
 		Info: base64.StdEncoding.EncodeToString(wrapContext(releaseID)), Ciphertext: base64.StdEncoding.EncodeToString(ct)}
 	b, _ := json.MarshalIndent(w, "", "  ")
-	return &WrappedKey{Type: "hpke", File: "keys/hpke-" + hex.EncodeToString(fp[:6]) + ".json", Recipient: w.Recipient, Data: append(b, '\n')}, nil
+	return &WrappedKey{KeyWrap: refvalues.KeyWrap{Type: "hpke", File: "keys/hpke-" + hex.EncodeToString(fp[:6]) + ".json", Recipient: w.Recipient}, Data: append(b, '\n')}, nil
 }
 
 // UnwrapHPKE opens an HPKE wrap with the private key file.
@@ -180,7 +176,7 @@ func WrapKMS(kek tink.AEAD, uri string, key *DataKey, releaseID string, n int) (
 	if err := key.Handle.WriteWithAssociatedData(keyset.NewBinaryWriter(&b), kek, wrapContext(releaseID)); err != nil {
 		return nil, fmt.Errorf("wrapping with the KMS key %s: %w", redactURI(uri), err)
 	}
-	return &WrappedKey{Type: "kms", File: fmt.Sprintf("keys/kms-%d.tink", n), Recipient: redactURI(uri), Data: b.Bytes()}, nil
+	return &WrappedKey{KeyWrap: refvalues.KeyWrap{Type: "kms", File: fmt.Sprintf("keys/kms-%d.tink", n), Recipient: redactURI(uri)}, Data: b.Bytes()}, nil
 }
 
 // UnwrapKMS reads a KMS-wrapped keyset.
@@ -218,7 +214,7 @@ func TrusteeResource(key *DataKey, repository, typ, tag string) (*WrappedKey, er
 		return nil, err
 	}
 	path := repository + "/" + typ + "/" + tag
-	return &WrappedKey{Type: "trustee", File: "trustee/" + path, Recipient: "kbs:///" + path, Secret: true, Data: j}, nil
+	return &WrappedKey{KeyWrap: refvalues.KeyWrap{Type: "trustee", File: "trustee/" + path, Recipient: "kbs:///" + path, Secret: true}, Data: j}, nil
 }
 
 // AzureWrap is the JSON written for an Azure Key Vault recipient.
@@ -275,5 +271,5 @@ func WrapAzure(pubPEM []byte, keyName string, key *DataKey) (*WrappedKey, error)
 	fp := sha256.Sum256(spki)
 	w := AzureWrap{Type: "azure-key-vault", KeyName: keyName, Alg: "RSA-OAEP-256", KEK: "sha256:" + hex.EncodeToString(fp[:]), Wrapped: base64.RawURLEncoding.EncodeToString(ct)}
 	b, _ := json.MarshalIndent(w, "", "  ")
-	return &WrappedKey{Type: "azure-key-vault", File: "keys/azure-" + keyName + ".json", Recipient: w.KEK, Data: append(b, '\n')}, nil
+	return &WrappedKey{KeyWrap: refvalues.KeyWrap{Type: "azure-key-vault", File: "keys/azure-" + keyName + ".json", Recipient: w.KEK}, Data: append(b, '\n')}, nil
 }

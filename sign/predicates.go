@@ -8,18 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-)
 
-// Release-folder paths the predicates read (docs/reference-values.md).
-const (
-	LockPath         = "image/image.lock.json"
-	SNPPath          = "measurements/snp.json"
-	TDXPath          = "measurements/tdx.json"
-	GPUPath          = "gpu/gpu-reference.json"
-	ModelManifest    = "model/model.manifest.json"
-	SBOMSPDXPath     = "sbom/sbom.spdx.json"
-	SBOMCycloneDX    = "sbom/sbom.cdx.json"
-	refValuesVersion = "v1"
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // FileRef names a released file by path and digest.
@@ -47,31 +37,16 @@ type ReferenceValues struct {
 
 // ImageValues are the image's launch-relevant values.
 type ImageValues struct {
-	Lock     FileRef         `json:"lock"`
-	Verity   json.RawMessage `json:"verity"`
-	Cmdline  string          `json:"cmdline"`
-	Settings json.RawMessage `json:"settings,omitempty"`
+	Lock     FileRef                `json:"lock"`
+	Verity   refvalues.LockVerity   `json:"verity"`
+	Cmdline  string                 `json:"cmdline"`
+	Settings refvalues.LockSettings `json:"settings"`
 }
 
 // SBOMRef names an SBOM and its format.
 type SBOMRef struct {
 	FileRef
 	Format string `json:"format"`
-}
-
-type lockFile struct {
-	Schema   string          `json:"schema"`
-	Cvmkit   string          `json:"cvmkit"`
-	Release  string          `json:"release"`
-	Settings json.RawMessage `json:"settings"`
-	Inputs   []struct {
-		Key    string `json:"key"`
-		Kind   string `json:"kind"`
-		Source string `json:"source"`
-		Digest string `json:"digest"`
-	} `json:"inputs"`
-	Verity  json.RawMessage `json:"verity"`
-	Cmdline string          `json:"cmdline"`
 }
 
 func readJSON(dir, rel string, v any) (bool, error) {
@@ -103,19 +78,19 @@ func subjectRef(subjects []Subject, rel string) *FileRef {
 // without values would be signed but say nothing.
 func BuildReferenceValues(dir string, subjects []Subject) (*ReferenceValues, error) {
 	rv := &ReferenceValues{Measurements: map[string]json.RawMessage{}}
-	var lock lockFile
-	ok, err := readJSON(dir, LockPath, &lock)
+	var lock refvalues.Lock
+	ok, err := readJSON(dir, refvalues.LockPath, &lock)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
 		rv.Release = lock.Release
-		rv.Image = &ImageValues{Lock: *subjectRef(subjects, LockPath), Verity: lock.Verity, Cmdline: lock.Cmdline, Settings: lock.Settings}
+		rv.Image = &ImageValues{Lock: *subjectRef(subjects, refvalues.LockPath), Verity: lock.Verity, Cmdline: lock.Cmdline, Settings: lock.Settings}
 	}
 	// measurements/snp.json, tdx.json, or one per configuration
 	// (snp-NAME.json, tdx-NAME.json, as cvmkit release writes them).
 	for _, s := range subjects {
-		name, ok := MeasurementName(s.Name)
+		name, ok := refvalues.MeasurementName(s.Name)
 		if !ok {
 			continue
 		}
@@ -126,19 +101,19 @@ func BuildReferenceValues(dir string, subjects []Subject) (*ReferenceValues, err
 		rv.Measurements[name] = raw
 	}
 	var gpu json.RawMessage
-	if ok, err := readJSON(dir, GPUPath, &gpu); err != nil {
+	if ok, err := readJSON(dir, refvalues.GPUPath, &gpu); err != nil {
 		return nil, err
 	} else if ok {
 		rv.GPU = gpu
 	}
 	if len(rv.Measurements) == 0 && rv.GPU == nil {
-		return nil, fmt.Errorf("%s holds no measurements (measurements/snp*.json, tdx*.json) and no GPU reference (%s): nothing to sign as reference values", dir, GPUPath)
+		return nil, fmt.Errorf("%s holds no measurements (measurements/snp*.json, tdx*.json) and no GPU reference (%s): nothing to sign as reference values", dir, refvalues.GPUPath)
 	}
 	if len(rv.Measurements) == 0 {
 		rv.Measurements = nil
 	}
-	rv.Model = subjectRef(subjects, ModelManifest)
-	for _, s := range []struct{ path, format string }{{SBOMSPDXPath, "spdx-2.3"}, {SBOMCycloneDX, "cyclonedx-1.6"}} {
+	rv.Model = subjectRef(subjects, refvalues.ModelManifest)
+	for _, s := range []struct{ path, format string }{{refvalues.SBOMSPDXPath, "spdx-2.3"}, {refvalues.SBOMCycloneDX, "cyclonedx-1.6"}} {
 		if r := subjectRef(subjects, s.path); r != nil {
 			rv.SBOMs = append(rv.SBOMs, SBOMRef{FileRef: *r, Format: s.format})
 		}
@@ -177,13 +152,13 @@ type Dependency struct {
 // cvmkit version that built it. It holds no time or host detail, so the
 // same build gives the same provenance.
 func BuildProvenance(dir string) (*Provenance, error) {
-	var lock lockFile
-	ok, err := readJSON(dir, LockPath, &lock)
+	var lock refvalues.Lock
+	ok, err := readJSON(dir, refvalues.LockPath, &lock)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s has no %s: provenance describes the image build", dir, LockPath)
+		return nil, fmt.Errorf("%s has no %s: provenance describes the image build", dir, refvalues.LockPath)
 	}
 	p := &Provenance{}
 	p.BuildDefinition.BuildType = cvmkitBuildType
@@ -197,7 +172,7 @@ func BuildProvenance(dir string) (*Provenance, error) {
 	for _, in := range lock.Inputs {
 		algo, hexd, found := strings.Cut(in.Digest, ":")
 		if !found {
-			return nil, fmt.Errorf("%s: input %s has digest %q without an algorithm", LockPath, in.Key, in.Digest)
+			return nil, fmt.Errorf("%s: input %s has digest %q without an algorithm", refvalues.LockPath, in.Key, in.Digest)
 		}
 		p.BuildDefinition.ResolvedDependencies = append(p.BuildDefinition.ResolvedDependencies,
 			Dependency{Name: in.Key, URI: in.Source, Digest: map[string]string{algo: hexd}})
@@ -218,26 +193,4 @@ func NewStatement(subjects []Subject, predicateType string, predicate any) (*Sta
 	}
 	subs := append([]Subject(nil), subjects...)
 	return &Statement{Type: StatementType, Subject: subs, PredicateType: predicateType, Predicate: raw}, nil
-}
-
-// MeasurementName returns the predicate key of a measurement document path
-// (measurements/snp.json → "snp", measurements/snp-qemu.json → "snp-qemu")
-// and whether the path is one.
-func MeasurementName(rel string) (string, bool) {
-	name, ok := strings.CutPrefix(rel, "measurements/")
-	if !ok || strings.Contains(name, "/") || !strings.HasSuffix(name, ".json") {
-		return "", false
-	}
-	name = strings.TrimSuffix(name, ".json")
-	return name, MeasurementPlatform(name) != ""
-}
-
-// MeasurementPlatform is "snp" or "tdx" for a measurement key, else "".
-func MeasurementPlatform(name string) string {
-	for _, p := range []string{"snp", "tdx"} {
-		if name == p || strings.HasPrefix(name, p+"-") {
-			return p
-		}
-	}
-	return ""
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // testRelease writes a small release folder: an image lock, a measurement
@@ -17,13 +19,13 @@ func testRelease(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "dist")
 	files := map[string]string{
-		LockPath: `{"schema":"cvmkit.dev/image-lock/v1","cvmkit":"test","release":"demo@1.0.0","settings":{"sourceDateEpoch":1},` +
+		refvalues.LockPath: `{"schema":"cvmkit.dev/image-lock/v1","cvmkit":"test","release":"demo@1.0.0","settings":{"sourceDateEpoch":1},` +
 			`"inputs":[{"key":"image.kernel","kind":"file","source":"vmlinuz","digest":"sha256:` + strings.Repeat("ab", 32) + `"}],` +
 			`"verity":{"rootHash":"` + strings.Repeat("cd", 32) + `"},"cmdline":"console=ttyS0"}`,
-		"image/rootfs.img":    "root filesystem bytes",
-		SNPPath:               `{"mode":"snp","measurements":[{"name":"qemu-EPYC-v4-1vcpu","digest":"` + strings.Repeat("11", 48) + `"}]}`,
-		ModelManifest:         `{"files":[]}`,
-		"model/weights/a.bin": "ciphertext",
+		"image/rootfs.img":      "root filesystem bytes",
+		refvalues.SNPPath:       `{"mode":"snp","measurements":[{"name":"qemu-EPYC-v4-1vcpu","digest":"` + strings.Repeat("11", 48) + `"}]}`,
+		refvalues.ModelManifest: `{"files":[]}`,
+		"model/weights/a.bin":   "ciphertext",
 	}
 	for rel, body := range files {
 		p := filepath.Join(dir, filepath.FromSlash(rel))

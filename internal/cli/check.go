@@ -19,7 +19,7 @@ import (
 	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
-	"github.com/cvmkit/cvmkit/sign"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/spf13/cobra"
 )
 
@@ -82,9 +82,9 @@ func (g *checkGPUFlags) check(dir string, at time.Time) (*gpuCheckResult, error)
 			return nil, outcome.UsageError(fmt.Errorf("--gpu-nonce: %w", err), "give the 32-byte nonce as 64 hex digits")
 		}
 	}
-	refFile := filepath.Join(dir, filepath.FromSlash(sign.GPUPath))
+	refFile := filepath.Join(dir, filepath.FromSlash(refvalues.GPUPath))
 	if _, err := os.Stat(refFile); err != nil {
-		return nil, outcome.InputError(fmt.Errorf("%s has no %s: the release has no GPU reference values", dir, sign.GPUPath), "give gpu.rims in the release config")
+		return nil, outcome.InputError(fmt.Errorf("%s has no %s: the release has no GPU reference values", dir, refvalues.GPUPath), "give gpu.rims in the release config")
 	}
 	ref, err := readReference(refFile)
 	if err != nil {
@@ -350,7 +350,7 @@ func snpReferences(dir string) (string, []evidence.SNPReference, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		var doc snpResult
+		var doc refvalues.SNP
 		if err := json.Unmarshal(b, &doc); err != nil {
 			return "", nil, outcome.InputError(fmt.Errorf("%s: %w", f, err))
 		}
@@ -496,7 +496,7 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 				if err != nil {
 					return outcome.InputError(fmt.Errorf("--event-log %q: %w", eventLog, err))
 				}
-				var doc *tdxResult
+				var doc *refvalues.TDX
 				for i := range refs {
 					if refs[i].Name == res.Match.Configuration {
 						doc = docs[i]
@@ -524,7 +524,7 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 
 // replayAgainst replays a CC event log, checks it against the quote's
 // RTMRs and compares its events with the release's predicted ones.
-func replayAgainst(log *tdx.Log, quoteRTMRs [][]byte, doc *tdxResult) *checkReplay {
+func replayAgainst(log *tdx.Log, quoteRTMRs [][]byte, doc *refvalues.TDX) *checkReplay {
 	r := &checkReplay{Events: len(log.Events), MatchesQuote: true}
 	replayed := log.Replay()
 	for i := 0; i < 4; i++ {
@@ -572,7 +572,7 @@ func replayAgainst(log *tdx.Log, quoteRTMRs [][]byte, doc *tdxResult) *checkRepl
 }
 
 // tdxReferences reads a release's TDX measurement documents.
-func tdxReferences(dir string) (string, []evidence.TDXReference, []*tdxResult, error) {
+func tdxReferences(dir string) (string, []evidence.TDXReference, []*refvalues.TDX, error) {
 	release := releaseName(dir)
 	files, _ := filepath.Glob(filepath.Join(dir, "measurements", "tdx-*.json"))
 	if len(files) == 0 {
@@ -581,13 +581,13 @@ func tdxReferences(dir string) (string, []evidence.TDXReference, []*tdxResult, e
 	}
 	sort.Strings(files)
 	var refs []evidence.TDXReference
-	var docs []*tdxResult
+	var docs []*refvalues.TDX
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return "", nil, nil, err
 		}
-		doc := &tdxResult{}
+		doc := &refvalues.TDX{}
 		if err := json.Unmarshal(b, doc); err != nil {
 			return "", nil, nil, outcome.InputError(fmt.Errorf("%s: %w", f, err))
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/cvmkit/cvmkit/internal/testenv"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/refvalues"
 	sevabi "github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
@@ -56,7 +57,7 @@ func TestCheckSNPRealReport(t *testing.T) {
 	const m = "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01"
 	dir := t.TempDir()
 	this := filepath.Join(dir, "this")
-	writeJSONFile(t, filepath.Join(this, "measurements", "snp-gce.json"), snpResult{Mode: "snp", Policy: "0xb0000", Measurements: []snpEntry{
+	writeJSONFile(t, filepath.Join(this, "measurements", "snp-gce.json"), refvalues.SNP{Mode: "snp", Policy: "0xb0000", Measurements: []refvalues.SNPEntry{
 		{Name: "gce-1vcpu", Digest: strings.Repeat("00", 48)}, {Name: "gce-2vcpu", Digest: m}}})
 	writeJSONFile(t, filepath.Join(this, "image", "image.lock.json"), map[string]string{"release": "demo@1.0.0"})
 
@@ -67,13 +68,13 @@ func TestCheckSNPRealReport(t *testing.T) {
 
 	// Another release: the quickstart's kind of values.
 	other := filepath.Join(dir, "other")
-	writeJSONFile(t, filepath.Join(other, "measurements", "snp-qemu.json"), snpResult{Mode: "snp", Policy: "0x30000", Measurements: []snpEntry{{Name: "qemu-EPYC-Milan-2vcpu", Digest: strings.Repeat("11", 48)}}})
+	writeJSONFile(t, filepath.Join(other, "measurements", "snp-qemu.json"), refvalues.SNP{Mode: "snp", Policy: "0x30000", Measurements: []refvalues.SNPEntry{{Name: "qemu-EPYC-Milan-2vcpu", Digest: strings.Repeat("11", 48)}}})
 	code, out, _ = runCLI(t, "check", "snp", other, "--report", report, "--vcek", vcek, "--verify-at", "2024-01-01")
 	if code != outcome.Mismatch.Value || !strings.Contains(out, "MEASUREMENT        DIFFERS") || !strings.Contains(out, "no configuration of the release has this measurement") {
 		t.Fatalf("other release: exit %d\n%s", code, out)
 	}
 	// The right measurement, another policy: POLICY named.
-	writeJSONFile(t, filepath.Join(other, "measurements", "snp-qemu.json"), snpResult{Mode: "snp", Policy: "0x30000", Measurements: []snpEntry{{Name: "x", Digest: m}}})
+	writeJSONFile(t, filepath.Join(other, "measurements", "snp-qemu.json"), refvalues.SNP{Mode: "snp", Policy: "0x30000", Measurements: []refvalues.SNPEntry{{Name: "x", Digest: m}}})
 	code, out, _ = runCLI(t, "check", "snp", other, "--report", report, "--vcek", vcek, "--verify-at", "2024-01-01", "--json")
 	var res checkResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != outcome.Mismatch.Value || res.Match.Fields[1].Name != "POLICY" || res.Match.Fields[1].OK {
@@ -139,15 +140,15 @@ func TestCheckTDXRealQuote(t *testing.T) {
 
 // tdxFromQuote makes the TDX reference document a release for this quote's
 // TD would hold: its MRTD, RTMR0–2 (RTMR3 not computed) and XFAM.
-func tdxFromQuote(t *testing.T, raw []byte) *tdxResult {
+func tdxFromQuote(t *testing.T, raw []byte) *refvalues.TDX {
 	t.Helper()
 	q, err := abi.QuoteToProto(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := q.(*pb.QuoteV4).GetTdQuoteBody()
-	doc := &tdxResult{MRTD: []tdxMRTD{{PageOrder: "single-pass", Value: hex.EncodeToString(body.GetMrTd())}},
-		NotComputed: []tdxNotComputed{{RTMR: 3, Reason: "the guest extends RTMR3"}},
+	doc := &refvalues.TDX{MRTD: []refvalues.MRTD{{PageOrder: "single-pass", Value: hex.EncodeToString(body.GetMrTd())}},
+		NotComputed: []refvalues.TDXNotComputed{{RTMR: 3, Reason: "the guest extends RTMR3"}},
 		XFAM:        fmt.Sprintf("%#x", binary.LittleEndian.Uint64(body.GetXfam()))}
 	for i := 0; i < 3; i++ {
 		v := hex.EncodeToString(body.GetRtmrs()[i])
@@ -169,11 +170,11 @@ func TestCheckSNPWithCvmkitMeasurement(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("measure snp: %d %s", code, errOut)
 	}
-	var doc snpResult
+	var doc refvalues.SNP
 	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
-	doc.MinimumTCB = &snpTCB{Bootloader: 2}
+	doc.MinimumTCB = &refvalues.TCB{Bootloader: 2}
 	rel := filepath.Join(dir, "rel")
 	writeJSONFile(t, filepath.Join(rel, "measurements", "snp-qemu.json"), doc)
 
@@ -239,11 +240,11 @@ func TestReplayAgainst(t *testing.T) {
 		{RTMR: 1, Type: tdx.EvEFIBootServicesApp, Description: "kernel", Digest: [48]byte{1}},
 		{RTMR: 1, Type: tdx.EvEFIAction, Description: "Calling EFI Application from Boot Option", Digest: [48]byte{2}},
 	}
-	doc := &tdxResult{}
+	doc := &refvalues.TDX{}
 	var r1 [48]byte
 	for _, e := range events {
 		tdx.Extend(&r1, e.Digest)
-		doc.Events = append(doc.Events, tdxEvent{RTMR: e.RTMR, Type: tdx.EventTypeName(e.Type), Description: e.Description, Digest: hex.EncodeToString(e.Digest[:])})
+		doc.Events = append(doc.Events, refvalues.TDXEvent{RTMR: e.RTMR, Type: tdx.EventTypeName(e.Type), Description: e.Description, Digest: hex.EncodeToString(e.Digest[:])})
 	}
 	v := hex.EncodeToString(r1[:])
 	doc.RTMR[1] = &v
@@ -279,7 +280,7 @@ func TestCheckSNPWithGPU(t *testing.T) {
 	gsg := filepath.Join(testenv.ModuleDir(t, "github.com/google/go-sev-guest"), "verify", "testdata")
 	const m = "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01"
 	rel := t.TempDir()
-	writeJSONFile(t, filepath.Join(rel, "measurements", "snp-gce.json"), snpResult{Mode: "snp", Policy: "0xb0000", Measurements: []snpEntry{{Name: "gce", Digest: m}}})
+	writeJSONFile(t, filepath.Join(rel, "measurements", "snp-gce.json"), refvalues.SNP{Mode: "snp", Policy: "0xb0000", Measurements: []refvalues.SNPEntry{{Name: "gce", Digest: m}}})
 	os.MkdirAll(filepath.Join(rel, "gpu"), 0o755)
 	code, _, errOut := runCLI(t, "gpu", "reference", "--rim", filepath.Join(g, "rims/1010_0200_882_96005E0001_test_no_gpu.swidtag"),
 		"--rim", filepath.Join(g, "rims/Driver_RIM_test_no_gpu.swidtag"), "--verify-at", "2024-01-01", "-o", filepath.Join(rel, "gpu", "gpu-reference.json"))

@@ -436,7 +436,7 @@ func readReference(path string) (*gpu.Reference, error) {
 	if err := d.Decode(&ref); err != nil {
 		return nil, outcome.InputError(fmt.Errorf("--reference %q: %w", path, err), "give the JSON written by 'cvmkit gpu reference -o'")
 	}
-	if err := ref.Validate(); err != nil {
+	if err := gpu.ValidateReference(&ref); err != nil {
 		return nil, outcome.InputError(fmt.Errorf("--reference %q: %w", path, err))
 	}
 	return &ref, nil

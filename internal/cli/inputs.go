@@ -8,14 +8,15 @@ import (
 	"os"
 
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // openInput opens an input file named by a flag, with an error that names
 // both when it cannot.
-func openInput(path, flag string) (*os.File, fileDigests, error) {
+func openInput(path, flag string) (*os.File, refvalues.File, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fileDigests{}, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, unwrapPath(err)), "check the path")
+		return nil, refvalues.File{}, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, unwrapPath(err)), "check the path")
 	}
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() && fi.Mode()&os.ModeCharDevice == 0 {
@@ -23,14 +24,14 @@ func openInput(path, flag string) (*os.File, fileDigests, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fileDigests{}, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, err))
+		return nil, refvalues.File{}, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, err))
 	}
-	return f, fileDigests{Path: path, Size: fi.Size()}, nil
+	return f, refvalues.File{Path: path, Size: fi.Size()}, nil
 }
 
 // readInput reads a whole input file of at most max bytes and records its
 // SHA-256 and SHA-384.
-func readInput(path, flag string, max int64) ([]byte, fileDigests, error) {
+func readInput(path, flag string, max int64) ([]byte, refvalues.File, error) {
 	f, d, err := openInput(path, flag)
 	if err != nil {
 		return nil, d, err

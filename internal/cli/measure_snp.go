@@ -19,6 +19,7 @@ import (
 	"github.com/cvmkit/cvmkit/measure/snp"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/policy"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/spf13/cobra"
 )
 
@@ -119,75 +120,8 @@ references are in docs/measure-snp.md.`,
 	return cmd
 }
 
-// snpResult is what `cvmkit measure snp --json` prints: the digests and
-// every assumption they rest on.
-type snpResult struct {
-	Mode          string         `json:"mode"`
-	Profile       string         `json:"profile"`
-	GuestFeatures string         `json:"guest_features,omitempty"`
-	Policy        string         `json:"policy,omitempty"`
-	HostData      string         `json:"host_data,omitempty"`
-	Firmware      fileDigests    `json:"firmware"`
-	OVMFHash      string         `json:"snp_ovmf_hash,omitempty"`
-	KernelHashes  bool           `json:"firmware_has_kernel_hashes"`
-	Kernel        *fileDigests   `json:"kernel,omitempty"`
-	Initrd        *fileDigests   `json:"initrd,omitempty"`
-	Cmdline       *cmdlineDigest `json:"cmdline,omitempty"`
-	SVSM          *fileDigests   `json:"svsm,omitempty"`
-	VarsSize      uint64         `json:"vars_size,omitempty"`
-	// MinimumTCB is the oldest firmware key authorities accept (the
-	// release config's minimumTCB); absent means any.
-	MinimumTCB   *snpTCB    `json:"minimum_tcb,omitempty"`
-	Measurements []snpEntry `json:"measurements"`
-}
-
-type snpTCB struct {
-	Bootloader uint8 `json:"bootloader"`
-	TEE        uint8 `json:"tee"`
-	SNP        uint8 `json:"snp"`
-	Microcode  uint8 `json:"microcode"`
-}
-
-type fileDigests struct {
-	Path   string `json:"path"` // empty for an input not given (an empty initrd)
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
-	SHA384 string `json:"sha384,omitempty"`
-}
-
-type cmdlineDigest struct {
-	Value  string `json:"value"`
-	SHA256 string `json:"sha256"`
-}
-
-type snpEntry struct {
-	Name     string    `json:"name"`
-	VMM      string    `json:"vmm"`
-	VCPUType string    `json:"vcpu_type,omitempty"`
-	VCPUSig  string    `json:"vcpu_sig,omitempty"`
-	VCPUs    int       `json:"vcpus,omitempty"`
-	Digest   string    `json:"digest"`
-	Steps    []snpStep `json:"steps,omitempty"`
-	// With --id-key: the ID block and ID auth block (base64, as QEMU's
-	// sev-snp-guest object takes them) and the key digests a report carries.
-	IDBlock         string   `json:"id_block,omitempty"`
-	IDAuth          string   `json:"id_auth,omitempty"`
-	IDKeyDigest     string   `json:"id_key_digest,omitempty"`
-	AuthorKeyDigest string   `json:"author_key_digest,omitempty"`
-	QEMUObject      string   `json:"qemu_sev_snp_guest,omitempty"`
-	Files           []string `json:"files,omitempty"`
-}
-
-type snpStep struct {
-	What     string `json:"what"`
-	GPA      string `json:"gpa,omitempty"`
-	Type     string `json:"page_type,omitempty"`
-	Contents string `json:"contents,omitempty"`
-	Digest   string `json:"digest"`
-}
-
 // measureSNP computes what cvmkit measure snp prints, without printing.
-func (a *app) measureSNP(f *snpFlags) (*snpResult, []snp.Entry, []snpStep, error) {
+func (a *app) measureSNP(f *snpFlags) (*refvalues.SNP, []snp.Entry, []refvalues.SNPStep, error) {
 	usage := func(format string, args ...any) error {
 		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure snp --help")
 	}
@@ -248,7 +182,7 @@ func (a *app) measureSNP(f *snpFlags) (*snpResult, []snp.Entry, []snpStep, error
 		}
 	}
 
-	res := snpResult{Mode: string(mode), Profile: profileName(profile)}
+	res := refvalues.SNP{Mode: string(mode), Profile: profileName(profile)}
 	isSNP := mode == snp.ModeSNP || mode == snp.ModeSVSM
 	if isSNP {
 		res.GuestFeatures = fmt.Sprintf("%#x", features)
@@ -309,10 +243,10 @@ func (a *app) measureSNP(f *snpFlags) (*snpResult, []snp.Entry, []snpStep, error
 	if !needVMSA {
 		f.vcpus = []int{0}
 	}
-	var steps []snpStep
+	var steps []refvalues.SNPStep
 	if f.explain {
 		l.Explain = func(s snp.Step) {
-			st := snpStep{What: s.What, Contents: hex.EncodeToString(s.Contents), Digest: hex.EncodeToString(s.Digest)}
+			st := refvalues.SNPStep{What: s.What, Contents: hex.EncodeToString(s.Contents), Digest: hex.EncodeToString(s.Digest)}
 			if s.Type != 0 {
 				st.GPA, st.Type = fmt.Sprintf("%#x", s.GPA), s.Type.String()
 			}
@@ -342,7 +276,7 @@ func (a *app) measureSNP(f *snpFlags) (*snpResult, []snp.Entry, []snpStep, error
 		}
 	}
 	for _, e := range entries {
-		se := snpEntry{Name: e.Name(), VMM: string(e.VMM), VCPUs: e.VCPUs, Digest: hex.EncodeToString(e.Digest)}
+		se := refvalues.SNPEntry{Name: e.Name(), VMM: string(e.VMM), VCPUs: e.VCPUs, Digest: hex.EncodeToString(e.Digest)}
 		if needVMSA && (e.VMM == snp.QEMU) {
 			se.VCPUType, se.VCPUSig = e.CPU.Name, fmt.Sprintf("%#x", e.CPU.Sig)
 		}
@@ -514,7 +448,7 @@ func parseCPUs(f *snpFlags) ([]snp.CPU, error) {
 }
 
 // kernelHashes hashes --kernel, --initrd and --append for the hashes table.
-func (a *app) kernelHashes(f *snpFlags, res *snpResult) (*snp.KernelHashes, error) {
+func (a *app) kernelHashes(f *snpFlags, res *refvalues.SNP) (*snp.KernelHashes, error) {
 	kf, kd, err := openInput(f.kernel, "--kernel")
 	if err != nil {
 		return nil, err
@@ -537,14 +471,14 @@ func (a *app) kernelHashes(f *snpFlags, res *snpResult) (*snp.KernelHashes, erro
 	res.Kernel = &kd
 	if res.Initrd == nil {
 		// Without -initrd QEMU hashes an empty initrd; say so.
-		res.Initrd = &fileDigests{}
+		res.Initrd = &refvalues.File{}
 	}
 	res.Initrd.SHA256 = hex.EncodeToString(k.Initrd[:])
-	res.Cmdline = &cmdlineDigest{Value: f.appendArg, SHA256: hex.EncodeToString(k.Cmdline[:])}
+	res.Cmdline = &refvalues.SNPCmd{Value: f.appendArg, SHA256: hex.EncodeToString(k.Cmdline[:])}
 	return &k, nil
 }
 
-func (a *app) svsmInputs(f *snpFlags, l *snp.Launch, res *snpResult) error {
+func (a *app) svsmInputs(f *snpFlags, l *snp.Launch, res *refvalues.SNP) error {
 	if f.svsm == "" {
 		return outcome.UsageError(errors.New("--mode snp:svsm needs --svsm"))
 	}
@@ -662,7 +596,7 @@ func readP384Key(path, flag string) (*ecdsa.PrivateKey, error) {
 }
 
 // apply makes the ID block and the go-sev-guest policy of one digest.
-func (lp *launchPolicy) apply(e snp.Entry, se *snpEntry) error {
+func (lp *launchPolicy) apply(e snp.Entry, se *refvalues.SNPEntry) error {
 	name := e.Name()
 	chk := policy.SEVCheck{Measurement: e.Digest, Policy: lp.policy, HostData: lp.hostData}
 	if lp.idKey != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/policy"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/spf13/cobra"
 )
 
@@ -53,60 +54,6 @@ func (f *tdxFlags) register(cmd *cobra.Command) {
 	fl.Lookup("guest-measures-rtmr2").NoOptDefVal = "true"
 	fl.StringSliceVar(&f.rtmr3, "rtmr3-extend", nil, "SHA-384 digests (hex) the guest extends into RTMR3, in order")
 	fl.StringVar(&f.xfam, "xfam", "0x642e7", "the TD's XFAM, recorded for key-authority policies (Trustee's EAR policy checks it); QEMU -cpu host on Sapphire/Emerald Rapids gives 0x642e7")
-}
-
-// tdxResult is what `cvmkit measure tdx --json` prints.
-type tdxResult struct {
-	Firmware        fileDigests      `json:"firmware"`
-	MRTD            []tdxMRTD        `json:"mrtd"`
-	PageOrderSource string           `json:"page_order_source"`
-	RTMR            [4]*string       `json:"rtmr"`
-	NotComputed     []tdxNotComputed `json:"not_computed"`
-	Events          []tdxEvent       `json:"events"`
-	Profile         string           `json:"edk2_profile,omitempty"`
-	QEMUVersion     string           `json:"qemu_version,omitempty"`
-	Memory          int64            `json:"memory,omitempty"`
-	VCPUs           int              `json:"vcpus,omitempty"`
-	KernelBlob      string           `json:"kernel_blob,omitempty"`
-	SecureBoot      string           `json:"secure_boot"`
-	// GuestCC says whether the guest kernel's EFI stub measures the command
-	// line and initrd into RTMR2; GuestCCSource says how that was decided
-	// (the kernel's version, or --guest-measures-rtmr2 / the config).
-	GuestCC       *bool  `json:"guest_measures_rtmr2,omitempty"`
-	GuestCCGiven  bool   `json:"guest_measures_rtmr2_given,omitempty"`
-	GuestCCSource string `json:"guest_measures_rtmr2_source,omitempty"`
-	// XFAM is the TD's XFAM the key authorities expect (--xfam).
-	XFAM          string             `json:"xfam,omitempty"`
-	KernelVersion string             `json:"kernel_version,omitempty"`
-	Kernel        *fileDigests       `json:"kernel,omitempty"`
-	UKI           bool               `json:"uki,omitempty"`
-	Initrd        *fileDigests       `json:"initrd,omitempty"`
-	Cmdline       *tdxCmdline        `json:"cmdline,omitempty"`
-	ACPITables    *fileDigests       `json:"acpi_tables,omitempty"`
-	Sections      []ovmf.TDVFSection `json:"tdvf_sections"`
-	Files         []string           `json:"files,omitempty"`
-}
-
-type tdxMRTD struct {
-	PageOrder string `json:"page_order"`
-	Value     string `json:"value"`
-}
-
-type tdxNotComputed struct {
-	RTMR   int    `json:"rtmr"`
-	Reason string `json:"reason"`
-}
-
-type tdxEvent struct {
-	RTMR        int    `json:"rtmr"`
-	Type        string `json:"type"`
-	Description string `json:"description"`
-	Digest      string `json:"digest"`
-}
-
-type tdxCmdline struct {
-	Value       string `json:"value"`
-	LoadOptions string `json:"load_options"`
 }
 
 func (a *app) measureTDXCmd() *cobra.Command {
@@ -167,7 +114,7 @@ docs/measure-tdx.md.`,
 
 // printTDXEvents is --explain: every predicted event in extend order, the
 // table measure tdx replay compares a real log with.
-func printTDXEvents(w io.Writer, res *tdxResult) {
+func printTDXEvents(w io.Writer, res *refvalues.TDX) {
 	fmt.Fprintf(w, "%-5s %-3s %-32s %-96s  %s\n", "RTMR", "#", "EVENT TYPE", "DIGEST (SHA-384)", "WHAT")
 	index := map[int]int{}
 	for _, e := range res.Events {
@@ -180,7 +127,7 @@ func printTDXEvents(w io.Writer, res *tdxResult) {
 	fmt.Fprintln(w)
 }
 
-func printTDX(w io.Writer, res *tdxResult) {
+func printTDX(w io.Writer, res *refvalues.TDX) {
 	for _, m := range res.MRTD {
 		fmt.Fprintf(w, "%-19s %s\n", "MRTD ("+m.PageOrder+")", m.Value)
 	}
@@ -204,14 +151,14 @@ func printTDX(w io.Writer, res *tdxResult) {
 
 // predictTDX reads the inputs named by the flags and computes MRTD and the
 // RTMR prediction.
-func (a *app) predictTDX(ctx context.Context, f *tdxFlags) (*tdxResult, *tdx.Prediction, error) {
+func (a *app) predictTDX(ctx context.Context, f *tdxFlags) (*refvalues.TDX, *tdx.Prediction, error) {
 	usage := func(format string, args ...any) error {
 		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure tdx --help")
 	}
 	if f.firmware == "" {
 		return nil, nil, usage("--firmware is required")
 	}
-	res := &tdxResult{SecureBoot: f.secureBoot, VCPUs: f.vcpus, QEMUVersion: f.qemuVersion, NotComputed: []tdxNotComputed{}, Events: []tdxEvent{}}
+	res := &refvalues.TDX{SecureBoot: f.secureBoot, VCPUs: f.vcpus, QEMUVersion: f.qemuVersion, NotComputed: []refvalues.TDXNotComputed{}, Events: []refvalues.TDXEvent{}}
 	if f.xfam != "" {
 		x, err := strconv.ParseUint(f.xfam, 0, 64)
 		if err != nil {
@@ -262,13 +209,16 @@ func (a *app) predictTDX(ctx context.Context, f *tdxFlags) (*tdxResult, *tdx.Pre
 	if err != nil {
 		return nil, nil, outcome.InputError(fmt.Errorf("firmware %q: %w", f.firmware, err), "give the whole OVMF.fd built with TDX support (IntelTdxX64 or OvmfPkgX64), the file QEMU loads with -bios")
 	}
-	res.Sections = td.Sections
+	for _, s := range td.Sections {
+		res.Sections = append(res.Sections, refvalues.TDVFSection{DataOffset: s.DataOffset, RawDataSize: s.RawDataSize, MemoryAddress: s.MemoryAddress,
+			MemoryDataSize: s.MemoryDataSize, Type: s.Type.String(), Attributes: s.Attributes})
+	}
 	for _, o := range orders {
 		m, err := tdx.MRTD(ctx, image, td, o)
 		if err != nil {
 			return nil, nil, err
 		}
-		res.MRTD = append(res.MRTD, tdxMRTD{PageOrder: string(o), Value: hex.EncodeToString(m[:])})
+		res.MRTD = append(res.MRTD, refvalues.MRTD{PageOrder: string(o), Value: hex.EncodeToString(m[:])})
 	}
 
 	in := tdx.Inputs{Image: image, TDVF: td, Memory: uint64(memory)}
@@ -366,19 +316,19 @@ func (a *app) predictTDX(ctx context.Context, f *tdxFlags) (*tdxResult, *tdx.Pre
 				s := hex.EncodeToString(r[:])
 				res.RTMR[i] = &s
 			} else {
-				res.NotComputed = append(res.NotComputed, tdxNotComputed{i, pred.NotComputable[i]})
+				res.NotComputed = append(res.NotComputed, refvalues.TDXNotComputed{RTMR: i, Reason: pred.NotComputable[i]})
 			}
 		}
 		for _, e := range pred.Events {
-			res.Events = append(res.Events, tdxEvent{RTMR: e.RTMR, Type: tdx.EventTypeName(e.Type), Description: e.Description, Digest: hex.EncodeToString(e.Digest[:])})
+			res.Events = append(res.Events, refvalues.TDXEvent{RTMR: e.RTMR, Type: tdx.EventTypeName(e.Type), Description: e.Description, Digest: hex.EncodeToString(e.Digest[:])})
 		}
 		res.UKI = pred.UKI
 		if f.kernel != "" {
-			res.Cmdline = &tdxCmdline{Value: f.cmdline, LoadOptions: pred.LoadOptions}
+			res.Cmdline = &refvalues.TDXCmd{Value: f.cmdline, LoadOptions: pred.LoadOptions}
 		}
 	} else {
 		for i := 0; i < 3; i++ {
-			res.NotComputed = append(res.NotComputed, tdxNotComputed{i, "which events the firmware logs depends on its edk2 release: give --edk2-profile"})
+			res.NotComputed = append(res.NotComputed, refvalues.TDXNotComputed{RTMR: i, Reason: "which events the firmware logs depends on its edk2 release: give --edk2-profile"})
 		}
 		// The firmware never touches RTMR3.
 		var r3 [tdx.DigestSize]byte
@@ -409,7 +359,7 @@ func (a *app) predictTDX(ctx context.Context, f *tdxFlags) (*tdxResult, *tdx.Pre
 
 // writeTDXChecks writes a go-tdx-guest policy per MRTD candidate, named
 // tdx-<page order>.
-func writeTDXChecks(dir string, res *tdxResult) ([]string, error) {
+func writeTDXChecks(dir string, res *refvalues.TDX) ([]string, error) {
 	var rtmrs [4][]byte
 	for i, r := range res.RTMR {
 		if r != nil {

@@ -8,17 +8,18 @@ import (
 
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/spf13/cobra"
 )
 
 // replayResult is what `cvmkit measure tdx replay --json` prints.
 type replayResult struct {
-	Log        fileDigests   `json:"log"`
-	RTMR       [4]string     `json:"rtmr"`
-	Events     []replayEvent `json:"events"`
-	Prediction *tdxResult    `json:"prediction,omitempty"`
-	Match      *[4]*bool     `json:"match,omitempty"`
-	First      []replayDiff  `json:"first_differences,omitempty"`
+	Log        refvalues.File `json:"log"`
+	RTMR       [4]string      `json:"rtmr"`
+	Events     []replayEvent  `json:"events"`
+	Prediction *refvalues.TDX `json:"prediction,omitempty"`
+	Match      *[4]*bool      `json:"match,omitempty"`
+	First      []replayDiff   `json:"first_differences,omitempty"`
 }
 
 type replayEvent struct {
@@ -29,11 +30,11 @@ type replayEvent struct {
 }
 
 type replayDiff struct {
-	RTMR      int          `json:"rtmr"`
-	Index     int          `json:"index"`
-	Predicted *tdxEvent    `json:"predicted,omitempty"`
-	Logged    *replayEvent `json:"logged,omitempty"`
-	Meaning   string       `json:"meaning"`
+	RTMR      int                 `json:"rtmr"`
+	Index     int                 `json:"index"`
+	Predicted *refvalues.TDXEvent `json:"predicted,omitempty"`
+	Logged    *replayEvent        `json:"logged,omitempty"`
+	Meaning   string              `json:"meaning"`
 }
 
 func (a *app) measureTDXReplayCmd() *cobra.Command {
@@ -104,7 +105,7 @@ func (a *app) runReplay(ctx context.Context, path string, f *tdxFlags) error {
 			for _, df := range tdx.Compare(log, pred) {
 				rd := replayDiff{RTMR: df.RTMR, Index: df.Index, Meaning: df.Meaning}
 				if df.Predicted != nil {
-					rd.Predicted = &tdxEvent{RTMR: df.Predicted.RTMR, Type: tdx.EventTypeName(df.Predicted.Type), Description: df.Predicted.Description, Digest: hex.EncodeToString(df.Predicted.Digest[:])}
+					rd.Predicted = &refvalues.TDXEvent{RTMR: df.Predicted.RTMR, Type: tdx.EventTypeName(df.Predicted.Type), Description: df.Predicted.Description, Digest: hex.EncodeToString(df.Predicted.Digest[:])}
 				}
 				if df.Logged != nil {
 					le := logEvent(*df.Logged)
@@ -132,7 +133,7 @@ func logEvent(e tdx.LogEvent) replayEvent {
 	return re
 }
 
-func describePredicted(e *tdxEvent) string {
+func describePredicted(e *refvalues.TDXEvent) string {
 	if e == nil {
 		return "no event"
 	}

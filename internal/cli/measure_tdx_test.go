@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // TestTDXWholeLaunchVectors runs the "all" vectors of
@@ -65,7 +66,7 @@ func TestTDXWholeLaunchVectors(t *testing.T) {
 			if code := Main(context.Background(), args, strings.NewReader(""), &out, &errb, func(string) (string, bool) { return "", false }); code != 0 {
 				t.Fatalf("exit %d: %s", code, errb.String())
 			}
-			var res tdxResult
+			var res refvalues.TDX
 			if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 				t.Fatal(err)
 			}

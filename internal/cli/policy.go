@@ -16,6 +16,7 @@ import (
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/policy"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/sign"
 	"github.com/spf13/cobra"
 )
@@ -28,21 +29,9 @@ type policyResult struct {
 	Release      string              `json:"release"`
 	Output       string              `json:"output"`
 	Files        []string            `json:"files"`
-	Bindings     []bindingReport     `json:"bindings"`
+	Bindings     []refvalues.Binding `json:"bindings"`
 	AllowUnbound bool                `json:"allow_unbound"`
 	Unbound      map[string][]string `json:"unbound,omitempty"`
-}
-
-type bindingReport struct {
-	Configuration string            `json:"configuration"`
-	Platform      string            `json:"platform"`
-	Binds         []string          `json:"binds"`
-	Unbound       []string          `json:"unbound,omitempty"`
-	Why           map[string]string `json:"why,omitempty"`
-	// Platform settings the policies check besides the measurements, with
-	// the defaults in force when the config set none.
-	MinimumTCB string `json:"snp_minimum_tcb,omitempty"`
-	XFAM       string `json:"tdx_xfam,omitempty"`
 }
 
 func (a *app) policyCmd() *cobra.Command {
@@ -144,7 +133,7 @@ func contains(l []string, s string) bool {
 // makePolicies is cvmkit policy for one target: the release folder's values,
 // the binding check (failing with unboundHint), the target's files and
 // bindings.json. cvmkit release and verify --rebuild make them the same way.
-func makePolicies(dir, target string, allowUnbound bool, resource, authority, unboundHint string) (map[string][]byte, *policy.Values, []bindingReport, map[string][]string, error) {
+func makePolicies(dir, target string, allowUnbound bool, resource, authority, unboundHint string) (map[string][]byte, *policy.Values, []refvalues.Binding, map[string][]string, error) {
 	v, reports, err := releaseValues(dir)
 	if err != nil {
 		return nil, nil, nil, nil, err
@@ -246,7 +235,7 @@ func policyFiles(target string, v *policy.Values, unbound map[string][]string, a
 
 // releaseValues reads a release folder into policy values, with what each
 // configuration binds.
-func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
+func releaseValues(dir string) (*policy.Values, []refvalues.Binding, error) {
 	subjects, err := sign.Subjects(dir)
 	if err != nil {
 		return nil, nil, outcome.InputError(err)
@@ -258,11 +247,7 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 	v := &policy.Values{Release: rv.Release}
 	var rootHash, cmdline, kernelSHA string
 	if rv.Image != nil {
-		var verity struct {
-			RootHash string `json:"rootHash"`
-		}
-		_ = json.Unmarshal(rv.Image.Verity, &verity)
-		rootHash, cmdline = verity.RootHash, rv.Image.Cmdline
+		rootHash, cmdline = rv.Image.Verity.RootHash, rv.Image.Cmdline
 		for _, s := range subjects {
 			if s.Name == "image/vmlinuz" {
 				kernelSHA = s.Digest["sha256"]
@@ -272,7 +257,7 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 	// bind records what a configuration's values bind. paramsWhy, when
 	// set, says why the initrd and command line are not measured although
 	// the kernel is (a TD whose kernel does not measure RTMR2).
-	bind := func(l *policy.Launch, kernel *fileDigests, cmd string, measuresBoot bool, why, paramsWhy string) {
+	bind := func(l *policy.Launch, kernel *refvalues.File, cmd string, measuresBoot bool, why, paramsWhy string) {
 		l.Binds = []string{policy.BindsFirmware}
 		l.Why = map[string]string{}
 		switch {
@@ -321,23 +306,23 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 	}
 	for _, k := range keys {
 		raw := rv.Measurements[k]
-		if sign.MeasurementPlatform(k) != "snp" {
+		if refvalues.MeasurementPlatform(k) != "snp" {
 			continue
 		}
-		var doc snpResult
+		var doc refvalues.SNP
 		if err := json.Unmarshal(raw, &doc); err != nil {
 			return nil, nil, outcome.InputError(fmt.Errorf("measurements/%s.json: %w", k, err))
 		}
 		pol := uint64(0x30000)
 		if doc.Policy != "" {
 			if pol, err = strconv.ParseUint(doc.Policy, 0, 64); err != nil {
-				return nil, nil, outcome.InputError(fmt.Errorf("%s: policy %q", sign.SNPPath, doc.Policy))
+				return nil, nil, outcome.InputError(fmt.Errorf("%s: policy %q", refvalues.SNPPath, doc.Policy))
 			}
 		}
 		for _, e := range doc.Measurements {
 			d, err := hex.DecodeString(e.Digest)
 			if err != nil || len(d) != 48 {
-				return nil, nil, outcome.InputError(fmt.Errorf("%s: %s: digest is not 48 bytes of hex", sign.SNPPath, e.Name))
+				return nil, nil, outcome.InputError(fmt.Errorf("%s: %s: digest is not 48 bytes of hex", refvalues.SNPPath, e.Name))
 			}
 			l := policy.Launch{Name: name(k, "snp", e.Name), Platform: policy.SNP, Measurement: d, GuestPolicy: pol}
 			if doc.HostData != "" {
@@ -358,23 +343,23 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 	}
 	for _, k := range keys {
 		raw := rv.Measurements[k]
-		if sign.MeasurementPlatform(k) != "tdx" {
+		if refvalues.MeasurementPlatform(k) != "tdx" {
 			continue
 		}
-		var doc tdxResult
+		var doc refvalues.TDX
 		if err := json.Unmarshal(raw, &doc); err != nil {
 			return nil, nil, outcome.InputError(fmt.Errorf("measurements/%s.json: %w", k, err))
 		}
 		for _, m := range doc.MRTD {
 			d, err := hex.DecodeString(m.Value)
 			if err != nil || len(d) != 48 {
-				return nil, nil, outcome.InputError(fmt.Errorf("%s: MRTD is not 48 bytes of hex", sign.TDXPath))
+				return nil, nil, outcome.InputError(fmt.Errorf("%s: MRTD is not 48 bytes of hex", refvalues.TDXPath))
 			}
 			l := policy.Launch{Name: name(k, "tdx", m.PageOrder), Platform: policy.TDX, MRTD: d}
 			for i, r := range doc.RTMR {
 				if r != nil {
 					if l.RTMR[i], err = hex.DecodeString(*r); err != nil {
-						return nil, nil, outcome.InputError(fmt.Errorf("%s: RTMR%d is not hex", sign.TDXPath, i))
+						return nil, nil, outcome.InputError(fmt.Errorf("%s: RTMR%d is not hex", refvalues.TDXPath, i))
 					}
 				}
 			}
@@ -417,7 +402,7 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			} `json:"versions"`
 		}
 		if err := json.Unmarshal(rv.GPU, &ref); err != nil {
-			return nil, nil, outcome.InputError(fmt.Errorf("%s: %w", sign.GPUPath, err))
+			return nil, nil, outcome.InputError(fmt.Errorf("%s: %w", refvalues.GPUPath, err))
 		}
 		v.GPU = &policy.GPU{VBIOS: ref.Versions.VBIOS, Driver: ref.Versions.Driver}
 	}
@@ -436,9 +421,9 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 			}
 		}
 	}
-	var reports []bindingReport
+	var reports []refvalues.Binding
 	for _, l := range v.Launches {
-		r := bindingReport{Configuration: l.Name, Platform: l.Platform, Binds: l.Binds, Unbound: l.Unbound()}
+		r := refvalues.Binding{Configuration: l.Name, Platform: l.Platform, Binds: l.Binds, Unbound: l.Unbound()}
 		switch {
 		case l.Platform == policy.SNP && l.MinTCB == nil:
 			r.MinimumTCB = "any (no minimumTCB in the config: every SVN from 0 is accepted)"
@@ -457,20 +442,20 @@ func releaseValues(dir string) (*policy.Values, []bindingReport, error) {
 		reports = append(reports, r)
 	}
 	if len(v.Launches) == 0 {
-		return nil, nil, outcome.InputError(fmt.Errorf("%s has no SEV-SNP or TDX measurements (%s, %s)", dir, sign.SNPPath, sign.TDXPath))
+		return nil, nil, outcome.InputError(fmt.Errorf("%s has no SEV-SNP or TDX measurements (%s, %s)", dir, refvalues.SNPPath, refvalues.TDXPath))
 	}
 	return v, reports, nil
 }
 
 // filterPlatform keeps only the configurations a platform-specific target
 // judges (sev-check: SEV-SNP; tdx-check, ita: TDX).
-func filterPlatform(target string, v *policy.Values, reports *[]bindingReport) {
+func filterPlatform(target string, v *policy.Values, reports *[]refvalues.Binding) {
 	only := map[string]string{"sev-check": policy.SNP, "tdx-check": policy.TDX, "ita": policy.TDX}[target]
 	if only == "" {
 		return
 	}
 	var keep []policy.Launch
-	var keepReports []bindingReport
+	var keepReports []refvalues.Binding
 	for i, l := range v.Launches {
 		if l.Platform == only {
 			keep, keepReports = append(keep, l), append(keepReports, (*reports)[i])
@@ -480,8 +465,8 @@ func filterPlatform(target string, v *policy.Values, reports *[]bindingReport) {
 }
 
 // bindingsJSON is the bindings.json written beside every policy.
-func bindingsJSON(v *policy.Values, reports []bindingReport) ([]byte, error) {
-	b, err := json.MarshalIndent(map[string]any{"release": v.Release, "allow_unbound": v.AllowUnbound, "configurations": reports}, "", "  ")
+func bindingsJSON(v *policy.Values, reports []refvalues.Binding) ([]byte, error) {
+	b, err := json.MarshalIndent(refvalues.Bindings{Release: v.Release, AllowUnbound: v.AllowUnbound, Configurations: reports}, "", "  ")
 	if err != nil {
 		return nil, err
 	}

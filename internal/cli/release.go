@@ -23,6 +23,7 @@ import (
 	"github.com/cvmkit/cvmkit/launch"
 	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/sign"
 	"github.com/spf13/cobra"
 )
@@ -405,7 +406,7 @@ func (r *releaseRun) measure(ctx context.Context, dir string) (string, []string,
 		relPaths(res.Kernel, "image/vmlinuz")
 		relPaths(res.Initrd, "image/initrd.img")
 		if t := s.MinimumTCB; t != nil {
-			res.MinimumTCB = &snpTCB{Bootloader: uint8(t.Bootloader), TEE: uint8(t.TEE), SNP: uint8(t.SNP), Microcode: uint8(t.Microcode)}
+			res.MinimumTCB = &refvalues.TCB{Bootloader: uint8(t.Bootloader), TEE: uint8(t.TEE), SNP: uint8(t.SNP), Microcode: uint8(t.Microcode)}
 		}
 		if res.SVSM != nil {
 			res.SVSM.Path = string(s.SVSM.Path)
@@ -496,7 +497,7 @@ func firmwareFile(fw config.Firmware) launch.File {
 }
 
 // snpRecipes writes launch/DOC.ENTRY.json for each measured SEV-SNP launch.
-func (r *releaseRun) snpRecipes(dir, doc, rel string, fw config.Firmware, s config.SNP, res *snpResult) ([]string, error) {
+func (r *releaseRun) snpRecipes(dir, doc, rel string, fw config.Firmware, s config.SNP, res *refvalues.SNP) ([]string, error) {
 	var outs []string
 	for _, e := range res.Measurements {
 		l := launch.SNP{Configuration: doc + "." + e.Name, Document: rel, Measurement: e.Digest, VMM: e.VMM, Mode: string(s.Mode),
@@ -523,7 +524,7 @@ func (r *releaseRun) snpRecipes(dir, doc, rel string, fw config.Firmware, s conf
 
 // tdxRecipes writes launch/DOC[.ORDER].json for a measured TD shape (one
 // per MRTD candidate when the page order is open).
-func (r *releaseRun) tdxRecipes(dir, doc, rel string, fw config.Firmware, t config.TDX, res *tdxResult) ([]string, error) {
+func (r *releaseRun) tdxRecipes(dir, doc, rel string, fw config.Firmware, t config.TDX, res *refvalues.TDX) ([]string, error) {
 	var outs []string
 	for _, m := range res.MRTD {
 		name := doc
@@ -548,7 +549,7 @@ func (r *releaseRun) tdxRecipes(dir, doc, rel string, fw config.Firmware, t conf
 	return outs, nil
 }
 
-func relPaths(d *fileDigests, rel string) {
+func relPaths(d *refvalues.File, rel string) {
 	if d != nil && d.Path != "" {
 		d.Path = rel
 	}
@@ -562,10 +563,10 @@ func (r *releaseRun) gpu(_ context.Context, dir string) (string, []string, error
 	if err != nil {
 		return "", nil, err
 	}
-	if err := writeDoc(dir, sign.GPUPath, ref); err != nil {
+	if err := writeDoc(dir, refvalues.GPUPath, ref); err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("%d RIMs verified at %s", n, gpu.FormatTime(at)), []string{sign.GPUPath}, nil
+	return fmt.Sprintf("%d RIMs verified at %s", n, gpu.FormatTime(at)), []string{refvalues.GPUPath}, nil
 }
 
 // configGPUReference verifies the config's gpu.rims at gpu.verifyAt (now
@@ -646,7 +647,7 @@ func (r *releaseRun) encrypt(ctx context.Context, dir string) (string, []string,
 		}
 		note += fmt.Sprintf("; %d secret key %s in the secrets folder", len(files), plural(len(files), "file"))
 	}
-	return fmt.Sprintf("%d %s for %d %s, release %s%s", len(m.Files), plural(len(m.Files), "file"), len(wraps), plural(len(wraps), "recipient"), releaseID, note), []string{"model/" + filepath.Base(sign.ModelManifest)}, nil
+	return fmt.Sprintf("%d %s for %d %s, release %s%s", len(m.Files), plural(len(m.Files), "file"), len(wraps), plural(len(wraps), "recipient"), releaseID, note), []string{"model/" + filepath.Base(refvalues.ModelManifest)}, nil
 }
 
 func (r *releaseRun) sbom(ctx context.Context, dir string) (string, []string, error) {
@@ -654,7 +655,7 @@ func (r *releaseRun) sbom(ctx context.Context, dir string) (string, []string, er
 	if err != nil {
 		return "", nil, err
 	}
-	for rel, b := range map[string][]byte{sign.SBOMSPDXPath: docs.SPDX, sign.SBOMCycloneDX: docs.CycloneDX} {
+	for rel, b := range map[string][]byte{refvalues.SBOMSPDXPath: docs.SPDX, refvalues.SBOMCycloneDX: docs.CycloneDX} {
 		p := filepath.Join(dir, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return "", nil, err
@@ -663,7 +664,7 @@ func (r *releaseRun) sbom(ctx context.Context, dir string) (string, []string, er
 			return "", nil, err
 		}
 	}
-	return fmt.Sprintf("%d packages", docs.Packages), []string{sign.SBOMSPDXPath, sign.SBOMCycloneDX}, nil
+	return fmt.Sprintf("%d packages", docs.Packages), []string{refvalues.SBOMSPDXPath, refvalues.SBOMCycloneDX}, nil
 }
 
 func (r *releaseRun) policies(_ context.Context, dir string) (string, []string, error) {

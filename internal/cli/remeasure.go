@@ -13,7 +13,7 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/measure/ovmf"
 	"github.com/cvmkit/cvmkit/measure/snp"
-	"github.com/cvmkit/cvmkit/sign"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/verify"
 )
 
@@ -31,7 +31,7 @@ func (a *app) remeasure(ctx context.Context, dir string, c *config.Config, image
 	entries, _ := os.ReadDir(filepath.Join(dir, "measurements"))
 	for _, e := range entries {
 		rel := "measurements/" + e.Name()
-		name, ok := sign.MeasurementName(rel)
+		name, ok := refvalues.MeasurementName(rel)
 		if !ok {
 			continue
 		}
@@ -40,7 +40,7 @@ func (a *app) remeasure(ctx context.Context, dir string, c *config.Config, image
 			return nil, err
 		}
 		var rows []verify.Compared
-		if sign.MeasurementPlatform(name) == "snp" {
+		if refvalues.MeasurementPlatform(name) == "snp" {
 			rows, err = a.remeasureSNP(rel, b, idx)
 		} else {
 			rows, err = a.remeasureTDX(ctx, rel, b, idx)
@@ -106,7 +106,7 @@ func short(h string) string {
 }
 
 func (a *app) remeasureSNP(p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
-	var doc snpResult
+	var doc refvalues.SNP
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
@@ -164,7 +164,7 @@ func (a *app) remeasureSNP(p string, b []byte, idx map[string]string) ([]verify.
 		if doc.Cmdline != nil {
 			f.appendArg, f.appendSet = doc.Cmdline.Value, true
 		}
-		if l.Kernel, err = a.kernelHashes(f, &snpResult{}); err != nil {
+		if l.Kernel, err = a.kernelHashes(f, &refvalues.SNP{}); err != nil {
 			return nil, err
 		}
 	}
@@ -188,7 +188,7 @@ func (a *app) remeasureSNP(p string, b []byte, idx map[string]string) ([]verify.
 	return out, nil
 }
 
-func lookup(idx map[string]string, d *fileDigests, what string) (string, string) {
+func lookup(idx map[string]string, d *refvalues.File, what string) (string, string) {
 	if p, ok := idx[d.SHA256]; ok {
 		return p, ""
 	}
@@ -196,7 +196,7 @@ func lookup(idx map[string]string, d *fileDigests, what string) (string, string)
 }
 
 func (a *app) remeasureTDX(ctx context.Context, p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
-	var doc tdxResult
+	var doc refvalues.TDX
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
@@ -219,7 +219,7 @@ func (a *app) remeasureTDX(ctx context.Context, p string, b []byte, idx map[stri
 		f.memory = strconv.FormatInt(doc.Memory, 10)
 	}
 	for _, in := range []struct {
-		d    *fileDigests
+		d    *refvalues.File
 		dst  *string
 		what string
 	}{{doc.Kernel, &f.kernel, "kernel"}, {doc.Initrd, &f.initrd, "initrd"}, {doc.ACPITables, &f.acpiTables, "ACPI tables"}} {

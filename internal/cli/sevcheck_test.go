@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 func writeP384(t *testing.T, path string) {
@@ -65,7 +66,7 @@ func TestSEVCheckPolicyWithGoSEVGuest(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	var res snpResult
+	var res refvalues.SNP
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatal(err)
 	}

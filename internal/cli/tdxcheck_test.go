@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // TestTDXCheckPolicyWithGoTDXGuest: a TDX quote (go-tdx-guest's sample
@@ -38,7 +39,7 @@ func TestTDXCheckPolicyWithGoTDXGuest(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	var res tdxResult
+	var res refvalues.TDX
 	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/sign"
 	"github.com/cvmkit/cvmkit/verify"
 	"github.com/spf13/cobra"
@@ -178,12 +179,12 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 			if err := a.rebuildGPU(c, rep, out, why); err != nil {
 				return nil, nil, err
 			}
-			if fileExists(filepath.Join(rep.Dir, filepath.FromSlash(sign.SBOMSPDXPath))) || fileExists(filepath.Join(rep.Dir, filepath.FromSlash(sign.SBOMCycloneDX))) {
+			if fileExists(filepath.Join(rep.Dir, filepath.FromSlash(refvalues.SBOMSPDXPath))) || fileExists(filepath.Join(rep.Dir, filepath.FromSlash(refvalues.SBOMCycloneDX))) {
 				docs, err := a.makeSBOM(ctx, imageDir, "", "", configBoot(c))
 				if err != nil {
 					return nil, nil, err
 				}
-				out[sign.SBOMSPDXPath], out[sign.SBOMCycloneDX] = docs.SPDX, docs.CycloneDX
+				out[refvalues.SBOMSPDXPath], out[refvalues.SBOMCycloneDX] = docs.SPDX, docs.CycloneDX
 			}
 			if err := rebuildPolicies(rep.Dir, out, why); err != nil {
 				return nil, nil, err
@@ -202,11 +203,11 @@ func (a *app) rebuildGPU(c *config.Config, rep *verify.Report, out map[string][]
 		return nil
 	}
 	if c.GPU == nil {
-		why[sign.GPUPath] = "the config has no gpu section"
+		why[refvalues.GPUPath] = "the config has no gpu section"
 		return nil
 	}
 	if c.GPU.VerifyAt.IsZero() {
-		why[sign.GPUPath] = "gpu.verifyAt is not set, so the reference values depend on the time they were made"
+		why[refvalues.GPUPath] = "gpu.verifyAt is not set, so the reference values depend on the time they were made"
 		return nil
 	}
 	ref, _, _, err := configGPUReference(c)
@@ -217,7 +218,7 @@ func (a *app) rebuildGPU(c *config.Config, rep *verify.Report, out map[string][]
 	if err := writeJSON(&buf, ref); err != nil {
 		return err
 	}
-	out[sign.GPUPath] = buf.Bytes()
+	out[refvalues.GPUPath] = buf.Bytes()
 	return nil
 }
 

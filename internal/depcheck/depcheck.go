@@ -52,6 +52,9 @@ var Layout = map[string]Role{
 	"internal/textpb":     Base,
 	"internal/initbin":    Base,
 	"internal/version":    Base,
+	// The release folder's documents as types, read and written by
+	// every stage.
+	"refvalues": Base,
 
 	"build":   Domain,
 	"measure": Domain,

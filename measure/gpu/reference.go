@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"sort"
 	"strings"
 )
@@ -25,86 +26,18 @@ const (
 // given twice.
 var ErrConflict = errors.New("conflicting RIMs")
 
-// Reference is the GPU reference values cvmkit publishes: the verified
-// golden measurements of every RIM given, with their provenance, and the
-// version strings in the forms the key authorities compare.
-type Reference struct {
-	Format   string         `json:"format"`
-	Roots    ReferenceRoots `json:"roots"`
-	Versions VersionLists   `json:"versions"`
-	RIMs     []RIMReference `json:"rims"`
-}
-
-// ReferenceRoots are the fingerprints of the pinned roots the values were
-// verified against.
-type ReferenceRoots struct {
-	RIM    string `json:"rim_sha256"`
-	Device string `json:"device_sha256"`
-}
-
-// VersionLists are allow-lists of versions, sorted and without duplicates.
-type VersionLists struct {
-	// VBIOS in NVIDIA's uppercase form: NRAS and Intel Trust Authority
-	// "x-nvidia-gpu-vbios-version", Trustee's remote-verifier policy
-	// "allowed_vbios_versions".
-	VBIOS []string `json:"vbios"`
-	// VBIOSLowercase as Trustee's local verifier reports
-	// "config.vbios_version".
-	VBIOSLowercase []string `json:"vbios_lowercase"`
-	// Driver as "x-nvidia-gpu-driver-version" and Trustee's
-	// "allowed_driver_versions".
-	Driver     []string `json:"driver"`
-	SwitchBIOS []string `json:"switch_bios,omitempty"`
-}
-
-// RIMReference is one verified RIM.
-type RIMReference struct {
-	File           string                 `json:"file,omitempty"`
-	SHA256         string                 `json:"sha256"`
-	TagID          string                 `json:"tag_id"`
-	Kind           Kind                   `json:"kind"`
-	Product        string                 `json:"product"`
-	Edition        string                 `json:"edition,omitempty"`
-	Revision       string                 `json:"revision,omitempty"`
-	ManufacturerID string                 `json:"manufacturer_id,omitempty"`
-	Version        string                 `json:"version"`
-	VersionForms   VersionForms           `json:"version_forms"`
-	Measurements   []ReferenceMeasurement `json:"measurements"`
-	Signer         SignerReference        `json:"signer"`
-}
-
-// VersionForms is a RIM's version in the string forms consumers compare.
-type VersionForms struct {
-	NVIDIA  string `json:"nvidia"`
-	Trustee string `json:"trustee_local"`
-}
-
-// ReferenceMeasurement is one active golden register.
-type ReferenceMeasurement struct {
-	RIMIndex     int      `json:"rim_index"`
-	SPDMIndex    int      `json:"spdm_index"`
-	Name         string   `json:"name"`
-	Size         int      `json:"size"`
-	Alternatives []string `json:"alternatives"`
-	Condition    string   `json:"condition,omitempty"`
-}
-
-// SignerReference is the provenance of a RIM's signature.
-type SignerReference struct {
-	Chain      []CertificateReference `json:"chain"`
-	Status     string                 `json:"status"`
-	VerifiedAt string                 `json:"verified_at"`
-	Revocation string                 `json:"revocation"`
-	OCSP       []string               `json:"ocsp,omitempty"`
-}
-
-// CertificateReference identifies one certificate of a chain.
-type CertificateReference struct {
-	Subject   string `json:"subject"`
-	SHA256    string `json:"sha256"`
-	NotBefore string `json:"not_before"`
-	NotAfter  string `json:"not_after"`
-}
+// The reference-values document's types live in package refvalues, with
+// the release's other documents; these are their names here.
+type (
+	Reference            = refvalues.GPU
+	ReferenceRoots       = refvalues.GPURoots
+	VersionLists         = refvalues.GPUVersions
+	RIMReference         = refvalues.RIMRef
+	VersionForms         = refvalues.RIMVersionForms
+	ReferenceMeasurement = refvalues.RIMMeasurement
+	SignerReference      = refvalues.RIMSigner
+	CertificateReference = refvalues.CertificateRef
+)
 
 // NewReference assembles verified RIMs (files[i] names rims[i] in the
 // output; it may be nil) into reference values. It refuses a VBIOS and a
@@ -251,9 +184,9 @@ func rimReference(r *RIM, file string) RIMReference {
 	return out
 }
 
-// Validate checks a reference read back from JSON before it is used to
+// ValidateReference checks a reference read back from JSON before it is used to
 // judge evidence.
-func (ref *Reference) Validate() error {
+func ValidateReference(ref *Reference) error {
 	if ref.Format != ReferenceFormat {
 		return fmt.Errorf("%w reference: format %q, want %q", ErrMalformed, ref.Format, ReferenceFormat)
 	}

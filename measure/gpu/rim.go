@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"regexp"
 	"sort"
 	"strconv"
@@ -41,7 +42,7 @@ const (
 var ErrMalformed = errors.New("malformed")
 
 // Kind is what a RIM describes.
-type Kind string
+type Kind = refvalues.RIMKind
 
 // RIM kinds.
 const (

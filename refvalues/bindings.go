@@ -1,0 +1,24 @@
+package refvalues
+
+// Binding is one configuration's entry of bindings.json: which inputs its
+// launch values bind (policy.Bindable), which they leave unbound and why.
+type Binding struct {
+	Configuration string            `json:"configuration"`
+	Platform      string            `json:"platform"`
+	Binds         []string          `json:"binds"`
+	Unbound       []string          `json:"unbound,omitempty"`
+	Why           map[string]string `json:"why,omitempty"`
+	// Platform settings the policies check besides the measurements, with
+	// the defaults in force when the config set none.
+	MinimumTCB string `json:"snp_minimum_tcb,omitempty"`
+	XFAM       string `json:"tdx_xfam,omitempty"`
+}
+
+// Bindings is bindings.json, written beside every key authority's policies
+// and signed with the release.
+// (Fields in name order: the file's key order since its first version.)
+type Bindings struct {
+	AllowUnbound   bool      `json:"allow_unbound"`
+	Configurations []Binding `json:"configurations"`
+	Release        string    `json:"release"`
+}

@@ -1,0 +1,74 @@
+package refvalues
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Release-folder paths (docs/release.md). Paths are slash-separated and
+// relative to the release folder.
+const (
+	ImageDir        = "image"
+	LockPath        = "image/image.lock.json"
+	SNPPath         = "measurements/snp.json"
+	TDXPath         = "measurements/tdx.json"
+	MeasurementsDir = "measurements"
+	GPUPath         = "gpu/gpu-reference.json"
+	ModelDir        = "model"
+	ModelManifest   = "model/model.manifest.json"
+	KeyIndexPath    = "model/keys/index.json"
+	SBOMSPDXPath    = "sbom/sbom.spdx.json"
+	SBOMCycloneDX   = "sbom/sbom.cdx.json"
+	LaunchDir       = "launch"
+	KeyAuthorityDir = "key-authority"
+	AttestationsDir = "attestations"
+	// BindingsFile is written beside every key authority's policies.
+	BindingsFile = "bindings.json"
+)
+
+// SNPDocPath is the measurement document of the release config's
+// platforms.snp entry name.
+func SNPDocPath(name string) string { return MeasurementsDir + "/snp-" + name + ".json" }
+
+// TDXDocPath is the measurement document of platforms.tdx entry name for
+// vcpus; a configuration measured for several vCPU counts gets one document
+// per count.
+func TDXDocPath(name string, vcpus int, several bool) string {
+	if several {
+		return fmt.Sprintf("%s/tdx-%s-%dvcpu.json", MeasurementsDir, name, vcpus)
+	}
+	return MeasurementsDir + "/tdx-" + name + ".json"
+}
+
+// LaunchPath is the launch recipe of a measured configuration.
+func LaunchPath(configuration string) string { return LaunchDir + "/" + configuration + ".json" }
+
+// KeyAuthorityPath is a key authority target's file.
+func KeyAuthorityPath(target, file string) string {
+	return KeyAuthorityDir + "/" + target + "/" + file
+}
+
+// ImagePath is an image output's path in the release.
+func ImagePath(name string) string { return ImageDir + "/" + name }
+
+// MeasurementName returns the predicate key of a measurement document path
+// (measurements/snp.json → "snp", measurements/snp-qemu.json → "snp-qemu")
+// and whether the path is one.
+func MeasurementName(rel string) (string, bool) {
+	name, ok := strings.CutPrefix(rel, MeasurementsDir+"/")
+	if !ok || strings.Contains(name, "/") || !strings.HasSuffix(name, ".json") {
+		return "", false
+	}
+	name = strings.TrimSuffix(name, ".json")
+	return name, MeasurementPlatform(name) != ""
+}
+
+// MeasurementPlatform is "snp" or "tdx" for a measurement key, else "".
+func MeasurementPlatform(name string) string {
+	for _, p := range []string{"snp", "tdx"} {
+		if name == p || strings.HasPrefix(name, p+"-") {
+			return p
+		}
+	}
+	return ""
+}
