@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"encoding/base64"
 	"encoding/hex"
@@ -120,207 +121,115 @@ references are in docs/measure-snp.md.`,
 	return cmd
 }
 
-// measureSNP computes what cvmkit measure snp prints, without printing.
-func (a *app) measureSNP(f *snpFlags) (*refvalues.SNP, []snp.Entry, []refvalues.SNPStep, error) {
+// snpFlagNames names the settings of a measurement by their flags, for
+// errors.
+func snpFlagNames(key string) string {
+	if key == "vcpu-type" {
+		return "--vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping"
+	}
+	return "--" + key
+}
+
+// snpSpec is the adapter from flags to a measurement spec: it parses the
+// flags and reads the files they name.
+func (a *app) snpSpec(f *snpFlags) (*snp.Spec, error) {
 	usage := func(format string, args ...any) error {
 		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure snp --help")
 	}
 	mode, err := snp.ParseMode(f.mode)
 	if err != nil {
-		return nil, nil, nil, outcome.UsageError(err)
+		return nil, outcome.UsageError(err)
 	}
 	if f.ovmf == "" {
-		return nil, nil, nil, usage("--ovmf is required")
+		return nil, usage("--ovmf is required")
 	}
-	var vmms []snp.VMM
-	for _, s := range f.vmmTypes {
-		v, err := snp.ParseVMM(s)
+	s := &snp.Spec{Mode: mode, VCPUs: f.vcpus, Explain: f.explain, DumpVMSA: f.dumpVMSA != "", CheckPolicy: f.sevCheckDir != "", Name: snpFlagNames}
+	for _, v := range f.vmmTypes {
+		vmm, err := snp.ParseVMM(v)
 		if err != nil {
-			return nil, nil, nil, outcome.UsageError(err)
+			return nil, outcome.UsageError(err)
 		}
-		vmms = append(vmms, v)
+		s.VMMs = append(s.VMMs, vmm)
 	}
-	if mode == snp.ModeSVSM {
-		for _, v := range vmms {
-			if v != snp.QEMU {
-				return nil, nil, nil, outcome.UsageError(fmt.Errorf("--mode snp:svsm with --vmm-type %s: an SVSM launch is measured for QEMU only (sev-snp-measure refuses it too)", v),
-					"use --vmm-type QEMU with --mode snp:svsm, or --mode snp for "+string(v))
-			}
-		}
+	if s.Profile, err = snp.ProfileFor(f.profile, s.VMMs); err != nil {
+		return nil, outcome.UsageError(err)
 	}
-	profile, err := parseProfileFor(f.profile, vmms)
-	if err != nil {
-		return nil, nil, nil, outcome.UsageError(err)
+	if s.GuestFeatures, err = strconv.ParseUint(f.guestFeatures, 0, 64); err != nil {
+		return nil, usage("--guest-features %q is not a number (write it like 0x1)", f.guestFeatures)
 	}
-	features, err := strconv.ParseUint(f.guestFeatures, 0, 64)
-	if err != nil {
-		return nil, nil, nil, usage("--guest-features %q is not a number (write it like 0x1)", f.guestFeatures)
+	if s.CPUs, err = parseCPUs(f); err != nil {
+		return nil, err
 	}
-	needVMSA := mode != snp.ModeSEV && mode != snp.ModeOVMFHash
-	if needVMSA && len(f.vcpus) == 0 {
-		return nil, nil, nil, usage("--vcpus is required for mode %s", mode)
-	}
-	for _, n := range f.vcpus {
-		if n < 1 || n > 512 {
-			return nil, nil, nil, usage("--vcpus %d: want 1 to 512", n)
-		}
-	}
-	cpus, err := parseCPUs(f)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if needVMSA && len(cpus) == 0 && containsVMM(vmms, snp.QEMU) {
-		return nil, nil, nil, usage("QEMU puts the vCPU signature in each VMSA: give --vcpu-type, --vcpu-sig or --vcpu-family/--vcpu-model/--vcpu-stepping")
+	if err := s.Check(); err != nil {
+		return nil, err
 	}
 	if f.kernel == "" && (f.initrd != "" || f.appendSet) {
-		return nil, nil, nil, usage("--initrd and --append are measured only with --kernel")
+		return nil, usage("--initrd and --append are measured only with --kernel")
 	}
-	if f.kernel != "" {
-		// QEMU reads -append before the guest starts and exits on some.
-		if err := qemu.CheckCmdline(f.appendArg); err != nil {
-			return nil, nil, nil, outcome.UsageError(fmt.Errorf("--append: %w", err))
-		}
-	}
-
-	res := refvalues.SNP{Mode: string(mode), Profile: profileName(profile)}
-	isSNP := mode == snp.ModeSNP || mode == snp.ModeSVSM
-	if isSNP {
-		res.GuestFeatures = fmt.Sprintf("%#x", features)
-	}
-	lp, err := parseLaunchPolicy(f, isSNP)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if lp != nil {
-		res.Policy = fmt.Sprintf("%#x", lp.policy)
-	} else if isSNP {
-		// Recorded for the policies made from this document later.
-		p, err := strconv.ParseUint(f.policy, 0, 64)
-		if err != nil {
-			return nil, nil, nil, usage("--policy %q is not a number (write it like 0x30000)", f.policy)
-		}
-		res.Policy = fmt.Sprintf("%#x", p)
+	if s.Policy, err = strconv.ParseUint(f.policy, 0, 64); err != nil && (mode.IsSNP() || f.idKey != "" || f.sevCheckDir != "") {
+		return nil, usage("--policy %q is not a number (write it like 0x30000)", f.policy)
 	}
 	if f.hostData != "" {
-		h, err := hex.DecodeString(strings.TrimPrefix(f.hostData, "0x"))
-		if err != nil || len(h) != 32 {
-			return nil, nil, nil, usage("--host-data must be 32 bytes of hex")
+		if s.HostData, err = hex.DecodeString(strings.TrimPrefix(f.hostData, "0x")); err != nil || len(s.HostData) != 32 {
+			return nil, usage("--host-data must be 32 bytes of hex (64 digits)")
 		}
-		res.HostData = hex.EncodeToString(h)
 	}
-	image, fd, err := readInput(f.ovmf, "--ovmf", ovmf.MaxSize)
-	if err != nil {
-		return nil, nil, nil, err
+	if s.ID, err = idKeysFromFlags(f); err != nil {
+		return nil, err
 	}
-	res.Firmware = fd
-	fw, err := ovmf.Parse(image)
-	if err != nil {
-		return nil, nil, nil, outcome.InputError(fmt.Errorf("firmware %q: %w", f.ovmf, err), "give the OVMF.fd that QEMU maps below 4 GiB (for split flash, the code and vars files concatenated)")
+	if s.Firmware.Data, s.Firmware.File, err = readInput(f.ovmf, "--ovmf", ovmf.MaxSize); err != nil {
+		return nil, err
 	}
-	_, res.KernelHashes = fw.Section(ovmf.SNPKernelHashes)
-	l := snp.Launch{Mode: mode, Profile: profile, GuestFeatures: features, Firmware: fw, Image: image}
 	if f.snpOVMFHash != "" {
 		h, err := hex.DecodeString(strings.TrimPrefix(f.snpOVMFHash, "0x"))
 		if err != nil || len(h) != snp.DigestSize {
-			return nil, nil, nil, usage("--snp-ovmf-hash must be %d bytes of hex (the output of --mode snp:ovmf-hash)", snp.DigestSize)
+			return nil, usage("--snp-ovmf-hash must be %d bytes of hex (the output of --mode snp:ovmf-hash)", snp.DigestSize)
 		}
-		l.OVMFHash, res.OVMFHash = h, hex.EncodeToString(h)
+		s.OVMFHash = h
 	}
 	if f.kernel != "" {
-		k, err := a.kernelHashes(f, &res)
-		if err != nil {
-			return nil, nil, nil, err
+		if err := qemu.CheckCmdline(f.appendArg); err != nil {
+			return nil, outcome.UsageError(fmt.Errorf("--append: %w", err))
 		}
-		l.Kernel = k
+		if s.Boot, err = hashBoot(f.kernel, f.initrd, f.appendArg); err != nil {
+			return nil, err
+		}
 	}
 	if mode == snp.ModeSVSM {
-		if err := a.svsmInputs(f, &l, &res); err != nil {
-			return nil, nil, nil, err
+		if err := svsmFromFlags(f, s); err != nil {
+			return nil, err
 		}
 	} else if f.svsm != "" || f.varsSize != "" || f.varsFile != "" {
-		return nil, nil, nil, usage("--svsm, --vars-size and --vars-file are for --mode snp:svsm")
+		return nil, usage("--svsm, --vars-size and --vars-file are for --mode snp:svsm")
 	}
-	if !needVMSA {
-		f.vcpus = []int{0}
+	return s, nil
+}
+
+// measureSNP computes what cvmkit measure snp prints, without printing,
+// and writes the files its flags ask for.
+func (a *app) measureSNP(f *snpFlags) (*refvalues.SNP, []snp.Entry, []refvalues.SNPStep, error) {
+	spec, err := a.snpSpec(f)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	var steps []refvalues.SNPStep
-	if f.explain {
-		l.Explain = func(s snp.Step) {
-			st := refvalues.SNPStep{What: s.What, Contents: hex.EncodeToString(s.Contents), Digest: hex.EncodeToString(s.Digest)}
-			if s.Type != 0 {
-				st.GPA, st.Type = fmt.Sprintf("%#x", s.GPA), s.Type.String()
-			}
-			steps = append(steps, st)
-		}
+	res, err := snp.Measure(context.Background(), *spec)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	if len(cpus) == 0 {
-		cpus = []snp.CPU{{}}
-	}
-	var entries []snp.Entry
-	if mode == snp.ModeSVSM {
-		// One SVSM launch per vCPU type and count (QEMU only).
-		for _, c := range cpus {
-			for _, n := range f.vcpus {
-				l.VMM, l.VCPUSig, l.VCPUs = snp.QEMU, c.Sig, n
-				d, err := l.Digest()
-				if err != nil {
-					return nil, nil, nil, measureError(f.ovmf, err)
-				}
-				entries = append(entries, snp.Entry{VMM: snp.QEMU, CPU: c, VCPUs: n, Digest: d})
-			}
+	for i, e := range res.Entries {
+		if err := writeSNPExtras(f, spec, e, res, i); err != nil {
+			return nil, nil, nil, err
 		}
-	} else {
-		entries, err = snp.Matrix(l, vmms, cpus, f.vcpus)
-		if err != nil {
-			return nil, nil, nil, measureError(f.ovmf, err)
-		}
-	}
-	for _, e := range entries {
-		se := refvalues.SNPEntry{Name: e.Name(), VMM: string(e.VMM), VCPUs: e.VCPUs, Digest: hex.EncodeToString(e.Digest)}
-		if needVMSA && (e.VMM == snp.QEMU) {
-			se.VCPUType, se.VCPUSig = e.CPU.Name, fmt.Sprintf("%#x", e.CPU.Sig)
-		}
-		if lp != nil {
-			if err := lp.apply(e, &se); err != nil {
-				return nil, nil, nil, err
-			}
-		}
-		res.Measurements = append(res.Measurements, se)
 	}
 	if f.dumpVMSA != "" {
-		if !needVMSA || mode == snp.ModeSVSM {
-			return nil, nil, nil, usage("--dump-vmsa is for modes snp and seves")
-		}
-		files := map[string][]byte{}
-		for _, e := range entries {
-			v := l
-			v.VMM, v.VCPUSig, v.VCPUs = e.VMM, e.CPU.Sig, e.VCPUs
-			bsp, ap, err := v.VMSAs()
-			if err != nil {
-				return nil, nil, nil, measureError(f.ovmf, err)
-			}
-			for i := 0; i < e.VCPUs; i++ {
-				page := ap
-				if i == 0 {
-					page = bsp
-				}
-				files[fmt.Sprintf("%s.vmsa%d.bin", e.Name(), i)] = page
-			}
-		}
 		if err := atomicfile.Dir(f.dumpVMSA, func(tmp string) error {
-			_, err := writeFiles(tmp, files)
+			_, err := writeFiles(tmp, res.VMSAs)
 			return err
 		}); err != nil {
 			return nil, nil, nil, err
 		}
 	}
-	if f.explain && len(res.Measurements) > 0 {
-		res.Measurements[len(res.Measurements)-1].Steps = steps
-		if len(res.Measurements) > 1 {
-			return nil, nil, nil, usage("--explain works on one digest at a time: give one vCPU count, type and VMM")
-		}
-	}
-	return &res, entries, steps, nil
+	return res.Doc, res.Entries, res.Steps, nil
 }
 
 func (a *app) runMeasureSNP(f *snpFlags) error {
@@ -372,35 +281,6 @@ func or(s, def string) string {
 	return s
 }
 
-func containsVMM(vs []snp.VMM, v snp.VMM) bool {
-	for _, x := range vs {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func profileName(p snp.Profile) string {
-	if p == snp.ProfileCurrent {
-		return "current"
-	}
-	return string(p)
-}
-
-// parseProfileFor checks the profile against every VMM of the matrix.
-func parseProfileFor(s string, vmms []snp.VMM) (snp.Profile, error) {
-	var p snp.Profile
-	for _, v := range vmms {
-		q, err := snp.ParseProfile(s, v)
-		if err != nil {
-			return "", err
-		}
-		p = q
-	}
-	return p, nil
-}
-
 // parseCPUs turns --vcpu-type, --vcpu-sig or --vcpu-family/model/stepping
 // into signatures; they are alternatives.
 func parseCPUs(f *snpFlags) ([]snp.CPU, error) {
@@ -447,118 +327,19 @@ func parseCPUs(f *snpFlags) ([]snp.CPU, error) {
 	return cpus, nil
 }
 
-// kernelHashes hashes --kernel, --initrd and --append for the hashes table.
-func (a *app) kernelHashes(f *snpFlags, res *refvalues.SNP) (*snp.KernelHashes, error) {
-	kf, kd, err := openInput(f.kernel, "--kernel")
-	if err != nil {
-		return nil, err
-	}
-	defer kf.Close()
-	var ir io.Reader
-	if f.initrd != "" {
-		inf, id, err := openInput(f.initrd, "--initrd")
-		if err != nil {
-			return nil, err
-		}
-		defer inf.Close()
-		ir, res.Initrd = inf, &id
-	}
-	k, err := snp.HashKernel(kf, ir, f.appendArg)
-	if err != nil {
-		return nil, fmt.Errorf("hashing kernel and initrd: %w", err)
-	}
-	kd.SHA256 = hex.EncodeToString(k.Kernel[:])
-	res.Kernel = &kd
-	if res.Initrd == nil {
-		// Without -initrd QEMU hashes an empty initrd; say so.
-		res.Initrd = &refvalues.File{}
-	}
-	res.Initrd.SHA256 = hex.EncodeToString(k.Initrd[:])
-	res.Cmdline = &refvalues.SNPCmd{Value: f.appendArg, SHA256: hex.EncodeToString(k.Cmdline[:])}
-	return &k, nil
-}
-
-func (a *app) svsmInputs(f *snpFlags, l *snp.Launch, res *refvalues.SNP) error {
-	if f.svsm == "" {
-		return outcome.UsageError(errors.New("--mode snp:svsm needs --svsm"))
-	}
-	img, sd, err := readInput(f.svsm, "--svsm", ovmf.MaxSize)
-	if err != nil {
-		return err
-	}
-	svsm, err := ovmf.Parse(img)
-	if err != nil {
-		return outcome.InputError(fmt.Errorf("SVSM image %q: %w", f.svsm, err))
-	}
-	switch {
-	case f.varsSize != "" && f.varsFile != "":
-		return outcome.UsageError(errors.New("give --vars-size or --vars-file, not both"))
-	case f.varsSize != "":
-		n, err := strconv.ParseUint(f.varsSize, 0, 64)
-		if err != nil {
-			return outcome.UsageError(fmt.Errorf("--vars-size %q is not a number of bytes", f.varsSize))
-		}
-		l.VarsSize = n
-	case f.varsFile != "":
-		fi, err := os.Stat(f.varsFile)
-		if err != nil {
-			return outcome.InputError(fmt.Errorf("--vars-file: %w", err))
-		}
-		l.VarsSize = uint64(fi.Size())
-	default:
-		return outcome.UsageError(errors.New("--mode snp:svsm needs --vars-size or --vars-file"))
-	}
-	l.SVSM, l.SVSMImage, res.SVSM, res.VarsSize = svsm, img, &sd, l.VarsSize
-	return nil
-}
-
-// measureError classifies a measurement error: the inputs cannot give the
-// requested measurement (the firmware lacks what it needs).
-func measureError(firmware string, err error) error {
-	return outcome.InputError(fmt.Errorf("firmware %q: %w", firmware, err))
-}
-
-// launchPolicy is what --policy, --host-data and the ID block flags add to
-// each digest: an ID block and ID auth block, and a go-sev-guest policy.
-type launchPolicy struct {
-	policy            uint64
-	hostData          []byte
-	idKey, authorKey  *ecdsa.PrivateKey
-	familyID, imageID [16]byte
-	guestSVN          uint32
-	idBlockDir        string
-	sevCheckDir       string
-}
-
-// parseLaunchPolicy reads the flags; it returns nil when none of the outputs
-// that need them is asked for.
-func parseLaunchPolicy(f *snpFlags, isSNP bool) (*launchPolicy, error) {
-	if f.idKey == "" && f.sevCheckDir == "" {
+// idKeysFromFlags reads the ID block flags; nil without --id-key.
+func idKeysFromFlags(f *snpFlags) (*snp.IDKeys, error) {
+	if f.idKey == "" {
 		if f.authorKey != "" || f.familyID != "" || f.imageID != "" || f.guestSVN != 0 || f.idBlockDir != "" {
 			return nil, outcome.UsageError(errors.New("--author-key, --family-id, --image-id, --guest-svn and --id-block-dir need --id-key"))
 		}
 		return nil, nil
 	}
-	if !isSNP {
-		return nil, outcome.UsageError(errors.New("ID blocks and go-sev-guest policies are for SEV-SNP launch digests (--mode snp or snp:svsm)"))
-	}
-	p, err := strconv.ParseUint(f.policy, 0, 64)
-	if err != nil {
-		return nil, outcome.UsageError(fmt.Errorf("--policy %q is not a number", f.policy), "write it like 0x30000")
-	}
-	if err := snp.CheckPolicy(p); err != nil {
-		return nil, outcome.UsageError(err)
-	}
-	lp := &launchPolicy{policy: p, guestSVN: f.guestSVN, idBlockDir: f.idBlockDir, sevCheckDir: f.sevCheckDir}
-	if f.hostData != "" {
-		if lp.hostData, err = hex.DecodeString(f.hostData); err != nil || len(lp.hostData) != 32 {
-			return nil, outcome.UsageError(errors.New("--host-data must be 32 bytes of hex (64 digits)"))
-		}
-	}
+	id := &snp.IDKeys{GuestSVN: f.guestSVN}
 	for _, x := range []struct {
 		flag, val string
 		dst       *[16]byte
-	}{{"--family-id", f.familyID, &lp.familyID}, {"--image-id", f.imageID, &lp.imageID}} {
+	}{{"--family-id", f.familyID, &id.FamilyID}, {"--image-id", f.imageID, &id.ImageID}} {
 		if x.val == "" {
 			continue
 		}
@@ -568,19 +349,109 @@ func parseLaunchPolicy(f *snpFlags, isSNP bool) (*launchPolicy, error) {
 		}
 		copy(x.dst[:], b)
 	}
-	if f.idKey != "" {
-		if lp.idKey, err = readP384Key(f.idKey, "--id-key"); err != nil {
-			return nil, err
-		}
-	} else if f.authorKey != "" || f.familyID != "" || f.imageID != "" || f.guestSVN != 0 || f.idBlockDir != "" {
-		return nil, outcome.UsageError(errors.New("--author-key, --family-id, --image-id, --guest-svn and --id-block-dir need --id-key"))
+	var err error
+	if id.IDKey, err = readP384Key(f.idKey, "--id-key"); err != nil {
+		return nil, err
 	}
 	if f.authorKey != "" {
-		if lp.authorKey, err = readP384Key(f.authorKey, "--author-key"); err != nil {
+		if id.AuthorKey, err = readP384Key(f.authorKey, "--author-key"); err != nil {
 			return nil, err
 		}
 	}
-	return lp, nil
+	return id, nil
+}
+
+// hashBoot streams the kernel and initrd once into their hashes-table
+// entries (SHA-256, which is also the digest the document records).
+func hashBoot(kernel, initrd, cmdline string) (*snp.Boot, error) {
+	kf, kd, err := openInput(kernel, "--kernel")
+	if err != nil {
+		return nil, err
+	}
+	defer kf.Close()
+	b := &snp.Boot{Kernel: kd, Cmdline: cmdline}
+	var ir io.Reader
+	if initrd != "" {
+		inf, id, err := openInput(initrd, "--initrd")
+		if err != nil {
+			return nil, err
+		}
+		defer inf.Close()
+		ir, b.Initrd = inf, &id
+	}
+	if b.Hashes, err = snp.HashKernel(kf, ir, cmdline); err != nil {
+		return nil, fmt.Errorf("hashing kernel and initrd: %w", err)
+	}
+	return b, nil
+}
+
+func svsmFromFlags(f *snpFlags, s *snp.Spec) error {
+	if f.svsm == "" {
+		return outcome.UsageError(errors.New("--mode snp:svsm needs --svsm"))
+	}
+	img, sd, err := readInput(f.svsm, "--svsm", ovmf.MaxSize)
+	if err != nil {
+		return err
+	}
+	s.SVSM = &snp.Input{Data: img, File: sd}
+	switch {
+	case f.varsSize != "" && f.varsFile != "":
+		return outcome.UsageError(errors.New("give --vars-size or --vars-file, not both"))
+	case f.varsSize != "":
+		n, err := strconv.ParseUint(f.varsSize, 0, 64)
+		if err != nil {
+			return outcome.UsageError(fmt.Errorf("--vars-size %q is not a number of bytes", f.varsSize))
+		}
+		s.VarsSize = n
+	case f.varsFile != "":
+		fi, err := os.Stat(f.varsFile)
+		if err != nil {
+			return outcome.InputError(fmt.Errorf("--vars-file: %w", err))
+		}
+		s.VarsSize = uint64(fi.Size())
+	default:
+		return outcome.UsageError(errors.New("--mode snp:svsm needs --vars-size or --vars-file"))
+	}
+	return nil
+}
+
+// writeSNPExtras writes what --id-block-dir and --sev-check-dir ask for
+// one digest, and lists the files in its entry.
+func writeSNPExtras(f *snpFlags, spec *snp.Spec, e snp.Entry, res *snp.Result, i int) error {
+	se := &res.Doc.Measurements[i]
+	name := e.Name()
+	if f.idBlockDir != "" {
+		files, err := writeFiles(f.idBlockDir, map[string][]byte{name + ".id-block.bin": res.IDBlocks[i][0], name + ".id-auth.bin": res.IDBlocks[i][1]})
+		if err != nil {
+			return err
+		}
+		se.Files = append(se.Files, files...)
+	}
+	if f.sevCheckDir == "" {
+		return nil
+	}
+	chk := policy.SEVCheck{Measurement: e.Digest, Policy: spec.Policy, HostData: spec.HostData}
+	if id := spec.ID; id != nil {
+		chk.IDBlock, chk.FamilyID, chk.ImageID, chk.GuestSVN = true, id.FamilyID[:], id.ImageID[:], id.GuestSVN
+		chk.IDKeyDigest, _ = hex.DecodeString(se.IDKeyDigest)
+		if id.AuthorKey != nil {
+			chk.AuthorKeyDigest, _ = hex.DecodeString(se.AuthorKeyDigest)
+		}
+	}
+	cfg, err := policy.SEVCheckConfig(chk)
+	if err != nil {
+		return err
+	}
+	bin, text, err := policy.Encode(cfg, name)
+	if err != nil {
+		return err
+	}
+	files, err := writeFiles(f.sevCheckDir, map[string][]byte{name + ".binpb": bin, name + ".textproto": text})
+	if err != nil {
+		return err
+	}
+	se.Files = append(se.Files, files...)
+	return nil
 }
 
 func readP384Key(path, flag string) (*ecdsa.PrivateKey, error) {
@@ -593,55 +464,6 @@ func readP384Key(path, flag string) (*ecdsa.PrivateKey, error) {
 		return nil, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, err), "make one with: openssl ecparam -name secp384r1 -genkey -noout -out key.pem")
 	}
 	return k, nil
-}
-
-// apply makes the ID block and the go-sev-guest policy of one digest.
-func (lp *launchPolicy) apply(e snp.Entry, se *refvalues.SNPEntry) error {
-	name := e.Name()
-	chk := policy.SEVCheck{Measurement: e.Digest, Policy: lp.policy, HostData: lp.hostData}
-	if lp.idKey != nil {
-		b := &snp.IDBlock{FamilyID: lp.familyID, ImageID: lp.imageID, GuestSVN: lp.guestSVN, Policy: lp.policy}
-		copy(b.LD[:], e.Digest)
-		auth, err := snp.IDAuth(b, lp.idKey, lp.authorKey)
-		if err != nil {
-			return err
-		}
-		idd, _ := snp.KeyDigest(&lp.idKey.PublicKey)
-		se.IDBlock = base64.StdEncoding.EncodeToString(b.Bytes())
-		se.IDAuth = base64.StdEncoding.EncodeToString(auth)
-		se.IDKeyDigest = hex.EncodeToString(idd[:])
-		se.QEMUObject = "id-block=" + se.IDBlock + ",id-auth=" + se.IDAuth
-		chk.IDBlock, chk.FamilyID, chk.ImageID, chk.GuestSVN, chk.IDKeyDigest = true, lp.familyID[:], lp.imageID[:], lp.guestSVN, idd[:]
-		if lp.authorKey != nil {
-			ad, _ := snp.KeyDigest(&lp.authorKey.PublicKey)
-			se.AuthorKeyDigest = hex.EncodeToString(ad[:])
-			se.QEMUObject += ",author-key-enabled=on"
-			chk.AuthorKeyDigest = ad[:]
-		}
-		if lp.idBlockDir != "" {
-			files, err := writeFiles(lp.idBlockDir, map[string][]byte{name + ".id-block.bin": b.Bytes(), name + ".id-auth.bin": auth})
-			if err != nil {
-				return err
-			}
-			se.Files = append(se.Files, files...)
-		}
-	}
-	if lp.sevCheckDir != "" {
-		cfg, err := policy.SEVCheckConfig(chk)
-		if err != nil {
-			return err
-		}
-		bin, text, err := policy.Encode(cfg, name)
-		if err != nil {
-			return err
-		}
-		files, err := writeFiles(lp.sevCheckDir, map[string][]byte{name + ".binpb": bin, name + ".textproto": text})
-		if err != nil {
-			return err
-		}
-		se.Files = append(se.Files, files...)
-	}
-	return nil
 }
 
 // writeFiles writes each file atomically into dir (created if missing) and

@@ -2,16 +2,15 @@ package cli
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/cvmkit/cvmkit/config"
-	"github.com/cvmkit/cvmkit/measure/ovmf"
 	"github.com/cvmkit/cvmkit/measure/snp"
 	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/verify"
@@ -41,7 +40,7 @@ func (a *app) remeasure(ctx context.Context, dir string, c *config.Config, image
 		}
 		var rows []verify.Compared
 		if refvalues.MeasurementPlatform(name) == "snp" {
-			rows, err = a.remeasureSNP(rel, b, idx)
+			rows, err = a.remeasureSNP(ctx, rel, b, idx)
 		} else {
 			rows, err = a.remeasureTDX(ctx, rel, b, idx)
 		}
@@ -105,7 +104,7 @@ func short(h string) string {
 	return h
 }
 
-func (a *app) remeasureSNP(p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
+func (a *app) remeasureSNP(ctx context.Context, p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
 	var doc refvalues.SNP
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -117,73 +116,73 @@ func (a *app) remeasureSNP(p string, b []byte, idx map[string]string) ([]verify.
 	if doc.OVMFHash != "" || doc.SVSM != nil {
 		return skipped(p, "snp:ovmf-hash and snp:svsm documents are not recomputed"), nil
 	}
-	mode, err := snp.ParseMode(doc.Mode)
-	if err != nil {
+	// The document → spec adapter: one digest per entry, each with its own
+	// VMM, vCPU signature and count.
+	s := snp.Spec{Firmware: snp.Input{File: refvalues.File{Path: fw}}}
+	var err error
+	if s.Mode, err = snp.ParseMode(doc.Mode); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	var vmms []snp.VMM
 	for _, e := range doc.Measurements {
 		v, err := snp.ParseVMM(e.VMM)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		if !containsVMM(vmms, v) {
-			vmms = append(vmms, v)
+		if !slices.Contains(s.VMMs, v) {
+			s.VMMs = append(s.VMMs, v)
 		}
 	}
-	profile, err := parseProfileFor(doc.Profile, vmms)
-	if err != nil {
+	if s.Profile, err = snp.ProfileFor(doc.Profile, s.VMMs); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	var features uint64
 	if doc.GuestFeatures != "" {
-		if features, err = strconv.ParseUint(doc.GuestFeatures, 0, 64); err != nil {
+		if s.GuestFeatures, err = strconv.ParseUint(doc.GuestFeatures, 0, 64); err != nil {
 			return nil, fmt.Errorf("%s: guest_features: %w", p, err)
 		}
 	}
-	image, err := os.ReadFile(fw)
-	if err != nil {
+	if s.Firmware.Data, err = os.ReadFile(fw); err != nil {
 		return nil, err
 	}
-	parsed, err := ovmf.Parse(image)
-	if err != nil {
-		return nil, fmt.Errorf("firmware %s: %w", fw, err)
-	}
-	l := snp.Launch{Mode: mode, Profile: profile, GuestFeatures: features, Firmware: parsed, Image: image}
 	if doc.Kernel != nil {
-		f := &snpFlags{}
-		var why string
-		if f.kernel, why = lookup(idx, doc.Kernel, "kernel"); why != "" {
+		kernel, why := lookup(idx, doc.Kernel, "kernel")
+		if why != "" {
 			return skipped(p, why), nil
 		}
+		initrd := ""
 		if doc.Initrd != nil && doc.Initrd.Path != "" {
-			if f.initrd, why = lookup(idx, doc.Initrd, "initrd"); why != "" {
+			if initrd, why = lookup(idx, doc.Initrd, "initrd"); why != "" {
 				return skipped(p, why), nil
 			}
 		}
+		cmd := ""
 		if doc.Cmdline != nil {
-			f.appendArg, f.appendSet = doc.Cmdline.Value, true
+			cmd = doc.Cmdline.Value
 		}
-		if l.Kernel, err = a.kernelHashes(f, &refvalues.SNP{}); err != nil {
+		if s.Boot, err = hashBoot(kernel, initrd, cmd); err != nil {
 			return nil, err
 		}
 	}
 	var out []verify.Compared
 	for _, e := range doc.Measurements {
-		l.VMM, _ = snp.ParseVMM(e.VMM)
-		l.VCPUs, l.VCPUSig = e.VCPUs, 0
+		one := s
+		v, _ := snp.ParseVMM(e.VMM) // checked above
+		one.VMMs = []snp.VMM{v}
+		one.VCPUs, one.CPUs = []int{e.VCPUs}, nil
 		if e.VCPUSig != "" {
 			sig, err := strconv.ParseUint(e.VCPUSig, 0, 32)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s: vcpu_sig: %w", p, e.Name, err)
 			}
-			l.VCPUSig = uint32(sig)
+			one.CPUs = []snp.CPU{{Name: e.VCPUType, Sig: uint32(sig)}}
 		}
-		d, err := l.Digest()
+		if !s.Mode.NeedsVMSA() {
+			one.VCPUs = nil
+		}
+		res, err := snp.Measure(ctx, one)
 		if err != nil {
-			return nil, measureError(fw, err)
+			return nil, err
 		}
-		out = append(out, compared(p, e.Name, e.Digest, hex.EncodeToString(d)))
+		out = append(out, compared(p, e.Name, e.Digest, res.Doc.Measurements[0].Digest))
 	}
 	return out, nil
 }
