@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/measure/ovmf"
-	"github.com/cvmkit/cvmkit/measure/qemu"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/policy"
@@ -149,199 +147,115 @@ func printTDX(w io.Writer, res *refvalues.TDX) {
 	}
 }
 
-// predictTDX reads the inputs named by the flags and computes MRTD and the
-// RTMR prediction.
-func (a *app) predictTDX(ctx context.Context, f *tdxFlags) (*refvalues.TDX, *tdx.Prediction, error) {
+// tdxSpec is the adapter from flags to a measurement spec: it parses the
+// flags and reads the files they name.
+func tdxSpec(f *tdxFlags) (*tdx.Spec, error) {
 	usage := func(format string, args ...any) error {
 		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure tdx --help")
 	}
 	if f.firmware == "" {
-		return nil, nil, usage("--firmware is required")
+		return nil, usage("--firmware is required")
 	}
-	res := &refvalues.TDX{SecureBoot: f.secureBoot, VCPUs: f.vcpus, QEMUVersion: f.qemuVersion, NotComputed: []refvalues.TDXNotComputed{}, Events: []refvalues.TDXEvent{}}
+	s := &tdx.Spec{QEMUVersion: f.qemuVersion, VCPUs: f.vcpus, SecureBoot: tdx.SecureBootState(f.secureBoot), Cmdline: f.cmdline,
+		Name: func(k string) string { return "--" + k }}
 	if f.xfam != "" {
 		x, err := strconv.ParseUint(f.xfam, 0, 64)
 		if err != nil {
-			return nil, nil, usage("--xfam %q: want a 64-bit number such as 0x642e7", f.xfam)
+			return nil, usage("--xfam %q: want a 64-bit number such as 0x642e7", f.xfam)
 		}
-		res.XFAM = fmt.Sprintf("%#x", x)
+		s.XFAM = &x
 	}
-	orders := tdx.PageOrders
-	res.PageOrderSource = "both candidates (give --page-order or --qemu-version to choose)"
-	qemuMajor := 0
 	if f.qemuVersion != "" {
-		parts := strings.Split(f.qemuVersion, ".")
-		m, err := strconv.Atoi(parts[0])
-		if err != nil || len(parts) > 3 || m < 6 {
-			return nil, nil, usage("--qemu-version %q: want a QEMU version such as 8.2.2 or 9.2.0", f.qemuVersion)
+		if _, err := tdx.QEMUMajor(f.qemuVersion); err != nil {
+			return nil, usage("--qemu-version %w", err)
 		}
-		qemuMajor = m
-		orders = []tdx.PageOrder{tdx.PageOrderForQEMU(m)}
-		res.PageOrderSource = "QEMU " + f.qemuVersion
 	}
 	if f.pageOrder != "" {
 		o, err := tdx.ParsePageOrder(f.pageOrder)
 		if err != nil {
-			return nil, nil, outcome.UsageError(err)
+			return nil, outcome.UsageError(err)
 		}
-		if f.qemuVersion != "" && o != orders[0] {
-			return nil, nil, usage("--page-order %s contradicts --qemu-version %s (%s)", o, f.qemuVersion, orders[0])
+		if m, _ := tdx.QEMUMajor(f.qemuVersion); f.qemuVersion != "" && o != tdx.PageOrderForQEMU(m) {
+			return nil, usage("--page-order %s contradicts --qemu-version %s (%s)", o, f.qemuVersion, tdx.PageOrderForQEMU(m))
 		}
-		orders, res.PageOrderSource = []tdx.PageOrder{o}, "--page-order"
+		s.PageOrder = o
 	}
-	var memory int64
 	if f.memory != "" {
 		var err error
-		if memory, err = config.ParseSize(f.memory); err != nil || memory < 32<<20 {
-			return nil, nil, usage("--memory %q: give the guest memory with a unit, such as 2G", f.memory)
+		if s.Memory, err = config.ParseSize(f.memory); err != nil || s.Memory < 32<<20 {
+			return nil, usage("--memory %q: give the guest memory with a unit, such as 2G", f.memory)
 		}
-		if memory%(1<<20) != 0 {
-			return nil, nil, usage("--memory %q: QEMU takes whole MiB", f.memory)
+		if s.Memory%(1<<20) != 0 {
+			return nil, usage("--memory %q: QEMU takes whole MiB", f.memory)
 		}
-		res.Memory = memory
 	}
-	image, fd, err := readInput(f.firmware, "--firmware", ovmf.MaxSize)
+	var err error
+	if s.Firmware.Data, s.Firmware.File, err = readInput(f.firmware, "--firmware", ovmf.MaxSize); err != nil {
+		return nil, err
+	}
+	if f.profile != "" {
+		if s.Profile, err = tdx.ParseProfile(f.profile); err != nil {
+			return nil, outcome.UsageError(err)
+		}
+	}
+	if f.kernel == "" && (f.initrd != "" || f.cmdline != "") {
+		return nil, usage("--initrd and --cmdline are measured only with --kernel")
+	}
+	read := func(path, flag string, max int64) (*tdx.Input, error) {
+		if path == "" {
+			return nil, nil
+		}
+		b, d, err := readInput(path, flag, max)
+		if err != nil {
+			return nil, err
+		}
+		return &tdx.Input{Data: b, File: d}, nil
+	}
+	if s.ACPITables, err = read(f.acpiTables, "--acpi-tables", 64<<20); err != nil {
+		return nil, err
+	}
+	if s.Kernel, err = read(f.kernel, "--kernel", 512<<20); err != nil {
+		return nil, err
+	}
+	if f.guestCC.set {
+		v := f.guestCC.value
+		s.GuestMeasuresRTMR2, s.GuestSource = &v, f.guestCC.source
+	}
+	if s.Initrd, err = read(f.initrd, "--initrd", 4<<30); err != nil {
+		return nil, err
+	}
+	switch f.kernelBlob {
+	case "":
+	case string(tdx.KernelPatched), string(tdx.KernelUnpatched):
+		s.KernelBlob = tdx.KernelBlob(f.kernelBlob)
+	default:
+		return nil, usage("--kernel-blob %q: want qemu-patched or unpatched", f.kernelBlob)
+	}
+	for _, r := range f.rtmr3 {
+		b, err := hex.DecodeString(r)
+		if err != nil || len(b) != tdx.DigestSize {
+			return nil, usage("--rtmr3-extend %q: want 48 bytes of hex", r)
+		}
+		s.RTMR3 = append(s.RTMR3, [tdx.DigestSize]byte(b))
+	}
+	return s, nil
+}
+
+// predictTDX reads the inputs named by the flags, computes MRTD and the
+// RTMR prediction, and writes the files the flags ask for.
+func (a *app) predictTDX(ctx context.Context, f *tdxFlags) (*refvalues.TDX, *tdx.Prediction, error) {
+	spec, err := tdxSpec(f)
 	if err != nil {
 		return nil, nil, err
 	}
-	res.Firmware = fd
-	td, err := ovmf.ParseTDVF(image)
+	if f.eventLogOut != "" && spec.Profile == "" {
+		return nil, nil, outcome.UsageError(errors.New("--event-log-out needs --edk2-profile"), "see cvmkit measure tdx --help")
+	}
+	res, pred, err := tdx.Measure(ctx, *spec)
 	if err != nil {
-		return nil, nil, outcome.InputError(fmt.Errorf("firmware %q: %w", f.firmware, err), "give the whole OVMF.fd built with TDX support (IntelTdxX64 or OvmfPkgX64), the file QEMU loads with -bios")
-	}
-	for _, s := range td.Sections {
-		res.Sections = append(res.Sections, refvalues.TDVFSection{DataOffset: s.DataOffset, RawDataSize: s.RawDataSize, MemoryAddress: s.MemoryAddress,
-			MemoryDataSize: s.MemoryDataSize, Type: s.Type.String(), Attributes: s.Attributes})
-	}
-	for _, o := range orders {
-		m, err := tdx.MRTD(ctx, image, td, o)
-		if err != nil {
-			return nil, nil, err
-		}
-		res.MRTD = append(res.MRTD, refvalues.MRTD{PageOrder: string(o), Value: hex.EncodeToString(m[:])})
-	}
-
-	in := tdx.Inputs{Image: image, TDVF: td, Memory: uint64(memory)}
-	profileGiven := f.profile != ""
-	if profileGiven {
-		if in.Profile, err = tdx.ParseProfile(f.profile); err != nil {
-			return nil, nil, outcome.UsageError(err)
-		}
-		res.Profile = string(in.Profile)
-	}
-	if f.kernel == "" && (f.initrd != "" || f.cmdline != "") {
-		return nil, nil, usage("--initrd and --cmdline are measured only with --kernel")
-	}
-	if f.acpiTables != "" {
-		b, d, err := readInput(f.acpiTables, "--acpi-tables", 64<<20)
-		if err != nil {
-			return nil, nil, err
-		}
-		in.ACPITables, res.ACPITables = b, &d
-	}
-	if f.kernel != "" {
-		b, d, err := readInput(f.kernel, "--kernel", 512<<20)
-		if err != nil {
-			return nil, nil, err
-		}
-		in.Kernel, res.Kernel = b, &d
-		// Whether RTMR2 holds the command line and initrd depends on the
-		// guest kernel: read it, never assume it.
-		info, err := tdx.ReadKernelInfo(b)
-		switch {
-		case f.guestCC.set:
-			in.GuestMeasuresCC, res.GuestCCSource, res.GuestCCGiven = f.guestCC.value, or(f.guestCC.source, "--guest-measures-rtmr2"), true
-			if err == nil {
-				res.KernelVersion = info.Version
-			}
-		case err != nil:
-			return nil, nil, outcome.InputError(fmt.Errorf("--kernel %q: reading its version: %w", f.kernel, err),
-				"give --guest-measures-rtmr2=true or =false to say whether its EFI stub measures into RTMR2 (Linux 6.9 and later do)")
-		default:
-			in.GuestMeasuresCC, res.GuestCCSource, res.KernelVersion = info.MeasuresCC, info.Reason, info.Version
-		}
-		guestCC := in.GuestMeasuresCC
-		res.GuestCC = &guestCC
-		if f.initrd != "" {
-			b, d, err := readInput(f.initrd, "--initrd", 4<<30)
-			if err != nil {
-				return nil, nil, err
-			}
-			in.Initrd, in.HasInitrd, res.Initrd = b, true, &d
-		}
-		in.Cmdline = f.cmdline
-	}
-	in.KernelBlob = tdx.KernelPatched
-	switch f.kernelBlob {
-	case "":
-		if qemuMajor >= 10 && in.Profile != "" && in.Profile != tdx.Edk2Stable202408 {
-			in.KernelBlob = tdx.KernelUnpatched
-		}
-	case string(tdx.KernelPatched), string(tdx.KernelUnpatched):
-		in.KernelBlob = tdx.KernelBlob(f.kernelBlob)
-	default:
-		return nil, nil, usage("--kernel-blob %q: want qemu-patched or unpatched", f.kernelBlob)
-	}
-	if f.kernel != "" {
-		res.KernelBlob = string(in.KernelBlob)
-	}
-	if in.KernelBlob == tdx.KernelPatched && f.kernel != "" && memory == 0 {
-		return nil, nil, usage("QEMU's kernel patch depends on the memory size: give --memory (or --kernel-blob unpatched for QEMU 10+ with edk2 202502+)")
-	}
-	cfv, ok := td.Section(ovmf.TDVFCFV)
-	if !ok {
-		return nil, nil, outcome.InputError(fmt.Errorf("firmware %q has no CFV section in its TDX metadata", f.firmware))
-	}
-	if in.SecureBoot, err = tdx.SecureBootFromStore(image[cfv.DataOffset:cfv.DataOffset+cfv.RawDataSize], tdx.SecureBootState(f.secureBoot)); err != nil {
-		return nil, nil, outcome.InputError(fmt.Errorf("firmware %q: %w", f.firmware, err))
-	}
-	for _, s := range f.rtmr3 {
-		b, err := hex.DecodeString(s)
-		if err != nil || len(b) != tdx.DigestSize {
-			return nil, nil, usage("--rtmr3-extend %q: want 48 bytes of hex", s)
-		}
-		in.RTMR3 = append(in.RTMR3, [tdx.DigestSize]byte(b))
-	}
-
-	var pred *tdx.Prediction
-	if profileGiven {
-		if pred, err = tdx.Predict(in); err != nil {
-			if errors.Is(err, qemu.ErrInvalidVGA) {
-				return nil, nil, outcome.UsageError(fmt.Errorf("--cmdline: %w", err))
-			}
-			return nil, nil, outcome.InputError(err)
-		}
-		for i, r := range pred.RTMR {
-			if r != nil {
-				s := hex.EncodeToString(r[:])
-				res.RTMR[i] = &s
-			} else {
-				res.NotComputed = append(res.NotComputed, refvalues.TDXNotComputed{RTMR: i, Reason: pred.NotComputable[i]})
-			}
-		}
-		for _, e := range pred.Events {
-			res.Events = append(res.Events, refvalues.TDXEvent{RTMR: e.RTMR, Type: tdx.EventTypeName(e.Type), Description: e.Description, Digest: hex.EncodeToString(e.Digest[:])})
-		}
-		res.UKI = pred.UKI
-		if f.kernel != "" {
-			res.Cmdline = &refvalues.TDXCmd{Value: f.cmdline, LoadOptions: pred.LoadOptions}
-		}
-	} else {
-		for i := 0; i < 3; i++ {
-			res.NotComputed = append(res.NotComputed, refvalues.TDXNotComputed{RTMR: i, Reason: "which events the firmware logs depends on its edk2 release: give --edk2-profile"})
-		}
-		// The firmware never touches RTMR3.
-		var r3 [tdx.DigestSize]byte
-		for _, d := range in.RTMR3 {
-			tdx.Extend(&r3, d)
-		}
-		s := hex.EncodeToString(r3[:])
-		res.RTMR[3] = &s
+		return nil, nil, err
 	}
 	if f.eventLogOut != "" {
-		if pred == nil {
-			return nil, nil, usage("--event-log-out needs --edk2-profile")
-		}
 		if err := atomicfile.WriteFile(f.eventLogOut, tdx.EncodeLog(pred.Events), 0o644); err != nil {
 			return nil, nil, err
 		}

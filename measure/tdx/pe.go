@@ -5,10 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/cvmkit/cvmkit/measure/qemu"
 	"hash"
 	"sort"
 	"strings"
+
+	"github.com/cvmkit/cvmkit/measure/qemu"
 )
 
 // PE is the part of a PE/COFF image the Authenticode hash and UKI handling
