@@ -34,6 +34,16 @@ func SignRelease(ctx context.Context, dir string, bundle func(ctx context.Contex
 	if err != nil {
 		return nil, err
 	}
+	return SignSubjects(ctx, dir, subjects, bundle)
+}
+
+// SignSubjects is [SignRelease] over subjects the caller already hashed
+// (cvmkit release carries every file's digest from the stage that wrote
+// it), so no file is read twice.
+func SignSubjects(ctx context.Context, dir string, subjects []Subject, bundle func(ctx context.Context, statement []byte) ([]byte, error)) ([]Signed, error) {
+	if _, err := os.Lstat(filepath.Join(dir, AttestationsDir)); err == nil {
+		return nil, fmt.Errorf("%s already has %s/: remove it to sign again", dir, AttestationsDir)
+	}
 	if len(subjects) == 0 {
 		return nil, fmt.Errorf("%s holds no file to sign", dir)
 	}

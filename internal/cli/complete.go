@@ -5,6 +5,7 @@ import (
 
 	"github.com/cvmkit/cvmkit/measure/snp"
 	"github.com/cvmkit/cvmkit/measure/tdx"
+	"github.com/cvmkit/cvmkit/policy"
 	"github.com/spf13/cobra"
 )
 
@@ -47,7 +48,7 @@ func completeMeasureTDX(cmd *cobra.Command) {
 // argument of 'cvmkit policy', then folders.
 func completePolicyTarget(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
 	if len(args) == 0 {
-		return policyTargets, cobra.ShellCompDirectiveNoFileComp
+		return policy.Targets, cobra.ShellCompDirectiveNoFileComp
 	}
 	return nil, cobra.ShellCompDirectiveFilterDirs
 }

@@ -15,13 +15,11 @@ import (
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/internal/progress"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/release"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
-	"github.com/tink-crypto/tink-go-hcvault/v2/integration/hcvault"
-	"github.com/tink-crypto/tink-go/v2/core/registry"
-	"github.com/tink-crypto/tink-go/v2/testing/fakekms"
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
@@ -126,7 +124,7 @@ looks complete. The format is specified in docs/weights-format.md.`,
 				if secretsOut == "" {
 					secretsOut = filepath.Clean(out) + ".secrets"
 				}
-				if err := checkSecretsFolder(secretsOut, out); err != nil {
+				if err := release.CheckSecretsFolder(secretsOut, out); err != nil {
 					return err
 				}
 			} else if secretsOut != "" {
@@ -147,7 +145,7 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			start := time.Now()
 			a.log.Info("encrypting", "files", len(files), "bytes", total, "workers", workers)
 			var m *encrypt.Manifest
-			err = a.releaseFolders(out, secretsOut, func(tmp, secretsTmp string) error {
+			err = release.Folders(out, secretsOut, a.stderr, func(tmp, secretsTmp string) error {
 				var err error
 				m, err = encrypt.EncryptInto(cmd.Context(), args[0], tmp, releaseID, key, wraps, encrypt.Options{Workers: workers, Progress: bar.Add, Deterministic: deterministic})
 				if err != nil {
@@ -300,103 +298,17 @@ func (a *app) loadOrNewKey(path string) (*encrypt.DataKey, error) {
 	return k, nil
 }
 
-// kmsAEAD resolves a key URI with Tink's KMS clients: hcvault://
-// (HashiCorp Vault transit, VAULT_TOKEN) and fake-kms:// (Tink's test KMS,
-// whose key is in the URI). Tink's Google Cloud and AWS KMS clients are not
-// linked: their SDKs' package initialisation adds ~8 ms to every cvmkit
-// process, which the measurement commands cannot afford (docs/weights-format.md).
 func (a *app) kmsAEAD(ctx context.Context, uri string) (tink.AEAD, error) {
-	var c registry.KMSClient
-	var err error
-	switch {
-	case strings.HasPrefix(uri, "fake-kms://"):
-		c, err = fakekms.NewClient("fake-kms://")
-	case strings.HasPrefix(uri, "hcvault://"):
-		token, ok := a.lookupEnv("VAULT_TOKEN")
-		if !ok || token == "" {
-			return nil, outcome.UsageError(fmt.Errorf("kms %s: VAULT_TOKEN is not set", uri), "export VAULT_TOKEN with a token that may use the transit key")
-		}
-		c, err = hcvault.NewClient("hcvault://", nil, token)
-	default:
-		return nil, outcome.UsageError(fmt.Errorf("no KMS client for %q in cvmkit", uri), "cvmkit has hcvault:// and fake-kms://; for Google Cloud or AWS KMS, wrap the Trustee resource keyset with gcloud/aws kms encrypt, or use an hpke recipient")
-	}
-	if err != nil {
-		return nil, outcome.InputError(fmt.Errorf("KMS client for %s: %w", redactKMS(uri), err), "check the KMS credentials (GOOGLE_APPLICATION_CREDENTIALS, AWS_PROFILE …)")
-	}
-	kek, err := c.GetAEAD(uri)
-	if err != nil {
-		return nil, outcome.InputError(fmt.Errorf("KMS key %s: %w", redactKMS(uri), err))
-	}
-	return kek, nil
+	return encrypt.KMSAEAD(ctx, uri, a.lookupEnv)
 }
 
-// redactKMS keeps a fake-kms:// key out of messages.
-func redactKMS(uri string) string {
-	if strings.HasPrefix(uri, "fake-kms://") {
-		return "fake-kms://…"
-	}
-	return uri
-}
-
-// wrapFor wraps the key for one --recipient.
+// wrapFor wraps the key for one --recipient KIND:VALUE.
 func (a *app) wrapFor(ctx context.Context, spec string, key *encrypt.DataKey, releaseID string, n int) (*encrypt.WrappedKey, error) {
-	kind, val, ok := strings.Cut(spec, ":")
-	bad := func(err error) error {
-		return outcome.InputError(fmt.Errorf("--recipient %s: %w", spec, err))
+	r, err := encrypt.ParseRecipient(spec)
+	if err != nil {
+		return nil, err
 	}
-	if !ok || val == "" {
-		return nil, outcome.UsageError(fmt.Errorf("--recipient %q: want KIND:VALUE", spec), "kinds: hpke:FILE, kms:URI, trustee:[REPO/]TYPE/TAG, azure:KEYNAME=FILE")
-	}
-	switch kind {
-	case "hpke":
-		b, _, err := readInput(val, "--recipient hpke", 1<<20)
-		if err != nil {
-			return nil, err
-		}
-		w, err := encrypt.WrapHPKE(b, key, releaseID)
-		if err != nil {
-			return nil, bad(err)
-		}
-		return w, nil
-	case "kms":
-		kek, err := a.kmsAEAD(ctx, val)
-		if err != nil {
-			return nil, err
-		}
-		w, err := encrypt.WrapKMS(kek, val, key, releaseID, n)
-		if err != nil {
-			return nil, bad(err)
-		}
-		return w, nil
-	case "trustee":
-		parts := strings.Split(val, "/")
-		if len(parts) == 2 {
-			parts = append([]string{"default"}, parts...)
-		}
-		if len(parts) != 3 {
-			return nil, outcome.UsageError(fmt.Errorf("--recipient %s: want trustee:[REPO/]TYPE/TAG", spec))
-		}
-		w, err := encrypt.TrusteeResource(key, parts[0], parts[1], parts[2])
-		if err != nil {
-			return nil, bad(err)
-		}
-		return w, nil
-	case "azure":
-		name, file, ok := strings.Cut(val, "=")
-		if !ok || name == "" {
-			return nil, outcome.UsageError(fmt.Errorf("--recipient %s: want azure:KEYNAME=FILE", spec))
-		}
-		b, _, err := readInput(file, "--recipient azure", 1<<20)
-		if err != nil {
-			return nil, err
-		}
-		w, err := encrypt.WrapAzure(b, name, key)
-		if err != nil {
-			return nil, bad(err)
-		}
-		return w, nil
-	}
-	return nil, outcome.UsageError(fmt.Errorf("--recipient %q: unknown kind %q", spec, kind), "kinds: hpke, kms, trustee, azure")
+	return encrypt.Wrap(ctx, r, key, releaseID, n, a.lookupEnv)
 }
 
 // warnReadableSecret warns when a file holding a secret key can be read

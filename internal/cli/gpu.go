@@ -93,23 +93,7 @@ func unusedOCSP(paths []string, chains ...*gpu.Chain) error {
 	return nil
 }
 
-// classifyGPU maps measure/gpu errors to exit codes, with hints.
-func classifyGPU(err error, input string) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, gpu.ErrExpired):
-		return outcome.SignatureError(fmt.Errorf("%s: %w", input, err),
-			"pass --verify-at with a time inside the signer's validity to check it was validly signed then, or --allow-expired-signer to accept an expired signer (recorded as expired)")
-	case errors.Is(err, gpu.ErrSignature), errors.Is(err, gpu.ErrUntrusted), errors.Is(err, gpu.ErrRevoked):
-		return outcome.SignatureError(fmt.Errorf("%s: %w", input, err))
-	case errors.Is(err, gpu.ErrConflict):
-		return outcome.InputError(err, "give each RIM once; a VBIOS and a driver RIM of the same chip must measure disjoint registers (RIMs of one GPU generation)")
-	case errors.Is(err, gpu.ErrMalformed):
-		return outcome.InputError(fmt.Errorf("%s: %w", input, err))
-	}
-	return fmt.Errorf("%s: %w", input, err)
-}
+func classifyGPU(err error, input string) error { return gpu.Classify(err, input) }
 
 func (a *app) gpuReferenceCmd() *cobra.Command {
 	var (

@@ -1,60 +1,21 @@
 package cli
 
 import (
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
 	"fmt"
 	"os"
 
+	"github.com/cvmkit/cvmkit/internal/fileio"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/refvalues"
 )
 
-// openInput opens an input file named by a flag, with an error that names
-// both when it cannot.
-func openInput(path, flag string) (*os.File, refvalues.File, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, refvalues.File{}, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, unwrapPath(err)), "check the path")
-	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() && fi.Mode()&os.ModeCharDevice == 0 {
-		err = fmt.Errorf("not a regular file")
-	}
-	if err != nil {
-		f.Close()
-		return nil, refvalues.File{}, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, err))
-	}
-	return f, refvalues.File{Path: path, Size: fi.Size()}, nil
-}
+func openInput(path, flag string) (*os.File, refvalues.File, error) { return fileio.Open(path, flag) }
 
-// readInput reads a whole input file of at most max bytes and records its
-// SHA-256 and SHA-384.
 func readInput(path, flag string, max int64) ([]byte, refvalues.File, error) {
-	f, d, err := openInput(path, flag)
-	if err != nil {
-		return nil, d, err
-	}
-	defer f.Close()
-	if d.Size > max {
-		return nil, d, outcome.InputError(fmt.Errorf("%s %q is %d bytes, more than the %d this input can be", flag, path, d.Size, max))
-	}
-	b := make([]byte, d.Size)
-	if _, err := f.ReadAt(b, 0); err != nil && d.Size > 0 {
-		return nil, d, fmt.Errorf("reading %s %q: %w", flag, path, err)
-	}
-	s256, s384 := sha256.Sum256(b), sha512.Sum384(b)
-	d.SHA256, d.SHA384 = hex.EncodeToString(s256[:]), hex.EncodeToString(s384[:])
-	return b, d, nil
+	return fileio.Read(path, flag, max)
 }
 
-func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
-}
+func unwrapPath(err error) error { return fileio.UnwrapPath(err) }
 
 // newOutput checks that an output folder does not exist yet: cvmkit builds
 // output folders whole and never merges into or replaces one.

@@ -21,6 +21,7 @@ import (
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/policy"
 	"github.com/cvmkit/cvmkit/refvalues"
+	"github.com/cvmkit/cvmkit/release"
 	"github.com/spf13/cobra"
 )
 
@@ -191,7 +192,7 @@ func (a *app) snpSpec(f *snpFlags) (*snp.Spec, error) {
 		if err := qemu.CheckCmdline(f.appendArg); err != nil {
 			return nil, outcome.UsageError(fmt.Errorf("--append: %w", err))
 		}
-		if s.Boot, err = hashBoot(f.kernel, f.initrd, f.appendArg); err != nil {
+		if s.Boot, err = release.HashBoot(f.kernel, f.initrd, f.appendArg); err != nil {
 			return nil, err
 		}
 	}
@@ -359,30 +360,6 @@ func idKeysFromFlags(f *snpFlags) (*snp.IDKeys, error) {
 		}
 	}
 	return id, nil
-}
-
-// hashBoot streams the kernel and initrd once into their hashes-table
-// entries (SHA-256, which is also the digest the document records).
-func hashBoot(kernel, initrd, cmdline string) (*snp.Boot, error) {
-	kf, kd, err := openInput(kernel, "--kernel")
-	if err != nil {
-		return nil, err
-	}
-	defer kf.Close()
-	b := &snp.Boot{Kernel: kd, Cmdline: cmdline}
-	var ir io.Reader
-	if initrd != "" {
-		inf, id, err := openInput(initrd, "--initrd")
-		if err != nil {
-			return nil, err
-		}
-		defer inf.Close()
-		ir, b.Initrd = inf, &id
-	}
-	if b.Hashes, err = snp.HashKernel(kf, ir, cmdline); err != nil {
-		return nil, fmt.Errorf("hashing kernel and initrd: %w", err)
-	}
-	return b, nil
 }
 
 func svsmFromFlags(f *snpFlags, s *snp.Spec) error {

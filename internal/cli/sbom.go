@@ -1,20 +1,15 @@
 package cli
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/cvmkit/cvmkit/build"
-	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
-	"github.com/cvmkit/cvmkit/internal/epoch"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/release"
 	"github.com/spf13/cobra"
 )
 
@@ -27,7 +22,7 @@ type sbomResult struct {
 
 func (a *app) sbomCmd() *cobra.Command {
 	var out, name, version string
-	var boot sbomBoot
+	var boot release.SBOMBoot
 	var firmware, vars []string
 	cmd := &cobra.Command{
 		Use:   "sbom IMAGE -o DIR",
@@ -67,7 +62,7 @@ scanning path. The name and version default to the image lock's release.`,
 			if boot.Vars, err = namedFileFlags("--firmware-vars", vars); err != nil {
 				return err
 			}
-			docs, err := a.makeSBOM(cmd.Context(), args[0], name, version, boot)
+			docs, err := release.MakeSBOM(cmd.Context(), release.SBOM{Input: args[0], Name: name, Version: version, Boot: boot, Tool: Version().Version, Getenv: a.lookupEnv})
 			if err != nil {
 				return err
 			}
@@ -96,14 +91,6 @@ scanning path. The name and version default to the image lock's release.`,
 	return cmd
 }
 
-// sbomBoot names the boot chain's files an SBOM lists beside the root
-// filesystem.
-type sbomBoot struct {
-	Kernel, Initrd string
-	// Firmware and Vars are NAME=FILE pairs.
-	Firmware, Vars []string
-}
-
 // namedFileFlags checks NAME=FILE flag values.
 func namedFileFlags(flag string, vals []string) ([]string, error) {
 	for _, v := range vals {
@@ -112,143 +99,4 @@ func namedFileFlags(flag string, vals []string) ([]string, error) {
 		}
 	}
 	return vals, nil
-}
-
-// configBoot lists the firmware a config's platforms launch with (each
-// once, in config order), for the release's SBOM.
-func configBoot(c *config.Config) sbomBoot {
-	used := map[string]bool{}
-	for _, s := range c.Release.Platforms.SNP {
-		used[s.Firmware] = true
-	}
-	for _, t := range c.Release.Platforms.TDX {
-		used[t.Firmware] = true
-	}
-	var b sbomBoot
-	for _, fw := range c.Release.Firmware {
-		if !used[fw.Name] {
-			continue
-		}
-		b.Firmware = append(b.Firmware, fw.Name+"="+c.Resolve(fw.Path))
-		if fw.Vars != nil {
-			b.Vars = append(b.Vars, fw.Name+"="+c.Resolve(fw.Vars.Path))
-		}
-	}
-	return b
-}
-
-// sbomDocs are the two SBOMs cvmkit-sbom wrote.
-type sbomDocs struct {
-	SPDX, CycloneDX []byte
-	Packages        int
-}
-
-// makeSBOM catalogues an image folder, an EROFS file or a root folder by
-// running cvmkit-sbom (see cmd/cvmkit-sbom for why it is separate).
-func (a *app) makeSBOM(ctx context.Context, input, name, version string, boot sbomBoot) (*sbomDocs, error) {
-	fi, err := os.Stat(input)
-	if err != nil {
-		return nil, outcome.InputError(fmt.Errorf("%q: %w", input, unwrapPath(err)))
-	}
-	o := lockInfo{Name: name, Version: version}
-	target := input
-	if fi.IsDir() && fileExists(filepath.Join(input, "rootfs.img")) {
-		target = filepath.Join(input, build.RootImageName)
-		if boot.Kernel == "" && fileExists(filepath.Join(input, build.KernelName)) {
-			boot.Kernel = filepath.Join(input, build.KernelName)
-		}
-		if boot.Initrd == "" && fileExists(filepath.Join(input, build.InitrdName)) {
-			boot.Initrd = filepath.Join(input, build.InitrdName)
-		}
-		if err := lockDefaults(filepath.Join(input, "image.lock.json"), &o); err != nil {
-			return nil, err
-		}
-	}
-	if t, ok, err := epoch.FromEnv(a.lookupEnv); err != nil {
-		return nil, outcome.UsageError(err)
-	} else if ok {
-		o.Epoch = t
-	}
-	if o.Name == "" {
-		o.Name = strings.TrimSuffix(filepath.Base(filepath.Clean(input)), filepath.Ext(input))
-	}
-	helper, err := a.helper("cvmkit-sbom", "CVMKIT_SBOM")
-	if err != nil {
-		return nil, err
-	}
-	tmp, err := os.MkdirTemp("", "cvmkit-sbom-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
-	outDir := filepath.Join(tmp, "out")
-	args := []string{"--name", o.Name, "--version", o.Version, "--epoch", fmt.Sprint(o.Epoch.Unix()), "--tool", Version().Version, "-o", outDir}
-	if boot.Kernel != "" {
-		args = append(args, "--kernel", boot.Kernel)
-	}
-	if boot.Initrd != "" {
-		args = append(args, "--initrd", boot.Initrd)
-	}
-	for _, f := range boot.Firmware {
-		args = append(args, "--firmware", f)
-	}
-	for _, f := range boot.Vars {
-		args = append(args, "--firmware-vars", f)
-	}
-	stdout, err := a.runHelper(ctx, helper, append(args, target)...)
-	if err != nil {
-		return nil, outcome.WithHint(fmt.Errorf("sbom: %w", err), "give an image folder from 'cvmkit build', its rootfs.img, or a root filesystem folder; --initrd must be an initramfs (newc cpio, plain or gzip, zstd, xz) and --kernel a bzImage or UKI")
-	}
-	var res struct {
-		Packages int `json:"packages"`
-	}
-	_ = json.Unmarshal(stdout, &res)
-	d := &sbomDocs{Packages: res.Packages}
-	if d.SPDX, err = os.ReadFile(filepath.Join(outDir, "sbom.spdx.json")); err != nil {
-		return nil, err
-	}
-	if d.CycloneDX, err = os.ReadFile(filepath.Join(outDir, "sbom.cdx.json")); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// lockInfo is what an SBOM's header takes from the image lock.
-type lockInfo struct {
-	Name, Version string
-	Epoch         time.Time
-}
-
-// lockDefaults takes the release name, version and epoch from an image lock.
-func lockDefaults(path string, o *lockInfo) error {
-	b, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var lock struct {
-		Release  string `json:"release"`
-		Settings struct {
-			SourceDateEpoch int64 `json:"sourceDateEpoch"`
-		} `json:"settings"`
-	}
-	if err := json.Unmarshal(b, &lock); err != nil {
-		return outcome.InputError(fmt.Errorf("%s: %w", path, err))
-	}
-	n, v, _ := strings.Cut(lock.Release, "@")
-	if o.Name == "" {
-		o.Name = n
-	}
-	if o.Version == "" {
-		o.Version = v
-	}
-	o.Epoch = time.Unix(lock.Settings.SourceDateEpoch, 0).UTC()
-	return nil
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }

@@ -1,16 +1,14 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 
+	"github.com/cvmkit/cvmkit/internal/helper"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/sign"
 	"github.com/spf13/cobra"
@@ -171,51 +169,13 @@ func (a *app) helperBundler(helper string, args ...string) func(context.Context,
 }
 
 // runHelper runs a cvmkit helper program and maps its exit code to cvmkit's.
-func (a *app) runHelper(ctx context.Context, helper string, args ...string) ([]byte, error) {
-	var stdout, stderr bytes.Buffer
-	c := exec.CommandContext(ctx, helper, args...)
-	c.Stdout, c.Stderr = &stdout, &stderr
-	c.Env = append(os.Environ(), a.helperEnv...)
-	err := c.Run()
-	if err == nil {
-		return stdout.Bytes(), nil
-	}
-	msg := strings.TrimSpace(stderr.String())
-	if i := strings.Index(msg, ": error: "); i >= 0 {
-		msg = msg[i+len(": error: "):]
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		switch ee.ExitCode() {
-		case 2:
-			return nil, outcome.UsageError(errors.New(msg))
-		case 3:
-			return nil, outcome.InputError(errors.New(msg))
-		case 4:
-			return nil, outcome.SignatureError(errors.New(msg))
-		}
-	}
-	return nil, fmt.Errorf("%s: %v: %s", filepath.Base(helper), err, msg)
+func (a *app) runHelper(ctx context.Context, path string, args ...string) ([]byte, error) {
+	return helper.Run(ctx, path, a.helperEnv, args...)
 }
 
 // helper finds a cvmkit helper program: $ENV, else beside this executable,
 // else on PATH.
-func (a *app) helper(name, env string) (string, error) {
-	if p, ok := a.lookupEnv(env); ok && p != "" {
-		return p, nil
-	}
-	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), name)
-		if fileExists(p) {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
-	}
-	return "", outcome.WithHint(fmt.Errorf("%s is not installed", name),
-		fmt.Sprintf("make build puts it beside bin/cvmkit; or go install github.com/cvmkit/cvmkit/cmd/%s@latest; or set %s to its path", name, env))
-}
+func (a *app) helper(name, env string) (string, error) { return helper.Find(name, env, a.lookupEnv) }
 
 func btoi(b bool) int {
 	if b {

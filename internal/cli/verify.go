@@ -1,21 +1,16 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/outcome"
-	"github.com/cvmkit/cvmkit/refvalues"
+	"github.com/cvmkit/cvmkit/release"
 	"github.com/cvmkit/cvmkit/sign"
 	"github.com/cvmkit/cvmkit/verify"
 	"github.com/spf13/cobra"
@@ -155,71 +150,12 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 	if err != nil {
 		return err
 	}
-	// A rebuild from another release's config would only report every file
-	// as different: say what is wrong first.
-	if rep.Values != nil {
-		if want := c.Metadata.Name + "@" + c.Metadata.Version; rep.Values.Release != want {
-			return outcome.UsageError(fmt.Errorf("--rebuild %s describes release %s, but %s is release %s", file, want, rep.Dir, rep.Values.Release),
-				"give the cvmkit.yaml this release was made from (its metadata.name and metadata.version)")
-		}
-	}
 	t, initBin, err := a.buildInputs(c, initBinary)
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	stop := heartbeat(a.stderr, func() string {
-		return fmt.Sprintf("cvmkit: rebuilding and recomputing %s (%.0f s)\n", rep.Dir, time.Since(start).Seconds())
-	})
-	defer stop()
-	return verify.Rebuild(ctx, rep, verify.RebuildOptions{
-		Config: c, Epoch: t, InitBinary: initBin, Version: Version().Version,
-		Extra: func(ctx context.Context, imageDir string) (map[string][]byte, map[string]string, error) {
-			out, why := map[string][]byte{}, map[string]string{}
-			if err := a.rebuildGPU(c, rep, out, why); err != nil {
-				return nil, nil, err
-			}
-			if fileExists(filepath.Join(rep.Dir, filepath.FromSlash(refvalues.SBOMSPDXPath))) || fileExists(filepath.Join(rep.Dir, filepath.FromSlash(refvalues.SBOMCycloneDX))) {
-				docs, err := a.makeSBOM(ctx, imageDir, "", "", configBoot(c))
-				if err != nil {
-					return nil, nil, err
-				}
-				out[refvalues.SBOMSPDXPath], out[refvalues.SBOMCycloneDX] = docs.SPDX, docs.CycloneDX
-			}
-			if err := rebuildPolicies(rep.Dir, out, why); err != nil {
-				return nil, nil, err
-			}
-			return out, why, nil
-		},
-		Values: func(ctx context.Context, imageDir string) ([]verify.Compared, error) {
-			return a.remeasure(ctx, rep.Dir, c, imageDir)
-		},
-	})
-}
-
-// rebuildGPU recomputes the GPU reference values from the config's RIMs.
-func (a *app) rebuildGPU(c *config.Config, rep *verify.Report, out map[string][]byte, why map[string]string) error {
-	if rep.Values == nil || rep.Values.GPU == nil {
-		return nil
-	}
-	if c.GPU == nil {
-		why[refvalues.GPUPath] = "the config has no gpu section"
-		return nil
-	}
-	if c.GPU.VerifyAt.IsZero() {
-		why[refvalues.GPUPath] = "gpu.verifyAt is not set, so the reference values depend on the time they were made"
-		return nil
-	}
-	ref, _, _, err := configGPUReference(c)
-	if err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	if err := writeJSON(&buf, ref); err != nil {
-		return err
-	}
-	out[refvalues.GPUPath] = buf.Bytes()
-	return nil
+	return release.Rebuild(ctx, rep, release.RebuildOptions{Config: c, ConfigName: "--rebuild " + file, Epoch: t, InitBinary: initBin,
+		Version: Version().Version, Getenv: a.lookupEnv, Progress: a.stderr})
 }
 
 func printVerify(w io.Writer, rep *verify.Report) {
@@ -243,35 +179,4 @@ func printVerify(w io.Writer, rep *verify.Report) {
 		}
 		tw.Flush()
 	}
-}
-
-// rebuildPolicies regenerates each key-authority/TARGET/ folder of the
-// release from its (verified) values, as cvmkit release wrote it.
-func rebuildPolicies(dir string, out map[string][]byte, why map[string]string) error {
-	entries, err := os.ReadDir(filepath.Join(dir, "key-authority"))
-	if err != nil {
-		return nil
-	}
-	for _, e := range entries {
-		target := e.Name()
-		base := "key-authority/" + target + "/"
-		if target == "azure-skr" {
-			why[base] = "the attestation authority URL is not in the release; its policy is verified by signature and digest"
-			continue
-		}
-		var recorded struct {
-			AllowUnbound bool `json:"allow_unbound"`
-		}
-		if b, err := os.ReadFile(filepath.Join(dir, "key-authority", target, "bindings.json")); err == nil {
-			_ = json.Unmarshal(b, &recorded)
-		}
-		files, _, _, _, err := makePolicies(dir, target, recorded.AllowUnbound, "", "", "the release's values no longer pass its own binding check")
-		if err != nil {
-			return err
-		}
-		for n, b := range files {
-			out[base+n] = b
-		}
-	}
-	return nil
 }

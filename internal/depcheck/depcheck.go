@@ -52,6 +52,8 @@ var Layout = map[string]Role{
 	"internal/textpb":     Base,
 	"internal/initbin":    Base,
 	"internal/version":    Base,
+	"internal/fileio":     Base,
+	"internal/helper":     Base,
 	// The release folder's documents as types, read and written by
 	// every stage.
 	"refvalues": Base,

@@ -1,17 +1,21 @@
-package cli
+package release
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/cvmkit/cvmkit/build"
 	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/internal/fileio"
 	"github.com/cvmkit/cvmkit/measure/snp"
+	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/verify"
 )
@@ -21,7 +25,7 @@ import (
 // by digest — the config's pinned inputs and the rebuilt image — and
 // compares each value. A document whose inputs cannot all be found, or
 // whose options the document does not record, is skipped with the reason.
-func (a *app) remeasure(ctx context.Context, dir string, c *config.Config, imageDir string) ([]verify.Compared, error) {
+func remeasure(ctx context.Context, dir string, c *config.Config, imageDir string) ([]verify.Compared, error) {
 	idx, err := inputIndex(c, imageDir)
 	if err != nil {
 		return nil, err
@@ -40,9 +44,9 @@ func (a *app) remeasure(ctx context.Context, dir string, c *config.Config, image
 		}
 		var rows []verify.Compared
 		if refvalues.MeasurementPlatform(name) == "snp" {
-			rows, err = a.remeasureSNP(ctx, rel, b, idx)
+			rows, err = remeasureSNP(ctx, rel, b, idx)
 		} else {
-			rows, err = a.remeasureTDX(ctx, rel, b, idx)
+			rows, err = remeasureTDX(ctx, rel, b, idx)
 		}
 		if err != nil {
 			return nil, err
@@ -53,7 +57,7 @@ func (a *app) remeasure(ctx context.Context, dir string, c *config.Config, image
 }
 
 // inputIndex maps the SHA-256 of every file the config pins and of every
-// rebuilt image file to its path.
+// rebuilt image output to its path.
 func inputIndex(c *config.Config, imageDir string) (map[string]string, error) {
 	idx := map[string]string{}
 	add := func(p string) error {
@@ -74,14 +78,14 @@ func inputIndex(c *config.Config, imageDir string) (map[string]string, error) {
 			}
 		}
 	}
-	entries, err := os.ReadDir(imageDir)
+	// The rebuilt image's files by the digests its lock recorded while
+	// writing them: not read again.
+	lock, err := build.ReadLock(filepath.Join(imageDir, build.LockName))
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range entries {
-		if err := add(filepath.Join(imageDir, e.Name())); err != nil {
-			return nil, err
-		}
+	for _, o := range lock.Outputs {
+		idx[o.SHA256] = filepath.Join(imageDir, o.Name)
 	}
 	return idx, nil
 }
@@ -104,7 +108,7 @@ func short(h string) string {
 	return h
 }
 
-func (a *app) remeasureSNP(ctx context.Context, p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
+func remeasureSNP(ctx context.Context, p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
 	var doc refvalues.SNP
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
@@ -158,7 +162,7 @@ func (a *app) remeasureSNP(ctx context.Context, p string, b []byte, idx map[stri
 		if doc.Cmdline != nil {
 			cmd = doc.Cmdline.Value
 		}
-		if s.Boot, err = hashBoot(kernel, initrd, cmd); err != nil {
+		if s.Boot, err = HashBoot(kernel, initrd, cmd); err != nil {
 			return nil, err
 		}
 	}
@@ -194,42 +198,62 @@ func lookup(idx map[string]string, d *refvalues.File, what string) (string, stri
 	return "", "its " + what + " (sha256 " + short(d.SHA256) + ") is neither a config input nor a rebuilt image file"
 }
 
-func (a *app) remeasureTDX(ctx context.Context, p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
+// remeasureTDX is the document → spec adapter for TDX: the document's
+// recorded options, its inputs found by digest.
+func remeasureTDX(ctx context.Context, p string, b []byte, idx map[string]string) ([]verify.Compared, error) {
 	var doc refvalues.TDX
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	f := &tdxFlags{qemuVersion: doc.QEMUVersion, vcpus: doc.VCPUs, profile: doc.Profile, kernelBlob: doc.KernelBlob, secureBoot: doc.SecureBoot}
+	s := tdx.Spec{QEMUVersion: doc.QEMUVersion, VCPUs: doc.VCPUs, KernelBlob: tdx.KernelBlob(doc.KernelBlob), SecureBoot: tdx.SecureBootState(doc.SecureBoot), Memory: doc.Memory}
+	var err error
+	if doc.Profile != "" {
+		if s.Profile, err = tdx.ParseProfile(doc.Profile); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
 	// What the release was told about RTMR2 is taken over; what it read
 	// from the kernel is read again. (Documents from before cvmkit read the
 	// kernel's version carry an assumption without a source.)
 	if doc.GuestCC != nil && (doc.GuestCCGiven || doc.GuestCCSource == "") {
-		f.guestCC = optionalBool{set: true, value: *doc.GuestCC, source: doc.GuestCCSource}
+		v := *doc.GuestCC
+		s.GuestMeasuresRTMR2, s.GuestSource = &v, doc.GuestCCSource
 	}
-	f.xfam = doc.XFAM
-	var why string
-	if f.firmware, why = lookup(idx, &doc.Firmware, "firmware"); why != "" {
-		return skipped(p, why), nil
+	if doc.XFAM != "" {
+		x, err := strconv.ParseUint(doc.XFAM, 0, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: xfam %q: %w", p, doc.XFAM, err)
+		}
+		s.XFAM = &x
 	}
-	if doc.PageOrderSource == "--page-order" && len(doc.MRTD) == 1 {
-		f.pageOrder = doc.MRTD[0].PageOrder
-	}
-	if doc.Memory != 0 {
-		f.memory = strconv.FormatInt(doc.Memory, 10)
+	if doc.PageOrderSource == refvalues.PageOrderFlag && len(doc.MRTD) == 1 {
+		if s.PageOrder, err = tdx.ParsePageOrder(doc.MRTD[0].PageOrder); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
 	}
 	for _, in := range []struct {
 		d    *refvalues.File
-		dst  *string
+		dst  **tdx.Input
 		what string
-	}{{doc.Kernel, &f.kernel, "kernel"}, {doc.Initrd, &f.initrd, "initrd"}, {doc.ACPITables, &f.acpiTables, "ACPI tables"}} {
-		if in.d != nil && in.d.Path != "" {
-			if *in.dst, why = lookup(idx, in.d, in.what); why != "" {
-				return skipped(p, why), nil
-			}
+	}{{&doc.Firmware, new(*tdx.Input), "firmware"}, {doc.Kernel, &s.Kernel, "kernel"}, {doc.Initrd, &s.Initrd, "initrd"}, {doc.ACPITables, &s.ACPITables, "ACPI tables"}} {
+		if in.d == nil || in.d.Path == "" {
+			continue
+		}
+		path, why := lookup(idx, in.d, in.what)
+		if why != "" {
+			return skipped(p, why), nil
+		}
+		data, f, err := fileio.Read(path, in.what, 4<<30)
+		if err != nil {
+			return nil, err
+		}
+		*in.dst = &tdx.Input{Data: data, File: f}
+		if in.what == "firmware" {
+			s.Firmware = **in.dst
 		}
 	}
 	if doc.Cmdline != nil {
-		f.cmdline = doc.Cmdline.Value
+		s.Cmdline = doc.Cmdline.Value
 	}
 	// RTMR3 extensions and the guest's own CC measurement are not recorded
 	// in the document; a document that used them cannot be recomputed.
@@ -238,7 +262,7 @@ func (a *app) remeasureTDX(ctx context.Context, p string, b []byte, idx map[stri
 			return skipped(p, "it extends RTMR3, whose inputs the document does not record"), nil
 		}
 	}
-	res, _, err := a.predictTDX(ctx, f)
+	res, _, err := tdx.Measure(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("recomputing %s: %w", p, err)
 	}
@@ -264,4 +288,28 @@ func deref(s *string) string {
 		return ""
 	}
 	return strings.TrimSpace(*s)
+}
+
+// HashBoot streams the kernel and initrd once into their hashes-table
+// entries (SHA-256, which is also the digest the document records).
+func HashBoot(kernel, initrd, cmdline string) (*snp.Boot, error) {
+	kf, kd, err := fileio.Open(kernel, "--kernel")
+	if err != nil {
+		return nil, err
+	}
+	defer kf.Close()
+	b := &snp.Boot{Kernel: kd, Cmdline: cmdline}
+	var ir io.Reader
+	if initrd != "" {
+		inf, id, err := fileio.Open(initrd, "--initrd")
+		if err != nil {
+			return nil, err
+		}
+		defer inf.Close()
+		ir, b.Initrd = inf, &id
+	}
+	if b.Hashes, err = snp.HashKernel(kf, ir, cmdline); err != nil {
+		return nil, fmt.Errorf("hashing kernel and initrd: %w", err)
+	}
+	return b, nil
 }

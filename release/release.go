@@ -1,0 +1,277 @@
+// Package release composes the release pipeline: build → measure → gpu →
+// encrypt → sbom → policies → sign, over one in-memory inventory that each
+// stage extends. The inventory holds every file written (its size and
+// digests, taken from what the stage already computed: the image lock's
+// output digests, the model manifest's ciphertext digests, the documents'
+// bytes) and the typed documents (refvalues.Release), so no stage reads
+// another's output back from disk and each large byte is hashed once per
+// algorithm. `verify --rebuild` runs the same stage functions.
+//
+// The package never prints: stage progress goes to Options.Progress.
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/internal/progress"
+	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/refvalues"
+)
+
+// Options are a release run's settings beside its config.
+type Options struct {
+	// Output is the new release folder; Secrets the new folder for
+	// key-authority secrets ("" when the release makes none, see
+	// [SecretsFolder]).
+	Output, Secrets string
+	// Sign makes the sigstore bundle of a statement; SignerName says who
+	// signed (a key path, a KMS URI, "keyless").
+	Sign       func(ctx context.Context, statement []byte) ([]byte, error)
+	SignerName string
+	// AllowUnbound writes policies for configurations that leave an input
+	// unbound (recorded in bindings.json); AzureAuthority is the Microsoft
+	// Azure Attestation URL for the azure-skr target.
+	AllowUnbound   bool
+	AzureAuthority string
+	// Epoch, InitBinary and Version are the image build's inputs.
+	Epoch      time.Time
+	InitBinary []byte
+	Version    string
+	// Getenv reads the environment the stages consult (VAULT_TOKEN,
+	// SOURCE_DATE_EPOCH, CVMKIT_SBOM); nil is os.LookupEnv.
+	Getenv func(string) (string, bool)
+	// Progress receives a line per stage, heartbeats, warnings and the
+	// encryption progress; nil discards them.
+	Progress io.Writer
+	Log      *slog.Logger
+}
+
+// Stage is one line of the release summary.
+type Stage struct {
+	Stage   string   `json:"stage"`
+	Status  string   `json:"status"` // done, skipped
+	Detail  string   `json:"detail"`
+	Outputs []string `json:"outputs,omitempty"`
+	Seconds float64  `json:"seconds"`
+}
+
+// Result is what a release run made.
+type Result struct {
+	Release string `json:"release"`
+	Output  string `json:"output"`
+	// Secrets is the folder of key-authority secrets, when the release has
+	// any: never to be published.
+	Secrets string  `json:"secrets,omitempty"`
+	Stages  []Stage `json:"stages"`
+}
+
+// Stages are the pipeline's stage names, in order.
+var Stages = []string{"build", "measure", "gpu", "encrypt", "sbom", "policies", "sign"}
+
+// run is one release in progress.
+type run struct {
+	c        *config.Config
+	o        Options
+	dir      string // the release folder being filled
+	secrets  string // the secrets folder being filled, or ""
+	release  string // NAME@VERSION
+	inv      *Inventory
+	progress io.Writer
+}
+
+// HasSecrets reports whether the release makes a secret: a cleartext data
+// keyset for a Trustee KBS.
+func HasSecrets(c *config.Config) bool {
+	if m := c.Release.Model; m != nil {
+		for _, r := range m.Recipients {
+			if r.Trustee != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// SecretsFolder is where a release's secrets go: flag, else the config's
+// secrets, else OUT.secrets. It is refused when it exists or overlaps the
+// release folder (the data key would be published).
+func SecretsFolder(c *config.Config, flag, out string) (string, error) {
+	secrets := flag
+	if secrets == "" && c.Release.Secrets != "" {
+		secrets = c.Resolve(c.Release.Secrets)
+	} else if secrets == "" {
+		secrets = filepath.Clean(out) + ".secrets"
+	}
+	return secrets, CheckSecretsFolder(secrets, out)
+}
+
+// CheckSecretsFolder refuses a secrets folder that exists or that overlaps
+// the release folder out (the key would be published).
+func CheckSecretsFolder(secrets, out string) error {
+	as, err1 := filepath.Abs(secrets)
+	ao, err2 := filepath.Abs(out)
+	if err := errors.Join(err1, err2); err != nil {
+		return err
+	}
+	if config.Overlaps(as, ao) {
+		return outcome.UsageError(fmt.Errorf("the secrets folder %q and the release folder %q overlap: the data key would be published", secrets, out),
+			"give --secrets-out (or secrets: in cvmkit.yaml) a folder beside the release, such as "+filepath.Clean(out)+".secrets")
+	}
+	if _, err := os.Lstat(secrets); err == nil {
+		return outcome.UsageError(fmt.Errorf("secrets folder %q already exists", secrets),
+			"load its keys into the key authority and remove it, or choose another with --secrets-out (cvmkit never writes into an existing secrets folder)")
+	}
+	return nil
+}
+
+// Run makes the release folder o.Output from the config, stage by stage.
+// The folder (and the secrets folder) is built under a private temporary
+// name and renamed into place only when every stage passed: a failed run
+// leaves nothing that looks complete.
+func Run(ctx context.Context, c *config.Config, o Options) (*Result, error) {
+	if o.Getenv == nil {
+		o.Getenv = os.LookupEnv
+	}
+	r := &run{c: c, o: o, release: c.Release.Metadata.Name + "@" + c.Release.Metadata.Version, inv: NewInventory(), progress: o.Progress}
+	if r.progress == nil {
+		r.progress = io.Discard
+	}
+	res := &Result{Release: r.release, Output: o.Output, Secrets: o.Secrets}
+	err := Folders(o.Output, o.Secrets, r.progress, func(tmp, secretsTmp string) error {
+		r.dir, r.secrets = tmp, secretsTmp
+		for i, name := range Stages {
+			st, err := r.stage(ctx, i+1, name)
+			if err != nil {
+				return err
+			}
+			res.Stages = append(res.Stages, st)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Folders builds the folder out and, when secrets is set, the secrets
+// folder beside it, each under a private temporary name (leftovers
+// of killed runs are removed and reported first); both are renamed into
+// place only when fill succeeds, the secrets first, so there is never a
+// release whose secrets are missing.
+// Leftovers removed are reported on w.
+func Folders(out, secrets string, w io.Writer, fill func(tmp, secretsTmp string) error) error {
+	tx, err := atomicfile.Begin(out, 0o755)
+	if err != nil {
+		return err
+	}
+	defer tx.Abort()
+	stale := tx.Stale
+	var stx *atomicfile.DirTx
+	if secrets != "" {
+		if stx, err = atomicfile.Begin(secrets, 0o700); err != nil {
+			return err
+		}
+		defer stx.Abort()
+		stale = append(stale, stx.Stale...)
+	}
+	for _, s := range stale {
+		fmt.Fprintf(w, "cvmkit: removed %s, left by an interrupted run\n", s)
+	}
+	stmp := ""
+	if stx != nil {
+		stmp = stx.Path
+	}
+	if err := fill(tx.Path, stmp); err != nil {
+		return err
+	}
+	if stx != nil {
+		if err := stx.Commit(); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		if stx != nil {
+			os.RemoveAll(secrets)
+		}
+		return err
+	}
+	return nil
+}
+
+// stage runs stage n, with a progress line before and after.
+func (r *run) stage(ctx context.Context, n int, name string) (Stage, error) {
+	total := len(Stages)
+	fmt.Fprintf(r.progress, "cvmkit: [%d/%d] %s …\n", n, total, name)
+	start := time.Now()
+	// A heartbeat for CI logs: a long stage (a large image build, the SBOM
+	// of a big root filesystem) says it is still running.
+	stop := Heartbeat(r.progress, func() string {
+		return fmt.Sprintf("cvmkit: [%d/%d] %s running (%.0f s)\n", n, total, name, time.Since(start).Seconds())
+	})
+	var detail string
+	var outs []string
+	var err error
+	switch name {
+	case "build":
+		detail, outs, err = r.build(ctx)
+	case "measure":
+		detail, outs, err = r.measure(ctx)
+	case "gpu":
+		detail, outs, err = r.gpu()
+	case "encrypt":
+		detail, outs, err = r.encrypt(ctx)
+	case "sbom":
+		detail, outs, err = r.sbom(ctx)
+	case "policies":
+		detail, outs, err = r.policies()
+	case "sign":
+		detail, outs, err = r.sign(ctx)
+	}
+	stop()
+	if err != nil {
+		fmt.Fprintf(r.progress, "cvmkit: [%d/%d] %s failed\n", n, total, name)
+		return Stage{}, fmt.Errorf("release stage %s: %w", name, err)
+	}
+	st := Stage{Stage: name, Status: "done", Detail: detail, Outputs: outs, Seconds: time.Since(start).Seconds()}
+	if d, ok := strings.CutPrefix(detail, "skipped: "); ok && outs == nil {
+		st.Status, st.Detail = "skipped", d
+	}
+	fmt.Fprintf(r.progress, "cvmkit: [%d/%d] %s %s (%.1f s): %s\n", n, total, name, st.Status, st.Seconds, st.Detail)
+	return st, nil
+}
+
+// Heartbeat writes line() on w every 10 s until stop is called. Only on a
+// file (stderr): a test's buffer is not safe for a second writer.
+func Heartbeat(w io.Writer, line func() string) (stop func()) {
+	if _, ok := w.(*os.File); !ok {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(2 * progress.PlainEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				io.WriteString(w, line())
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// docs is the release's documents so far, for the stages that read them.
+func (r *run) docs() *refvalues.Release { return r.inv.Docs }

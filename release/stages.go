@@ -1,0 +1,286 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/cvmkit/cvmkit/build"
+	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/encrypt"
+	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/internal/fileio"
+	"github.com/cvmkit/cvmkit/internal/progress"
+	"github.com/cvmkit/cvmkit/measure/gpu"
+	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/policy"
+	"github.com/cvmkit/cvmkit/refvalues"
+	"github.com/cvmkit/cvmkit/sign"
+)
+
+// build makes the image; the lock's output digests (computed while the
+// image was written) enter the inventory.
+func (r *run) build(ctx context.Context) (string, []string, error) {
+	res, err := build.Build(ctx, r.c, build.Options{OutDir: filepath.Join(r.dir, refvalues.ImageDir), Epoch: r.o.Epoch, InitBinary: r.o.InitBinary, Version: r.o.Version, Log: r.o.Log})
+	if err != nil {
+		return "", nil, err
+	}
+	lock := res.Lock
+	r.inv.Docs.Lock, r.inv.Docs.Name = &lock, lock.Release
+	if lock.Release == "" {
+		r.inv.Docs.Name = r.release
+	}
+	var outs []string
+	for _, o := range lock.Outputs {
+		rel := refvalues.ImagePath(o.Name)
+		r.inv.Add(rel, refvalues.File{Size: o.Size, SHA256: o.SHA256, SHA384: o.SHA384})
+		outs = append(outs, rel)
+	}
+	if err := r.inv.AddFromDisk(r.dir, refvalues.LockPath); err != nil {
+		return "", nil, err
+	}
+	return "root hash " + lock.Verity.RootHash, outs, nil
+}
+
+func (r *run) gpu() (string, []string, error) {
+	if r.c.Release.GPU == nil {
+		return "skipped: the config has no gpu section", nil, nil
+	}
+	ref, at, n, err := GPUReference(r.c, time.Now)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := r.inv.WriteDoc(r.dir, refvalues.GPUPath, ref); err != nil {
+		return "", nil, err
+	}
+	r.inv.Docs.GPU = ref
+	return fmt.Sprintf("%d RIMs verified at %s", n, gpu.FormatTime(at)), []string{refvalues.GPUPath}, nil
+}
+
+// GPUReference verifies the config's gpu.rims at gpu.verifyAt (now() when
+// unset) into reference values: cvmkit release makes them and cvmkit verify
+// --rebuild makes them again.
+func GPUReference(c *config.Config, now func() time.Time) (*gpu.Reference, time.Time, int, error) {
+	g := c.Release.GPU
+	at := g.VerifyAt.Time
+	if at.IsZero() {
+		at = now().UTC().Truncate(time.Second)
+	}
+	var rims []*gpu.RIM
+	var names []string
+	for _, f := range g.RIMs {
+		p := c.Resolve(f.Path)
+		b, _, err := fileio.Read(p, "gpu.rims", 16<<20)
+		if err != nil {
+			return nil, at, 0, err
+		}
+		rim, err := gpu.VerifyRIM(b, gpu.RIMOptions{ChainOptions: gpu.ChainOptions{At: at, AllowExpired: g.AllowExpiredSigner}})
+		if err != nil {
+			return nil, at, 0, gpu.Classify(err, "RIM "+p)
+		}
+		rims = append(rims, rim)
+		names = append(names, filepath.Base(p))
+	}
+	ref, err := gpu.NewReference(rims, names)
+	if err != nil {
+		return nil, at, 0, gpu.Classify(err, "RIMs")
+	}
+	return ref, at, len(rims), nil
+}
+
+// encrypt encrypts the weights; every ciphertext's size and SHA-256 come
+// from the model manifest the encryptor wrote while encrypting.
+func (r *run) encrypt(ctx context.Context) (string, []string, error) {
+	m := r.c.Release.Model
+	if m == nil {
+		return "skipped: the config has no model section", nil, nil
+	}
+	releaseID := m.ReleaseID
+	if releaseID == "" {
+		releaseID = r.release
+	}
+	key, deterministic, note, err := r.dataKey()
+	if err != nil {
+		return "", nil, err
+	}
+	var wraps []*encrypt.WrappedKey
+	for i, rc := range encrypt.Recipients(r.c) {
+		w, err := encrypt.Wrap(ctx, rc, key, releaseID, i, r.o.Getenv)
+		if err != nil {
+			return "", nil, err
+		}
+		wraps = append(wraps, w)
+	}
+	src := r.c.Resolve(m.Source)
+	// Progress: a bar on a terminal, a line every few seconds in a CI log
+	// (the weights are the long part of a release).
+	var total int64
+	if files, err := encrypt.ListSource(src); err == nil {
+		for _, f := range files {
+			total += f.Size
+		}
+	}
+	bar := progress.New(r.progress, "encrypting the weights", total, progress.Options{Bytes: true})
+	out := filepath.Join(r.dir, refvalues.ModelDir)
+	man, err := encrypt.EncryptModel(ctx, src, out, releaseID, key, wraps, encrypt.Options{Deterministic: deterministic, Progress: bar.Add})
+	bar.Done()
+	if err != nil {
+		return "", nil, err
+	}
+	for _, f := range man.Files {
+		r.inv.Add(refvalues.ModelDir+"/"+f.Ciphertext, refvalues.File{Size: f.CiphertextSize, SHA256: f.CiphertextSHA256})
+	}
+	for _, w := range wraps {
+		if !w.Secret {
+			r.inv.AddBytes(refvalues.ModelDir+"/"+w.File, w.Data)
+		}
+	}
+	for _, rel := range []string{refvalues.ModelManifest, refvalues.KeyIndexPath} {
+		if _, err := os.Stat(filepath.Join(r.dir, filepath.FromSlash(rel))); err == nil {
+			if err := r.inv.AddFromDisk(r.dir, rel); err != nil {
+				return "", nil, err
+			}
+		}
+	}
+	idx := &refvalues.KeyIndex{}
+	for _, w := range wraps {
+		idx.Wraps = append(idx.Wraps, w.KeyWrap)
+	}
+	r.inv.Docs.Keys = idx
+	if encrypt.HasSecrets(wraps) {
+		if r.secrets == "" {
+			return "", nil, errors.New("a recipient needs the secrets folder, which this run has not prepared")
+		}
+		files, err := encrypt.WriteSecrets(r.secrets, wraps)
+		if err != nil {
+			return "", nil, err
+		}
+		note += fmt.Sprintf("; %d secret key %s in the secrets folder", len(files), plural(len(files), "file"))
+	}
+	return fmt.Sprintf("%d %s for %d %s, release %s%s", len(man.Files), plural(len(man.Files), "file"), len(wraps), plural(len(wraps), "recipient"), releaseID, note),
+		[]string{refvalues.ModelManifest}, nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// dataKey returns the data key: model.keyset (created when missing) with
+// deterministic encryption, or a fresh random key.
+func (r *run) dataKey() (*encrypt.DataKey, bool, string, error) {
+	ks := r.c.Release.Model.Keyset
+	if ks == "" {
+		k, err := encrypt.NewDataKey()
+		return k, false, " (new random data key)", err
+	}
+	p := r.c.Resolve(config.Path(ks))
+	if b, err := os.ReadFile(p); err == nil {
+		WarnReadableSecret(r.progress, p, "model.keyset")
+		k, err := encrypt.ParseKeyset(b)
+		if err != nil {
+			return nil, false, "", outcome.InputError(fmt.Errorf("model.keyset %q: %w", p, err))
+		}
+		return k, true, " (data key " + ks + ", deterministic)", nil
+	} else if !os.IsNotExist(err) {
+		return nil, false, "", err
+	}
+	k, err := encrypt.NewDataKey()
+	if err != nil {
+		return nil, false, "", err
+	}
+	bin, _, err := k.Cleartext()
+	if err != nil {
+		return nil, false, "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, false, "", err
+	}
+	if err := atomicfile.WriteFile(p, bin, 0o600); err != nil {
+		return nil, false, "", err
+	}
+	return k, true, " (created data key " + ks + ", deterministic; keep it secret)", nil
+}
+
+// WarnReadableSecret warns on w when a file holding a secret key can be
+// read by other users of this machine.
+func WarnReadableSecret(w interface{ Write([]byte) (int, error) }, path, what string) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o044 == 0 {
+		return
+	}
+	fmt.Fprintf(w, "cvmkit: warning: %s %q holds the data key in the clear and other users can read it (mode %04o); run chmod 600 %s\n", what, path, fi.Mode().Perm(), path)
+}
+
+func (r *run) sbom(ctx context.Context) (string, []string, error) {
+	docs, err := MakeSBOM(ctx, SBOM{Input: filepath.Join(r.dir, refvalues.ImageDir), Name: r.c.Release.Metadata.Name, Version: r.c.Release.Metadata.Version,
+		Boot: ConfigBoot(r.c), Tool: r.o.Version, Getenv: r.o.Getenv})
+	if err != nil {
+		return "", nil, err
+	}
+	if err := r.inv.WriteFile(r.dir, refvalues.SBOMSPDXPath, docs.SPDX); err != nil {
+		return "", nil, err
+	}
+	if err := r.inv.WriteFile(r.dir, refvalues.SBOMCycloneDX, docs.CycloneDX); err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("%d packages", docs.Packages), []string{refvalues.SBOMSPDXPath, refvalues.SBOMCycloneDX}, nil
+}
+
+// UnboundHint is what a release whose configuration leaves an input
+// unbound can change.
+const UnboundHint = "bind the kernel, initrd and command line (platforms.snp kernelHashes with kernel-hashes firmware; platforms.tdx edk2Profile and a guest kernel that measures RTMR2: Linux 6.9+, or guestMeasuresRTMR2: true for a backported EFI stub), or set keyAuthorities.allowUnbound (recorded)"
+
+// policies renders every key-authority target from the documents in the
+// inventory (nothing is read back or hashed).
+func (r *run) policies() (string, []string, error) {
+	targets := r.c.Release.KeyAuthorities.Targets
+	if len(targets) == 0 {
+		return "skipped: keyAuthorities.targets is empty", nil, nil
+	}
+	allow := r.o.AllowUnbound || r.c.Release.KeyAuthorities.AllowUnbound
+	var outs []string
+	for _, t := range targets {
+		rendered, err := policy.Render(r.inv.Docs, string(t), policy.RenderOptions{AllowUnbound: allow, Authority: r.o.AzureAuthority, UnboundHint: UnboundHint})
+		if err != nil {
+			return "", nil, err
+		}
+		for n, body := range rendered.Files {
+			rel := refvalues.KeyAuthorityPath(string(t), n)
+			if err := r.inv.WriteFile(r.dir, rel, body); err != nil {
+				return "", nil, err
+			}
+			outs = append(outs, rel)
+		}
+	}
+	sort.Strings(outs)
+	detail := fmt.Sprintf("%d targets", len(targets))
+	if allow {
+		detail += " (allowUnbound: see key-authority/*/bindings.json)"
+	}
+	return detail, outs, nil
+}
+
+// sign signs the reference values and provenance over the inventory's
+// subjects.
+func (r *run) sign(ctx context.Context) (string, []string, error) {
+	subjects, err := r.inv.Subjects(r.dir)
+	if err != nil {
+		return "", nil, err
+	}
+	signed, err := sign.SignSubjects(ctx, r.dir, subjects, r.o.Sign)
+	if err != nil {
+		return "", nil, err
+	}
+	var outs []string
+	for _, s := range signed {
+		outs = append(outs, s.Statement, s.Bundle)
+	}
+	return "signed with " + r.o.SignerName, outs, nil
+}
