@@ -50,8 +50,8 @@ type checkResult struct {
 	// Replay is the CC event log's replay (TDX, with --event-log).
 	Replay *checkReplay `json:"replay,omitempty"`
 	// GPU is the GPU evidence checked in the same call (--gpu-evidence).
-	GPU     *gpuCheckResult `json:"gpu,omitempty"`
-	Verdict string          `json:"verdict"`
+	GPU     *gpu.CheckResult `json:"gpu,omitempty"`
+	Verdict string           `json:"verdict"`
 	gpuErr  error
 }
 
@@ -68,7 +68,7 @@ func (g *checkGPUFlags) register(cmd *cobra.Command) {
 
 // check verifies the GPU evidence against the release's GPU reference
 // values (see gpu check); the error is the first GPU's failure.
-func (g *checkGPUFlags) check(dir string, at time.Time) (*gpuCheckResult, error) {
+func (g *checkGPUFlags) check(dir string, at time.Time) (*gpu.CheckResult, error) {
 	if g.evidence == "" {
 		if g.nonce != "" {
 			return nil, outcome.UsageError(errors.New("--gpu-nonce without --gpu-evidence"))
@@ -94,10 +94,10 @@ func (g *checkGPUFlags) check(dir string, at time.Time) (*gpuCheckResult, error)
 	if err != nil {
 		return nil, err
 	}
-	res := &gpuCheckResult{OK: true}
+	res := &gpu.CheckResult{OK: true}
 	var firstErr error
 	for i, it := range items {
-		r, _, err := checkOneGPU(i, it, ref, wantNonce, gpu.ChainOptions{At: at})
+		r, _, err := gpu.Check(i, it, ref, wantNonce, gpu.ChainOptions{At: at})
 		if err != nil {
 			r.Error = err.Error()
 			if firstErr == nil {

@@ -271,39 +271,6 @@ func chainNames(c []gpu.CertificateReference) string {
 	return strings.Join(s, " ← ")
 }
 
-// gpuCheckResult is what `cvmkit gpu check --json` prints.
-type gpuCheckResult struct {
-	OK   bool          `json:"ok"`
-	GPUs []gpuCheckGPU `json:"gpus"`
-}
-
-type gpuCheckGPU struct {
-	Index         int             `json:"index"`
-	Source        string          `json:"source"`
-	Arch          string          `json:"arch,omitempty"`
-	UUID          string          `json:"uuid,omitempty"`
-	OK            bool            `json:"ok"`
-	Error         string          `json:"error,omitempty"`
-	HWModel       string          `json:"hwmodel,omitempty"`
-	Product       string          `json:"product,omitempty"`
-	DriverVersion string          `json:"driver_version,omitempty"`
-	VBIOSVersion  string          `json:"vbios_version,omitempty"`
-	VBIOSRIMID    string          `json:"vbios_rim_id,omitempty"`
-	Nonce         string          `json:"nonce,omitempty"`
-	NonceChecked  bool            `json:"nonce_checked"`
-	FWIDChecked   bool            `json:"fwid_checked"`
-	Chain         []string        `json:"chain,omitempty"`
-	Revocation    string          `json:"revocation,omitempty"`
-	Warnings      []string        `json:"warnings,omitempty"`
-	Comparison    *gpu.Comparison `json:"comparison,omitempty"`
-}
-
-type gpuEvidence struct {
-	source, arch, uuid string
-	nonce              []byte
-	report, chain      []byte
-}
-
 func (a *app) gpuCheckCmd() *cobra.Command {
 	var (
 		report, chainFile, evidence, refFile, nonce string
@@ -365,11 +332,11 @@ reference does not allow.`,
 			if err != nil {
 				return err
 			}
-			res := gpuCheckResult{OK: true}
+			res := gpu.CheckResult{OK: true}
 			var firstErr error
 			var chains []*gpu.Chain
 			for i, it := range items {
-				g, chain, err := checkOneGPU(i, it, ref, wantNonce, gpu.ChainOptions{At: when, OCSP: responses})
+				g, chain, err := gpu.Check(i, it, ref, wantNonce, gpu.ChainOptions{At: when, OCSP: responses})
 				if chain != nil {
 					chains = append(chains, chain)
 				}
@@ -426,7 +393,7 @@ func readReference(path string) (*gpu.Reference, error) {
 	return &ref, nil
 }
 
-func readGPUEvidence(report, chainFile, evidence string) ([]gpuEvidence, error) {
+func readGPUEvidence(report, chainFile, evidence string) ([]gpu.Item, error) {
 	if evidence != "" {
 		b, _, err := readInput(evidence, "--evidence", 64<<20)
 		if err != nil {
@@ -436,11 +403,11 @@ func readGPUEvidence(report, chainFile, evidence string) ([]gpuEvidence, error) 
 		if err != nil {
 			return nil, outcome.InputError(fmt.Errorf("--evidence %q: %w", evidence, err))
 		}
-		var out []gpuEvidence
+		var out []gpu.Item
 		for i, e := range ev {
-			g := gpuEvidence{source: fmt.Sprintf("%s[%d]", evidence, i), arch: e.Arch, uuid: e.UUID, report: e.Report, chain: e.CertChain}
+			g := gpu.Item{Source: fmt.Sprintf("%s[%d]", evidence, i), Arch: e.Arch, UUID: e.UUID, Report: e.Report, Chain: e.CertChain}
 			if e.Nonce != "" {
-				if g.nonce, err = decodeHexFlag(e.Nonce, 32); err != nil {
+				if g.Nonce, err = decodeHexFlag(e.Nonce, 32); err != nil {
 					return nil, outcome.InputError(fmt.Errorf("--evidence %q GPU %d: nonce: %w", evidence, i, err))
 				}
 			}
@@ -460,66 +427,10 @@ func readGPUEvidence(report, chainFile, evidence string) ([]gpuEvidence, error) 
 	if err != nil {
 		return nil, err
 	}
-	return []gpuEvidence{{source: report, report: raw, chain: chain}}, nil
+	return []gpu.Item{{Source: report, Report: raw, Chain: chain}}, nil
 }
 
-func checkOneGPU(i int, it gpuEvidence, ref *gpu.Reference, wantNonce []byte, opts gpu.ChainOptions) (gpuCheckGPU, *gpu.Chain, error) {
-	g := gpuCheckGPU{Index: i, Source: it.source, Arch: it.arch, UUID: it.uuid}
-	certs, err := gpu.ParseCertificates(it.chain)
-	if err != nil {
-		return g, nil, classifyGPU(err, it.source)
-	}
-	ropts := gpu.ReportOptions{ChainOptions: opts, Nonce: wantNonce}
-	if ropts.Nonce == nil {
-		ropts.Nonce = it.nonce
-	}
-	v, err := gpu.VerifyReport(it.report, certs, ropts)
-	if ne := (*gpu.NonceError)(nil); errors.As(err, &ne) {
-		return g, nil, &outcome.MismatchError{Subject: "GPU report " + it.source, Register: "nonce", Want: fmt.Sprintf("%x", ne.Want), Got: fmt.Sprintf("%x", ne.Got)}
-	}
-	if err != nil {
-		return g, nil, classifyGPU(err, it.source)
-	}
-	g.HWModel, g.Product, g.DriverVersion, g.VBIOSVersion, g.VBIOSRIMID = v.HWModel, v.Product, v.DriverVersion(), v.VBIOSVersion(), v.VBIOSRIMID()
-	g.Nonce, g.NonceChecked, g.FWIDChecked = fmt.Sprintf("%x", v.Nonce), ropts.Nonce != nil, v.FWIDChecked
-	for _, c := range v.Chain.Certs {
-		g.Chain = append(g.Chain, c.Subject.CommonName)
-	}
-	g.Revocation = v.Chain.Revocation
-	if v.Trailing > 0 {
-		g.Warnings = append(g.Warnings, fmt.Sprintf("%d zero byte(s) after the signature were ignored (a capture artefact)", v.Trailing))
-	}
-	if !g.NonceChecked {
-		g.Warnings = append(g.Warnings, "nonce not checked (no --nonce): freshness is not established")
-	}
-	c := gpu.Compare(v, ref)
-	g.Comparison = c
-	if mm := c.Mismatches(); len(mm) > 0 {
-		m := mm[0]
-		return g, v.Chain, &outcome.MismatchError{Subject: "GPU report " + it.source, Register: fmt.Sprintf("RIM index %d (SPDM block %d, %s)", m.RIMIndex, m.SPDMIndex, m.Source),
-			Want: "one of the reference's values", Got: orNone(m.Runtime) + fmt.Sprintf(" (%d of %d registers differ)", len(mm), len(c.Indices))}
-	}
-	for _, x := range []struct {
-		ok      *bool
-		what, v string
-	}{{c.VBIOSAllowed, "VBIOS", g.VBIOSVersion}, {c.DriverAllowed, "driver", g.DriverVersion}} {
-		if x.ok != nil && !*x.ok {
-			return g, v.Chain, outcome.PolicyError(fmt.Errorf("GPU report %s: %s version %s is not in the reference", it.source, x.what, x.v),
-				"add the RIM of that version to the reference ('cvmkit gpu reference --rim …'), or update the GPU")
-		}
-	}
-	g.OK = true
-	return g, v.Chain, nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "no block"
-	}
-	return s
-}
-
-func printGPUCheck(w io.Writer, res *gpuCheckResult) {
+func printGPUCheck(w io.Writer, res *gpu.CheckResult) {
 	for _, g := range res.GPUs {
 		status := "ok"
 		if !g.OK {

@@ -4,9 +4,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/cvmkit/cvmkit/refvalues"
 	"sort"
 	"strings"
+
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // ReferenceFormat names the reference-values document this package writes

@@ -22,12 +22,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/cvmkit/cvmkit/refvalues"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // Namespaces of the SWID tag and of its TCG and hash attributes.

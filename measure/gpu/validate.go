@@ -1,0 +1,109 @@
+package gpu
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cvmkit/cvmkit/outcome"
+)
+
+// Item is one GPU's attestation evidence to check: the report (SPDM
+// request and response), the device certificate chain (PEM), and the nonce
+// an evidence file carried.
+type Item struct {
+	Source, Arch, UUID string
+	Nonce              []byte
+	Report, Chain      []byte
+}
+
+// CheckResult is the verdict on every GPU of a node (`cvmkit gpu check
+// --json`).
+type CheckResult struct {
+	OK   bool        `json:"ok"`
+	GPUs []GPUResult `json:"gpus"`
+}
+
+// GPUResult is one GPU's verdict and what it was judged on.
+type GPUResult struct {
+	Index         int         `json:"index"`
+	Source        string      `json:"source"`
+	Arch          string      `json:"arch,omitempty"`
+	UUID          string      `json:"uuid,omitempty"`
+	OK            bool        `json:"ok"`
+	Error         string      `json:"error,omitempty"`
+	HWModel       string      `json:"hwmodel,omitempty"`
+	Product       string      `json:"product,omitempty"`
+	DriverVersion string      `json:"driver_version,omitempty"`
+	VBIOSVersion  string      `json:"vbios_version,omitempty"`
+	VBIOSRIMID    string      `json:"vbios_rim_id,omitempty"`
+	Nonce         string      `json:"nonce,omitempty"`
+	NonceChecked  bool        `json:"nonce_checked"`
+	FWIDChecked   bool        `json:"fwid_checked"`
+	Chain         []string    `json:"chain,omitempty"`
+	Revocation    string      `json:"revocation,omitempty"`
+	Warnings      []string    `json:"warnings,omitempty"`
+	Comparison    *Comparison `json:"comparison,omitempty"`
+}
+
+// Check judges one GPU's evidence against reference values (go-sev-guest's
+// verify-then-validate order): the device chain and report signature, the
+// FWID, the nonce (wantNonce, else the evidence's), then every active
+// register of the matching RIMs and the version allow-lists. Errors are
+// typed: a signature or chain failure is an outcome.SignatureError, a
+// register or nonce difference an *outcome.MismatchError, a version the
+// reference does not allow an outcome.PolicyError.
+func Check(i int, it Item, ref *Reference, wantNonce []byte, opts ChainOptions) (GPUResult, *Chain, error) {
+	g := GPUResult{Index: i, Source: it.Source, Arch: it.Arch, UUID: it.UUID}
+	certs, err := ParseCertificates(it.Chain)
+	if err != nil {
+		return g, nil, Classify(err, it.Source)
+	}
+	ropts := ReportOptions{ChainOptions: opts, Nonce: wantNonce}
+	if ropts.Nonce == nil {
+		ropts.Nonce = it.Nonce
+	}
+	v, err := VerifyReport(it.Report, certs, ropts)
+	if ne := (*NonceError)(nil); errors.As(err, &ne) {
+		return g, nil, &outcome.MismatchError{Subject: "GPU report " + it.Source, Register: "nonce", Want: fmt.Sprintf("%x", ne.Want), Got: fmt.Sprintf("%x", ne.Got)}
+	}
+	if err != nil {
+		return g, nil, Classify(err, it.Source)
+	}
+	g.HWModel, g.Product, g.DriverVersion, g.VBIOSVersion, g.VBIOSRIMID = v.HWModel, v.Product, v.DriverVersion(), v.VBIOSVersion(), v.VBIOSRIMID()
+	g.Nonce, g.NonceChecked, g.FWIDChecked = fmt.Sprintf("%x", v.Nonce), ropts.Nonce != nil, v.FWIDChecked
+	for _, c := range v.Chain.Certs {
+		g.Chain = append(g.Chain, c.Subject.CommonName)
+	}
+	g.Revocation = v.Chain.Revocation
+	if v.Trailing > 0 {
+		g.Warnings = append(g.Warnings, fmt.Sprintf("%d zero byte(s) after the signature were ignored (a capture artefact)", v.Trailing))
+	}
+	if !g.NonceChecked {
+		g.Warnings = append(g.Warnings, "nonce not checked (no --nonce): freshness is not established")
+	}
+	c := Compare(v, ref)
+	g.Comparison = c
+	if mm := c.Mismatches(); len(mm) > 0 {
+		m := mm[0]
+		return g, v.Chain, &outcome.MismatchError{Subject: "GPU report " + it.Source, Register: fmt.Sprintf("RIM index %d (SPDM block %d, %s)", m.RIMIndex, m.SPDMIndex, m.Source),
+			Want: "one of the reference's values", Got: orNoBlock(m.Runtime) + fmt.Sprintf(" (%d of %d registers differ)", len(mm), len(c.Indices))}
+	}
+	for _, x := range []struct {
+		ok      *bool
+		what, v string
+	}{{c.VBIOSAllowed, "VBIOS", g.VBIOSVersion}, {c.DriverAllowed, "driver", g.DriverVersion}} {
+		if x.ok != nil && !*x.ok {
+			return g, v.Chain, outcome.PolicyError(fmt.Errorf("GPU report %s: %s version %s is not in the reference", it.Source, x.what, x.v),
+				"add the RIM of that version to the reference ('cvmkit gpu reference --rim …'), or update the GPU")
+		}
+	}
+	g.OK = true
+	return g, v.Chain, nil
+}
+
+func orNoBlock(s string) string {
+	if s == "" {
+		return "no block"
+	}
+	return s
+}
