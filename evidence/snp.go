@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cvmkit/cvmkit/refvalues"
+
 	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
@@ -124,9 +126,9 @@ func derOf(b []byte) ([]byte, error) {
 }
 
 // TCB is a minimum firmware TCB (security patch levels).
-type TCB struct {
-	Bootloader, TEE, SNP, Microcode uint8
-}
+// TCB is an SEV-SNP TCB version (refvalues.TCB, one type for the
+// document, the policies and the evidence checks).
+type TCB = refvalues.TCB
 
 // SNPReference is one measured configuration of a release.
 type SNPReference struct {

@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"sort"
 	"strings"
+
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // Platform names.
@@ -55,9 +57,9 @@ type Launch struct {
 
 // TCB is an SEV-SNP minimum TCB: the security version numbers a report's
 // REPORTED_TCB must reach (SEV-SNP ABI spec, TCB_VERSION).
-type TCB struct {
-	Bootloader, TEE, SNP, Microcode uint8
-}
+// TCB is an SEV-SNP TCB version (refvalues.TCB, one type for the
+// document, the policies and the evidence checks).
+type TCB = refvalues.TCB
 
 // Unbound returns what the configuration's values do not bind.
 func (l *Launch) Unbound() []string {

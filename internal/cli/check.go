@@ -3,18 +3,14 @@ package cli
 import (
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/cvmkit/cvmkit/build"
 	"github.com/cvmkit/cvmkit/evidence"
 	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/measure/tdx"
@@ -48,7 +44,7 @@ type checkResult struct {
 	Authentic string          `json:"authentic"`
 	Match     *evidence.Match `json:"match"`
 	// Replay is the CC event log's replay (TDX, with --event-log).
-	Replay *checkReplay `json:"replay,omitempty"`
+	Replay *tdx.Replay `json:"replay,omitempty"`
 	// GPU is the GPU evidence checked in the same call (--gpu-evidence).
 	GPU     *gpu.CheckResult `json:"gpu,omitempty"`
 	Verdict string           `json:"verdict"`
@@ -110,20 +106,6 @@ func (g *checkGPUFlags) check(dir string, at time.Time) (*gpu.CheckResult, error
 	return res, firstErr
 }
 
-// checkReplay is a CC event log replayed against the quote and compared
-// with the release's predicted events.
-type checkReplay struct {
-	Events int `json:"events"`
-	// MatchesQuote says the log replays to the quote's RTMRs: the log is
-	// the one this TD measured.
-	MatchesQuote bool     `json:"matches_quote"`
-	Differences  []string `json:"differences,omitempty"`
-	Lines        []string `json:"-"`
-}
-
-// OK says the log is this TD's and agrees with the prediction.
-func (r *checkReplay) OK() bool { return r.MatchesQuote && len(r.Differences) == 0 }
-
 func (a *app) checkSNPCmd() *cobra.Command {
 	var report, vcek, product, nonce, roots string
 	var at verifyAtFlag
@@ -181,7 +163,11 @@ measurement, or a field differs; 6 only the TCB is older than the minimum.`,
 			if err != nil {
 				return err
 			}
-			release, refs, err := snpReferences(args[0])
+			docs, release, err := readRelease(args[0], "snp")
+			if err != nil {
+				return err
+			}
+			refs, err := evidence.SNPReferences(docs)
 			if err != nil {
 				return err
 			}
@@ -333,73 +319,27 @@ func printCheck(w io.Writer, res *checkResult) {
 	fmt.Fprintf(w, "\n%s\n", res.Verdict)
 }
 
-// snpReferences reads a release's SEV-SNP measurement documents into the
-// references evidence.MatchSNP compares with; names are DOC.ENTRY as the
-// launch recipes and sev-check policies name them.
-func snpReferences(dir string) (string, []evidence.SNPReference, error) {
-	release := releaseName(dir)
-	files, _ := filepath.Glob(filepath.Join(dir, "measurements", "snp-*.json"))
-	if len(files) == 0 {
-		return "", nil, outcome.InputError(fmt.Errorf("%s has no measurements/snp-*.json: not a release with SEV-SNP configurations", dir),
-			"give the folder 'cvmkit release' wrote, with platforms.snp in its config")
-	}
-	sort.Strings(files)
-	var refs []evidence.SNPReference
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", nil, err
-		}
-		var doc refvalues.SNP
-		if err := json.Unmarshal(b, &doc); err != nil {
-			return "", nil, outcome.InputError(fmt.Errorf("%s: %w", f, err))
-		}
-		base := strings.TrimSuffix(filepath.Base(f), ".json")
-		var policy *uint64
-		if doc.Policy != "" {
-			p, err := strconv.ParseUint(doc.Policy, 0, 64)
-			if err != nil {
-				return "", nil, outcome.InputError(fmt.Errorf("%s: policy %q: %w", f, doc.Policy, err))
-			}
-			policy = &p
-		}
-		var hostData []byte
-		if doc.HostData != "" {
-			if hostData, err = hex.DecodeString(doc.HostData); err != nil {
-				return "", nil, outcome.InputError(fmt.Errorf("%s: host_data: %w", f, err))
-			}
-		}
-		var minTCB *evidence.TCB
-		if t := doc.MinimumTCB; t != nil {
-			minTCB = &evidence.TCB{Bootloader: t.Bootloader, TEE: t.TEE, SNP: t.SNP, Microcode: t.Microcode}
-		}
-		for _, e := range doc.Measurements {
-			r := evidence.SNPReference{Name: base + "." + e.Name, Policy: policy, HostData: hostData, MinimumTCB: minTCB}
-			var err error
-			if r.Measurement, err = hex.DecodeString(e.Digest); err != nil {
-				return "", nil, outcome.InputError(fmt.Errorf("%s: %s: digest: %w", f, e.Name, err))
-			}
-			if e.IDKeyDigest != "" {
-				r.IDKeyDigest, _ = hex.DecodeString(e.IDKeyDigest)
-				r.AuthorKeyDigest, _ = hex.DecodeString(e.AuthorKeyDigest)
-			}
-			refs = append(refs, r)
-		}
-	}
-	return release, refs, nil
-}
-
-// releaseName is name@version from the release's image lock, if any.
-func releaseName(dir string) string {
-	b, err := os.ReadFile(filepath.Join(dir, "image", build.LockName))
+// readRelease reads a release folder's documents for a check of platform
+// ("snp" or "tdx") and its name@version from the image lock ("" without).
+func readRelease(dir, platform string) (*refvalues.Release, string, error) {
+	r, err := refvalues.ReadRelease(dir)
 	if err != nil {
-		return ""
+		return nil, "", outcome.InputError(err)
 	}
-	var lock struct {
-		Release string `json:"release"`
+	n := len(r.SNP)
+	if platform == "tdx" {
+		n = len(r.TDX)
 	}
-	_ = json.Unmarshal(b, &lock)
-	return lock.Release
+	if n == 0 {
+		name := map[string]string{"snp": "SEV-SNP", "tdx": "TDX"}[platform]
+		return nil, "", outcome.InputError(fmt.Errorf("%s has no measurements/%s-*.json: not a release with %s configurations", dir, platform, name),
+			"give the folder 'cvmkit release' wrote, with platforms."+platform+" in its config")
+	}
+	name := ""
+	if r.Lock != nil {
+		name = r.Lock.Release
+	}
+	return r, name, nil
 }
 
 func (a *app) checkTDXCmd() *cobra.Command {
@@ -460,7 +400,11 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 			if err != nil {
 				return err
 			}
-			release, refs, docs, err := tdxReferences(args[0])
+			rel, release, err := readRelease(args[0], "tdx")
+			if err != nil {
+				return err
+			}
+			refs, docs, err := evidence.TDXReferences(rel)
 			if err != nil {
 				return err
 			}
@@ -502,7 +446,7 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 						doc = docs[i]
 					}
 				}
-				res.Replay = replayAgainst(log, q.GetTdQuoteBody().GetRtmrs(), doc)
+				res.Replay = tdx.ReplayAgainst(log, q.GetTdQuoteBody().GetRtmrs(), doc)
 			}
 			if res.GPU, res.gpuErr = gpus.check(args[0], t); res.GPU == nil && res.gpuErr != nil {
 				return res.gpuErr
@@ -520,108 +464,6 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 	at.register(cmd, "the PCK certificate chain (and the GPU chains)")
 	gpus.register(cmd)
 	return cmd
-}
-
-// replayAgainst replays a CC event log, checks it against the quote's
-// RTMRs and compares its events with the release's predicted ones.
-func replayAgainst(log *tdx.Log, quoteRTMRs [][]byte, doc *refvalues.TDX) *checkReplay {
-	r := &checkReplay{Events: len(log.Events), MatchesQuote: true}
-	replayed := log.Replay()
-	for i := 0; i < 4; i++ {
-		var q []byte
-		if i < len(quoteRTMRs) {
-			q = quoteRTMRs[i]
-		}
-		if hex.EncodeToString(replayed[i][:]) != hex.EncodeToString(q) {
-			r.MatchesQuote = false
-			r.Differences = append(r.Differences, fmt.Sprintf("RTMR%d: the log replays to %x, the quote has %x: the log is not this TD's", i, replayed[i][:], q))
-		}
-	}
-	if doc == nil {
-		r.Lines = append(r.Lines, "no configuration matched: the events are not compared with a prediction")
-		return r
-	}
-	pred := &tdx.Prediction{}
-	for i, v := range doc.RTMR {
-		if v != nil {
-			var d [tdx.DigestSize]byte
-			b, _ := hex.DecodeString(*v)
-			copy(d[:], b)
-			pred.RTMR[i] = &d
-		}
-	}
-	for _, e := range doc.Events {
-		typ, _ := tdx.ParseEventType(e.Type)
-		var d [tdx.DigestSize]byte
-		b, _ := hex.DecodeString(e.Digest)
-		copy(d[:], b)
-		pred.Events = append(pred.Events, tdx.Event{RTMR: e.RTMR, Type: typ, Description: e.Description, Digest: d})
-	}
-	for _, df := range tdx.Compare(log, pred) {
-		what := "past the end"
-		if df.Predicted != nil {
-			what = fmt.Sprintf("%s %q", tdx.EventTypeName(df.Predicted.Type), df.Predicted.Description)
-		}
-		r.Differences = append(r.Differences, fmt.Sprintf("RTMR%d event %d (predicted %s): %s", df.RTMR, df.Index, what, df.Meaning))
-	}
-	r.Lines = append(r.Lines, r.Differences...)
-	if r.OK() {
-		r.Lines = append(r.Lines, "the log replays to the quote's RTMRs and every predicted event is in it")
-	}
-	return r
-}
-
-// tdxReferences reads a release's TDX measurement documents.
-func tdxReferences(dir string) (string, []evidence.TDXReference, []*refvalues.TDX, error) {
-	release := releaseName(dir)
-	files, _ := filepath.Glob(filepath.Join(dir, "measurements", "tdx-*.json"))
-	if len(files) == 0 {
-		return "", nil, nil, outcome.InputError(fmt.Errorf("%s has no measurements/tdx-*.json: not a release with TDX configurations", dir),
-			"give the folder 'cvmkit release' wrote, with platforms.tdx in its config")
-	}
-	sort.Strings(files)
-	var refs []evidence.TDXReference
-	var docs []*refvalues.TDX
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", nil, nil, err
-		}
-		doc := &refvalues.TDX{}
-		if err := json.Unmarshal(b, doc); err != nil {
-			return "", nil, nil, outcome.InputError(fmt.Errorf("%s: %w", f, err))
-		}
-		r := evidence.TDXReference{Name: strings.TrimSuffix(filepath.Base(f), ".json")}
-		for _, m := range doc.MRTD {
-			v, err := hex.DecodeString(m.Value)
-			if err != nil {
-				return "", nil, nil, outcome.InputError(fmt.Errorf("%s: mrtd: %w", f, err))
-			}
-			r.MRTD = append(r.MRTD, v)
-		}
-		for i, v := range doc.RTMR {
-			if v != nil {
-				if r.RTMR[i], err = hex.DecodeString(*v); err != nil {
-					return "", nil, nil, outcome.InputError(fmt.Errorf("%s: rtmr%d: %w", f, i, err))
-				}
-			}
-		}
-		for _, nc := range doc.NotComputed {
-			if nc.RTMR >= 0 && nc.RTMR < 4 {
-				r.NotComputed[nc.RTMR] = nc.Reason
-			}
-		}
-		if doc.XFAM != "" {
-			x, err := strconv.ParseUint(doc.XFAM, 0, 64)
-			if err != nil {
-				return "", nil, nil, outcome.InputError(fmt.Errorf("%s: xfam %q: %w", f, doc.XFAM, err))
-			}
-			r.XFAM = &x
-		}
-		refs = append(refs, r)
-		docs = append(docs, doc)
-	}
-	return release, refs, docs, nil
 }
 
 // readCollateral reads the three collateral files, all or none.

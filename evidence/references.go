@@ -1,0 +1,104 @@
+package evidence
+
+import (
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/refvalues"
+)
+
+// SNPReferences turns a release's SEV-SNP measurement documents (one per
+// configuration, measurements/snp-NAME.json) into the references MatchSNP
+// compares with; names are DOC.ENTRY as the launch recipes and sev-check
+// policies name them.
+func SNPReferences(r *refvalues.Release) ([]SNPReference, error) {
+	var refs []SNPReference
+	for _, key := range sortedKeys(r.SNP, "snp-") {
+		doc, f := r.SNP[key], refvalues.MeasurementsDir+"/"+key+".json"
+		var policy *uint64
+		if doc.Policy != "" {
+			p, err := strconv.ParseUint(doc.Policy, 0, 64)
+			if err != nil {
+				return nil, outcome.InputError(fmt.Errorf("%s: policy %q: %w", f, doc.Policy, err))
+			}
+			policy = &p
+		}
+		var hostData []byte
+		if doc.HostData != "" {
+			var err error
+			if hostData, err = hex.DecodeString(doc.HostData); err != nil {
+				return nil, outcome.InputError(fmt.Errorf("%s: host_data: %w", f, err))
+			}
+		}
+		for _, e := range doc.Measurements {
+			ref := SNPReference{Name: key + "." + e.Name, Policy: policy, HostData: hostData, MinimumTCB: doc.MinimumTCB}
+			var err error
+			if ref.Measurement, err = hex.DecodeString(e.Digest); err != nil {
+				return nil, outcome.InputError(fmt.Errorf("%s: %s: digest: %w", f, e.Name, err))
+			}
+			if e.IDKeyDigest != "" {
+				ref.IDKeyDigest, _ = hex.DecodeString(e.IDKeyDigest)
+				ref.AuthorKeyDigest, _ = hex.DecodeString(e.AuthorKeyDigest)
+			}
+			refs = append(refs, ref)
+		}
+	}
+	return refs, nil
+}
+
+// TDXReferences turns a release's TDX measurement documents
+// (measurements/tdx-NAME.json) into the references MatchTDX compares with,
+// in name order, with their documents (for the event-log replay).
+func TDXReferences(r *refvalues.Release) ([]TDXReference, []*refvalues.TDX, error) {
+	var refs []TDXReference
+	var docs []*refvalues.TDX
+	for _, key := range sortedKeys(r.TDX, "tdx-") {
+		doc, f := r.TDX[key], refvalues.MeasurementsDir+"/"+key+".json"
+		ref := TDXReference{Name: key}
+		for _, m := range doc.MRTD {
+			v, err := hex.DecodeString(m.Value)
+			if err != nil {
+				return nil, nil, outcome.InputError(fmt.Errorf("%s: mrtd: %w", f, err))
+			}
+			ref.MRTD = append(ref.MRTD, v)
+		}
+		for i, v := range doc.RTMR {
+			if v != nil {
+				var err error
+				if ref.RTMR[i], err = hex.DecodeString(*v); err != nil {
+					return nil, nil, outcome.InputError(fmt.Errorf("%s: rtmr%d: %w", f, i, err))
+				}
+			}
+		}
+		for _, nc := range doc.NotComputed {
+			if nc.RTMR >= 0 && nc.RTMR < 4 {
+				ref.NotComputed[nc.RTMR] = nc.Reason
+			}
+		}
+		if doc.XFAM != "" {
+			x, err := strconv.ParseUint(doc.XFAM, 0, 64)
+			if err != nil {
+				return nil, nil, outcome.InputError(fmt.Errorf("%s: xfam %q: %w", f, doc.XFAM, err))
+			}
+			ref.XFAM = &x
+		}
+		refs = append(refs, ref)
+		docs = append(docs, doc)
+	}
+	return refs, docs, nil
+}
+
+func sortedKeys[T any](m map[string]T, prefix string) []string {
+	var keys []string
+	for k := range m {
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
