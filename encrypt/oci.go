@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,14 +13,17 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/outcome"
 )
 
 // OCI artifact media types and annotations (docs/weights-format.md).
@@ -329,4 +333,100 @@ func fetch(get blobSource, d v1.Descriptor, p string) error {
 		return fmt.Errorf("%w: blob %s does not match its descriptor (%d bytes)", ErrAuth, d.Digest, n)
 	}
 	return nil
+}
+
+// Pull fetches oci://REGISTRY/REPO@sha256:… or
+// oci-layout://DIR@sha256:… into the new folder dst.
+func Pull(src, dst string, insecure bool) error {
+	if rest, ok := strings.CutPrefix(src, "oci-layout://"); ok {
+		dir, dig, ok := strings.Cut(rest, "@")
+		if !ok {
+			return outcome.UsageError(fmt.Errorf("%q names no digest", src), "write oci-layout://DIR@sha256:<digest> (cvmkit encrypt --json prints it)")
+		}
+		if err := PullLayout(dir, dig, dst); err != nil {
+			return classifyPull(src, err)
+		}
+		return nil
+	}
+	ref := strings.TrimPrefix(src, "oci://")
+	d, err := name.NewDigest(ref, nameOptions(insecure)...)
+	if err != nil {
+		return outcome.UsageError(fmt.Errorf("%q: %w", src, err), "pull by digest: oci://REGISTRY/REPO@sha256:<digest>")
+	}
+	if err := PullRegistry(d, dst, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+		return classifyPull(src, err)
+	}
+	return nil
+}
+
+func classifyPull(src string, err error) error {
+	err = fmt.Errorf("pulling %s: %w", src, err)
+	if errors.Is(err, ErrAuth) {
+		return outcome.SignatureError(err, "the artifact does not match its digest: pull it again from the release's registry")
+	}
+	return outcome.InputError(err)
+}
+
+func nameOptions(insecure bool) []name.Option {
+	if insecure {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// Push pushes an artifact to REGISTRY/REPO[:TAG] (credentials from the
+// Docker config) and returns its digest reference.
+func Push(art *Artifact, ref string, insecure bool) (string, error) {
+	r, err := name.ParseReference(ref, nameOptions(insecure)...)
+	if err != nil {
+		return "", outcome.UsageError(fmt.Errorf("--oci-ref %q: %w", ref, err))
+	}
+	tag := ""
+	if t, ok := r.(name.Tag); ok && strings.Contains(ref, ":"+t.TagStr()) {
+		tag = t.TagStr()
+	}
+	dig, err := art.Push(r.Context(), tag, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	if err != nil {
+		return "", fmt.Errorf("pushing to %s: %w", ref, err)
+	}
+	return dig.String(), nil
+}
+
+// UnwrapHPKEFrom opens the data key with an HPKE private key from the
+// encrypted folder dir's keys/hpke-*.json; a key that opens none of them is
+// ErrAuth.
+func UnwrapHPKEFrom(dir string, priv []byte, releaseID string) (*DataKey, error) {
+	wraps, _ := filepath.Glob(filepath.Join(dir, "keys", "hpke-*.json"))
+	if len(wraps) == 0 {
+		return nil, fmt.Errorf("%q has no HPKE-wrapped key (keys/hpke-*.json)", dir)
+	}
+	var lastErr error
+	for _, w := range wraps {
+		b, err := os.ReadFile(w)
+		if err != nil {
+			return nil, err
+		}
+		k, err := UnwrapHPKE(priv, b, releaseID)
+		if err == nil {
+			return k, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("%w: it opens none of %d HPKE wraps: %v", ErrAuth, len(wraps), lastErr)
+}
+
+// UnwrapKMSFrom opens the data key with a KMS key-encryption key from dir's
+// keys/kms-*.tink.
+func UnwrapKMSFrom(dir string, kek tink.AEAD, releaseID string) (*DataKey, error) {
+	wraps, _ := filepath.Glob(filepath.Join(dir, "keys", "kms-*.tink"))
+	for _, w := range wraps {
+		b, err := os.ReadFile(w)
+		if err != nil {
+			return nil, err
+		}
+		if k, err := UnwrapKMS(kek, b, releaseID); err == nil {
+			return k, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: it opens none of the %d KMS wraps in %q", ErrAuth, len(wraps), dir)
 }

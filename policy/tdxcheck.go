@@ -1,7 +1,11 @@
 package policy
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+
+	"github.com/cvmkit/cvmkit/refvalues"
 
 	ccpb "github.com/google/go-tdx-guest/proto/checkconfig"
 )
@@ -36,4 +40,46 @@ func TDXCheckConfig(v TDXCheck) (*ccpb.Config, error) {
 		}
 	}
 	return &ccpb.Config{Policy: &ccpb.Policy{TdQuoteBodyPolicy: body}}, nil
+}
+
+// TDXCheckFiles are a TDX document's go-tdx-guest policies, one per MRTD
+// candidate (tdx-ORDER.binpb, .textproto), and its values as canonical JSON
+// (tdx-values.json).
+func TDXCheckFiles(res *refvalues.TDX) (map[string][]byte, error) {
+	var rtmrs [4][]byte
+	for i, r := range res.RTMR {
+		if r != nil {
+			rtmrs[i], _ = hex.DecodeString(*r)
+		}
+	}
+	// The values themselves as canonical JSON (RFC 8785: sorted keys, no
+	// whitespace; every value is ASCII hex or null), for consumers that pin
+	// them without go-tdx-guest.
+	values := map[string]any{"edk2_profile": res.Profile}
+	mrtds := map[string]string{}
+	for _, m := range res.MRTD {
+		mrtds[m.PageOrder] = m.Value
+	}
+	values["mrtd"] = mrtds
+	for i, r := range res.RTMR {
+		values[fmt.Sprintf("rtmr%d", i)] = r
+	}
+	canonical, err := json.Marshal(values)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{"tdx-values.json": canonical}
+	for _, m := range res.MRTD {
+		mrtd, _ := hex.DecodeString(m.Value)
+		cfg, err := TDXCheckConfig(TDXCheck{MRTD: mrtd, RTMRs: rtmrs})
+		if err != nil {
+			return nil, err
+		}
+		bin, text, err := Encode(cfg, "tdx "+m.PageOrder)
+		if err != nil {
+			return nil, err
+		}
+		files["tdx-"+m.PageOrder+".binpb"], files["tdx-"+m.PageOrder+".textproto"] = bin, text
+	}
+	return files, nil
 }

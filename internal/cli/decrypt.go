@@ -13,9 +13,6 @@ import (
 	"github.com/cvmkit/cvmkit/encrypt"
 	"github.com/cvmkit/cvmkit/internal/progress"
 	"github.com/cvmkit/cvmkit/outcome"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 )
 
@@ -66,7 +63,7 @@ complete.`,
 				}
 				defer os.RemoveAll(tmp)
 				pulled := filepath.Join(tmp, "model")
-				if err := pullArtifact(src, pulled, insecure); err != nil {
+				if err := encrypt.Pull(src, pulled, insecure); err != nil {
 					return err
 				}
 				src = pulled
@@ -115,38 +112,6 @@ complete.`,
 	return cmd
 }
 
-// pullArtifact fetches oci://REGISTRY/REPO@sha256:… or
-// oci-layout://DIR@sha256:… into the new folder dst.
-func pullArtifact(src, dst string, insecure bool) error {
-	if rest, ok := strings.CutPrefix(src, "oci-layout://"); ok {
-		dir, dig, ok := strings.Cut(rest, "@")
-		if !ok {
-			return outcome.UsageError(fmt.Errorf("%q names no digest", src), "write oci-layout://DIR@sha256:<digest> (cvmkit encrypt --json prints it)")
-		}
-		if err := encrypt.PullLayout(dir, dig, dst); err != nil {
-			return classifyPull(src, err)
-		}
-		return nil
-	}
-	ref := strings.TrimPrefix(src, "oci://")
-	d, err := name.NewDigest(ref, nameOptions(insecure)...)
-	if err != nil {
-		return outcome.UsageError(fmt.Errorf("%q: %w", src, err), "pull by digest: oci://REGISTRY/REPO@sha256:<digest>")
-	}
-	if err := encrypt.PullRegistry(d, dst, remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
-		return classifyPull(src, err)
-	}
-	return nil
-}
-
-func classifyPull(src string, err error) error {
-	err = fmt.Errorf("pulling %s: %w", src, err)
-	if errors.Is(err, encrypt.ErrAuth) {
-		return outcome.SignatureError(err, "the artifact does not match its digest: pull it again from the release's registry")
-	}
-	return outcome.InputError(err)
-}
-
 // unwrapKey gets the data key by whichever means was given.
 func (a *app) unwrapKey(ctx context.Context, src, releaseID, keysetPath, hpkeKey, kmsURI string) (*encrypt.DataKey, error) {
 	n := 0
@@ -166,38 +131,23 @@ func (a *app) unwrapKey(ctx context.Context, src, releaseID, keysetPath, hpkeKey
 		if err != nil {
 			return nil, err
 		}
-		wraps, _ := filepath.Glob(filepath.Join(src, "keys", "hpke-*.json"))
-		if len(wraps) == 0 {
-			return nil, outcome.InputError(fmt.Errorf("%q has no HPKE-wrapped key (keys/hpke-*.json)", src))
+		k, err := encrypt.UnwrapHPKEFrom(src, priv, releaseID)
+		if err != nil && errors.Is(err, encrypt.ErrAuth) {
+			return nil, outcome.SignatureError(fmt.Errorf("--hpke-key %q: %w", hpkeKey, err), "use the private key whose public key the release was encrypted to")
 		}
-		var lastErr error
-		for _, w := range wraps {
-			b, err := os.ReadFile(w)
-			if err != nil {
-				return nil, err
-			}
-			k, err := encrypt.UnwrapHPKE(priv, b, releaseID)
-			if err == nil {
-				return k, nil
-			}
-			lastErr = err
+		if err != nil {
+			return nil, outcome.InputError(err)
 		}
-		return nil, outcome.SignatureError(fmt.Errorf("--hpke-key %q opens none of %d HPKE wraps: %w", hpkeKey, len(wraps), lastErr), "use the private key whose public key the release was encrypted to")
+		return k, nil
 	default:
 		kek, err := a.kmsAEAD(ctx, kmsURI)
 		if err != nil {
 			return nil, err
 		}
-		wraps, _ := filepath.Glob(filepath.Join(src, "keys", "kms-*.tink"))
-		for _, w := range wraps {
-			b, err := os.ReadFile(w)
-			if err != nil {
-				return nil, err
-			}
-			if k, err := encrypt.UnwrapKMS(kek, b, releaseID); err == nil {
-				return k, nil
-			}
+		k, err := encrypt.UnwrapKMSFrom(src, kek, releaseID)
+		if err != nil {
+			return nil, outcome.SignatureError(fmt.Errorf("--kms key: %w", err))
 		}
-		return nil, outcome.SignatureError(fmt.Errorf("--kms key opens none of the %d KMS wraps in %q", len(wraps), src))
+		return k, nil
 	}
 }

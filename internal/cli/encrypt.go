@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/cvmkit/cvmkit/config"
@@ -16,9 +15,6 @@ import (
 	"github.com/cvmkit/cvmkit/internal/progress"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/release"
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
@@ -183,7 +179,7 @@ looks complete. The format is specified in docs/weights-format.md.`,
 					res.OCILayout = ociLayout
 				}
 				if ociRef != "" {
-					dig, err := pushArtifact(art, ociRef, insecure)
+					dig, err := encrypt.Push(art, ociRef, insecure)
 					if err != nil {
 						return err
 					}
@@ -257,29 +253,6 @@ func encryptFromConfig(file, out, ociLayout, ociRef string) (args []string, o, r
 		ociLayout, ociRef = c.Resolve(o.Layout), o.Ref
 	}
 	return []string{c.Resolve(m.Source)}, out, m.ReleaseID, recipients, ociLayout, ociRef, nil
-}
-
-func nameOptions(insecure bool) []name.Option {
-	if insecure {
-		return []name.Option{name.Insecure}
-	}
-	return nil
-}
-
-func pushArtifact(art *encrypt.Artifact, ref string, insecure bool) (string, error) {
-	r, err := name.ParseReference(ref, nameOptions(insecure)...)
-	if err != nil {
-		return "", outcome.UsageError(fmt.Errorf("--oci-ref %q: %w", ref, err))
-	}
-	tag := ""
-	if t, ok := r.(name.Tag); ok && strings.Contains(ref, ":"+t.TagStr()) {
-		tag = t.TagStr()
-	}
-	dig, err := art.Push(r.Context(), tag, remote.WithAuthFromKeychain(authn.DefaultKeychain))
-	if err != nil {
-		return "", fmt.Errorf("pushing to %s: %w", ref, err)
-	}
-	return dig.String(), nil
 }
 
 func (a *app) loadOrNewKey(path string) (*encrypt.DataKey, error) {

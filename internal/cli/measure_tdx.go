@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -271,43 +270,11 @@ func (a *app) predictTDX(ctx context.Context, f *tdxFlags) (*refvalues.TDX, *tdx
 	return res, pred, nil
 }
 
-// writeTDXChecks writes a go-tdx-guest policy per MRTD candidate, named
-// tdx-<page order>.
+// writeTDXChecks writes policy.TDXCheckFiles into dir.
 func writeTDXChecks(dir string, res *refvalues.TDX) ([]string, error) {
-	var rtmrs [4][]byte
-	for i, r := range res.RTMR {
-		if r != nil {
-			rtmrs[i], _ = hex.DecodeString(*r)
-		}
-	}
-	// The values themselves as canonical JSON (RFC 8785: sorted keys, no
-	// whitespace; every value is ASCII hex or null), for consumers that pin
-	// them without go-tdx-guest.
-	values := map[string]any{"edk2_profile": res.Profile}
-	mrtds := map[string]string{}
-	for _, m := range res.MRTD {
-		mrtds[m.PageOrder] = m.Value
-	}
-	values["mrtd"] = mrtds
-	for i, r := range res.RTMR {
-		values[fmt.Sprintf("rtmr%d", i)] = r
-	}
-	canonical, err := json.Marshal(values)
+	files, err := policy.TDXCheckFiles(res)
 	if err != nil {
 		return nil, err
-	}
-	files := map[string][]byte{"tdx-values.json": canonical}
-	for _, m := range res.MRTD {
-		mrtd, _ := hex.DecodeString(m.Value)
-		cfg, err := policy.TDXCheckConfig(policy.TDXCheck{MRTD: mrtd, RTMRs: rtmrs})
-		if err != nil {
-			return nil, err
-		}
-		bin, text, err := policy.Encode(cfg, "tdx "+m.PageOrder)
-		if err != nil {
-			return nil, err
-		}
-		files["tdx-"+m.PageOrder+".binpb"], files["tdx-"+m.PageOrder+".textproto"] = bin, text
 	}
 	return writeFiles(dir, files)
 }
