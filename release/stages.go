@@ -70,26 +70,58 @@ func GPUReference(c *config.Config, now func() time.Time) (*gpu.Reference, time.
 	if at.IsZero() {
 		at = now().UTC().Truncate(time.Second)
 	}
-	var rims []*gpu.RIM
-	var names []string
-	for _, f := range g.RIMs {
-		p := c.Resolve(f.Path)
-		b, _, err := fileio.Read(p, "gpu.rims", 16<<20)
-		if err != nil {
-			return nil, at, 0, err
-		}
-		rim, err := gpu.VerifyRIM(b, gpu.RIMOptions{ChainOptions: gpu.ChainOptions{At: at, AllowExpired: g.AllowExpiredSigner}})
-		if err != nil {
-			return nil, at, 0, gpu.Classify(err, "RIM "+p)
-		}
-		rims = append(rims, rim)
-		names = append(names, filepath.Base(p))
-	}
-	ref, err := gpu.NewReference(rims, names)
+	ref, _, err := VerifyRIMs(ConfigRIMs(c), gpu.ChainOptions{At: at, AllowExpired: g.AllowExpiredSigner})
 	if err != nil {
-		return nil, at, 0, gpu.Classify(err, "RIMs")
+		return nil, at, 0, err
 	}
-	return ref, at, len(rims), nil
+	return ref, at, len(g.RIMs), nil
+}
+
+// RIMFile is a RIM to verify and the SHA-256 a config pins for it.
+type RIMFile struct {
+	Path, Pin string
+	// PinnedIn names where the pin is, for the error.
+	PinnedIn string
+}
+
+// ConfigRIMs are the config's gpu.rims, resolved and pinned.
+func ConfigRIMs(c *config.Config) []RIMFile {
+	var out []RIMFile
+	for _, f := range c.Release.GPU.RIMs {
+		out = append(out, RIMFile{Path: c.Resolve(f.Path), Pin: f.Digest.Hex(), PinnedIn: c.File})
+	}
+	return out
+}
+
+// VerifyRIMs verifies each RIM's signature and chain (gpu.VerifyRIM) and
+// assembles the reference values; it returns the signer chains, whose OCSP
+// use a caller may check.
+func VerifyRIMs(rims []RIMFile, o gpu.ChainOptions) (*gpu.Reference, []*gpu.Chain, error) {
+	var verified []*gpu.RIM
+	var names []string
+	var chains []*gpu.Chain
+	for _, f := range rims {
+		b, d, err := fileio.Read(f.Path, "--rim", 16<<20)
+		if err != nil {
+			return nil, nil, err
+		}
+		if f.Pin != "" && f.Pin != d.SHA256 {
+			return nil, nil, outcome.InputError(fmt.Errorf("RIM %s: sha256 %s differs from the digest pinned in %s (%s)", f.Path, d.SHA256, f.PinnedIn, f.Pin),
+				"NVIDIA re-issues RIMs under the same ID: if this one is expected, pin its new digest in gpu.rims")
+		}
+		r, err := gpu.VerifyRIM(b, gpu.RIMOptions{ChainOptions: o})
+		if err != nil {
+			return nil, nil, gpu.Classify(err, "RIM "+f.Path)
+		}
+		verified = append(verified, r)
+		names = append(names, filepath.Base(f.Path))
+		chains = append(chains, r.Signer)
+	}
+	ref, err := gpu.NewReference(verified, names)
+	if err != nil {
+		return nil, nil, gpu.Classify(err, "RIMs")
+	}
+	return ref, chains, nil
 }
 
 // encrypt encrypts the weights; every ciphertext's size and SHA-256 come

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/release"
 	"github.com/spf13/cobra"
 )
 
@@ -136,22 +136,25 @@ refused. -o writes the reference values (the --json document) to a file, for
   cvmkit gpu reference -f cvmkit.yaml -o dist/gpu-reference.json`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pins := map[string]string{}
-			if configFile != "" {
-				g, err := gpuFromConfig(configFile)
-				if err != nil {
-					return err
-				}
-				for _, f := range g.RIMs {
-					pins[f.path] = f.digest
-					rims = append(rims, f.path)
-				}
-				if !cmd.Flags().Changed("verify-at") && !g.verifyAt.IsZero() {
-					at.value = g.verifyAt.Format(time.RFC3339)
-				}
-				allowExpired = allowExpired || g.allowExpired
+			var files []release.RIMFile
+			for _, p := range rims {
+				files = append(files, release.RIMFile{Path: p})
 			}
-			if len(rims) == 0 {
+			if configFile != "" {
+				cfg, err := config.Load(configFile)
+				if err != nil {
+					return outcome.InputError(err)
+				}
+				if cfg.GPU == nil {
+					return outcome.InputError(fmt.Errorf("%s has no gpu section", configFile), "add gpu: {rims: [{path, digest}]} (docs/config.md)")
+				}
+				files = append(files, release.ConfigRIMs(cfg)...)
+				if !cmd.Flags().Changed("verify-at") && !cfg.GPU.VerifyAt.IsZero() {
+					at.value = cfg.GPU.VerifyAt.Format(time.RFC3339)
+				}
+				allowExpired = allowExpired || cfg.GPU.AllowExpiredSigner
+			}
+			if len(files) == 0 {
 				return outcome.UsageError(errors.New("no --rim given"), "give each RIM file with --rim FILE, or a config with gpu.rims with -f")
 			}
 			when, err := at.time()
@@ -162,32 +165,12 @@ refused. -o writes the reference values (the --json document) to a file, for
 			if err != nil {
 				return err
 			}
-			var verified []*gpu.RIM
-			var names []string
-			var chains []*gpu.Chain
-			for _, p := range rims {
-				b, d, err := readInput(p, "--rim", 16<<20)
-				if err != nil {
-					return err
-				}
-				if want, ok := pins[p]; ok && want != d.SHA256 {
-					return outcome.InputError(fmt.Errorf("RIM %s: sha256 %s differs from the digest pinned in %s (%s)", p, d.SHA256, configFile, want),
-						"NVIDIA re-issues RIMs under the same ID: if this one is expected, pin its new digest in gpu.rims")
-				}
-				r, err := gpu.VerifyRIM(b, gpu.RIMOptions{ChainOptions: gpu.ChainOptions{At: when, AllowExpired: allowExpired, OCSP: responses}})
-				if err != nil {
-					return classifyGPU(err, "RIM "+p)
-				}
-				verified = append(verified, r)
-				names = append(names, filepath.Base(p))
-				chains = append(chains, r.Signer)
+			ref, chains, err := release.VerifyRIMs(files, gpu.ChainOptions{At: when, AllowExpired: allowExpired, OCSP: responses})
+			if err != nil {
+				return err
 			}
 			if err := unusedOCSP(ocspFiles, chains...); err != nil {
 				return err
-			}
-			ref, err := gpu.NewReference(verified, names)
-			if err != nil {
-				return classifyGPU(err, "RIMs")
 			}
 			if out != "" {
 				var buf bytes.Buffer
@@ -208,30 +191,6 @@ refused. -o writes the reference values (the --json document) to a file, for
 	cmd.Flags().StringArrayVar(&ocspFiles, "ocsp-response", nil, "a DER OCSP response for a certificate of a RIM's chain; repeat for each")
 	at.register(cmd, "the RIM signatures and chains")
 	return cmd
-}
-
-type configRIM struct{ path, digest string }
-
-type gpuConfig struct {
-	RIMs         []configRIM
-	verifyAt     time.Time
-	allowExpired bool
-}
-
-// gpuFromConfig reads the gpu section of a release config.
-func gpuFromConfig(file string) (*gpuConfig, error) {
-	c, err := config.Load(file)
-	if err != nil {
-		return nil, outcome.InputError(err)
-	}
-	if c.GPU == nil {
-		return nil, outcome.InputError(fmt.Errorf("%s has no gpu section", file), "add gpu: {rims: [{path, digest}]} (docs/config.md)")
-	}
-	g := &gpuConfig{verifyAt: c.GPU.VerifyAt.Time, allowExpired: c.GPU.AllowExpiredSigner}
-	for _, f := range c.GPU.RIMs {
-		g.RIMs = append(g.RIMs, configRIM{path: c.Resolve(f.Path), digest: f.Digest.Hex()})
-	}
-	return g, nil
 }
 
 func printReference(w io.Writer, ref *gpu.Reference, out string) {
