@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"io"
 
@@ -11,31 +10,6 @@ import (
 	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/spf13/cobra"
 )
-
-// replayResult is what `cvmkit measure tdx replay --json` prints.
-type replayResult struct {
-	Log        refvalues.File `json:"log"`
-	RTMR       [4]string      `json:"rtmr"`
-	Events     []replayEvent  `json:"events"`
-	Prediction *refvalues.TDX `json:"prediction,omitempty"`
-	Match      *[4]*bool      `json:"match,omitempty"`
-	First      []replayDiff   `json:"first_differences,omitempty"`
-}
-
-type replayEvent struct {
-	RTMR   int    `json:"rtmr"`
-	Type   string `json:"type"`
-	Digest string `json:"digest"`
-	Data   string `json:"data,omitempty"`
-}
-
-type replayDiff struct {
-	RTMR      int                 `json:"rtmr"`
-	Index     int                 `json:"index"`
-	Predicted *refvalues.TDXEvent `json:"predicted,omitempty"`
-	Logged    *replayEvent        `json:"logged,omitempty"`
-	Meaning   string              `json:"meaning"`
-}
 
 func (a *app) measureTDXReplayCmd() *cobra.Command {
 	f := &tdxFlags{}
@@ -78,44 +52,16 @@ func (a *app) runReplay(ctx context.Context, path string, f *tdxFlags) error {
 	if err != nil {
 		return outcome.InputError(fmt.Errorf("event log %q: %w", path, err), "give the CCEL log area (/sys/firmware/acpi/tables/data/CCEL), not the CCEL table header")
 	}
-	res := replayResult{Log: d, Events: []replayEvent{}}
-	for i, r := range log.Replay() {
-		res.RTMR[i] = hex.EncodeToString(r[:])
-	}
-	for _, e := range log.Events {
-		res.Events = append(res.Events, logEvent(e))
-	}
+	res := tdx.NewLogReport(log, d)
 	var mismatch bool
 	if f.firmware != "" {
 		pres, pred, err := a.predictTDX(ctx, f)
 		if err != nil {
 			return err
 		}
-		res.Prediction = pres
-		if pred != nil {
-			var match [4]*bool
-			for i, r := range pred.RTMR {
-				if r != nil {
-					m := hex.EncodeToString(r[:]) == res.RTMR[i]
-					match[i] = &m
-					mismatch = mismatch || !m
-				}
-			}
-			res.Match = &match
-			for _, df := range tdx.Compare(log, pred) {
-				rd := replayDiff{RTMR: df.RTMR, Index: df.Index, Meaning: df.Meaning}
-				if df.Predicted != nil {
-					rd.Predicted = &refvalues.TDXEvent{RTMR: df.Predicted.RTMR, Type: tdx.EventTypeName(df.Predicted.Type), Description: df.Predicted.Description, Digest: hex.EncodeToString(df.Predicted.Digest[:])}
-				}
-				if df.Logged != nil {
-					le := logEvent(*df.Logged)
-					rd.Logged = &le
-				}
-				res.First = append(res.First, rd)
-			}
-		}
+		mismatch = res.Compare(log, pres, pred)
 	}
-	if err := a.emit(res, func(w io.Writer) { printReplay(w, &res) }); err != nil {
+	if err := a.emit(res, func(w io.Writer) { printReplay(w, res) }); err != nil {
 		return err
 	}
 	if mismatch {
@@ -125,14 +71,6 @@ func (a *app) runReplay(ctx context.Context, path string, f *tdxFlags) error {
 	return nil
 }
 
-func logEvent(e tdx.LogEvent) replayEvent {
-	re := replayEvent{RTMR: e.RTMR(), Type: tdx.EventTypeName(e.Type), Digest: hex.EncodeToString(e.Digest[:])}
-	if len(e.Data) <= 64 {
-		re.Data = hex.EncodeToString(e.Data)
-	}
-	return re
-}
-
 func describePredicted(e *refvalues.TDXEvent) string {
 	if e == nil {
 		return "no event"
@@ -140,14 +78,14 @@ func describePredicted(e *refvalues.TDXEvent) string {
 	return fmt.Sprintf("%s %q %s", e.Type, e.Description, e.Digest)
 }
 
-func describeLogged(e *replayEvent) string {
+func describeLogged(e *tdx.LoggedEvent) string {
 	if e == nil {
 		return "no event"
 	}
 	return e.Type + " " + e.Digest
 }
 
-func printReplay(w io.Writer, res *replayResult) {
+func printReplay(w io.Writer, res *tdx.LogReport) {
 	for i, r := range res.RTMR {
 		status := ""
 		if res.Match != nil {

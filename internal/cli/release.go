@@ -11,7 +11,6 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/release"
-	"github.com/cvmkit/cvmkit/sign"
 	"github.com/spf13/cobra"
 )
 
@@ -125,36 +124,12 @@ func (a *app) releaseSigner(c *config.Config, key, kmsURI string, keyless bool) 
 			keyless = true
 		}
 	}
-	switch {
-	case btoi(key != "")+btoi(kmsURI != "")+btoi(keyless) > 1:
-		return nil, "", outcome.UsageError(errors.New("give one of --key, --kms and --keyless"))
-	case key != "":
-		s, err := a.loadSigner(key)
-		if err != nil {
-			return nil, "", err
-		}
-		return sign.WithKey(s), key, nil
-	case kmsURI != "":
-		helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
-		if err != nil {
-			return nil, "", err
-		}
-		return a.helperBundler(helper, "sign-kms", "--key", kmsURI), kmsURI, nil
-	case keyless:
-		tok, _ := a.lookupEnv("SIGSTORE_ID_TOKEN")
-		if tok == "" {
-			return nil, "", outcome.UsageError(errors.New("keyless signing needs SIGSTORE_ID_TOKEN"))
-		}
-		a.helperEnv = append(a.helperEnv, "SIGSTORE_ID_TOKEN="+tok)
-		helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
-		if err != nil {
-			return nil, "", err
-		}
-		fulcio, rekor := defaultFulcio, defaultRekor
+	c2 := signerChoice{key: key, kms: kmsURI, keyless: keyless}
+	if keyless {
+		c2.idToken, _ = a.lookupEnv("SIGSTORE_ID_TOKEN")
 		if k := c.Release.Signing; k != nil && k.Keyless != nil {
-			fulcio, rekor = or(k.Keyless.FulcioURL, fulcio), or(k.Keyless.RekorURL, rekor)
+			c2.fulcio, c2.rekor = k.Keyless.FulcioURL, k.Keyless.RekorURL
 		}
-		return a.helperBundler(helper, "sign", "--fulcio-url", fulcio, "--rekor-url", rekor), "keyless", nil
 	}
-	return nil, "", outcome.UsageError(errors.New("no signer: set signing.key or signing.keyless in the config, or pass --key, --kms or --keyless"))
+	return a.signer(c2, "no signer: set signing.key or signing.keyless in the config, or pass --key, --kms or --keyless")
 }

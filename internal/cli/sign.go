@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,41 +72,16 @@ cosign verify-blob-attestation (docs/verify.md).`,
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				return outcome.InputError(fmt.Errorf("release folder %q does not exist", dir))
 			}
-			var (
-				bundle func(context.Context, []byte) ([]byte, error)
-				name   string
-			)
-			switch {
-			case btoi(key != "")+btoi(kmsURI != "")+btoi(keyless) > 1:
-				return outcome.UsageError(errors.New("give one of --key, --kms and --keyless"))
-			case kmsURI != "":
-				helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
-				if err != nil {
-					return err
-				}
-				bundle, name = a.helperBundler(helper, "sign-kms", "--key", kmsURI), kmsURI
-			case key != "":
-				s, err := a.loadSigner(key)
-				if err != nil {
-					return err
-				}
-				bundle, name = sign.WithKey(s), key
-			case keyless:
-				if idToken == "" {
-					idToken, _ = a.lookupEnv("SIGSTORE_ID_TOKEN")
-				}
-				if idToken == "" {
-					return outcome.UsageError(errors.New("keyless signing needs an OIDC identity token"), "pass --identity-token or set SIGSTORE_ID_TOKEN (in GitHub Actions: the ID token for audience sigstore)")
-				}
-				a.helperEnv = append(a.helperEnv, "SIGSTORE_ID_TOKEN="+idToken)
-				helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
-				if err != nil {
-					return err
-				}
-				bundle = a.helperBundler(helper, "sign", "--fulcio-url", fulcio, "--rekor-url", rekor)
+			if keyless && idToken == "" {
+				idToken, _ = a.lookupEnv("SIGSTORE_ID_TOKEN")
+			}
+			bundle, name, err := a.signer(signerChoice{key: key, kms: kmsURI, keyless: keyless, idToken: idToken, fulcio: fulcio, rekor: rekor},
+				"say how to sign: --key FILE, --kms URI or --keyless")
+			if err != nil {
+				return err
+			}
+			if keyless {
 				name = "keyless (" + fulcio + ", " + rekor + ")"
-			default:
-				return outcome.UsageError(errors.New("say how to sign: --key FILE, --kms URI or --keyless"))
 			}
 			signed, err := sign.SignRelease(cmd.Context(), dir, bundle)
 			if err != nil {
@@ -127,6 +103,44 @@ cosign verify-blob-attestation (docs/verify.md).`,
 	cmd.Flags().StringVar(&fulcio, "fulcio-url", defaultFulcio, "Fulcio instance for --keyless")
 	cmd.Flags().StringVar(&rekor, "rekor-url", defaultRekor, "Rekor instance for --keyless")
 	return cmd
+}
+
+// signerChoice is how to sign: a key file, a KMS key or keyless.
+type signerChoice struct {
+	key, kms, idToken, fulcio, rekor string
+	keyless                          bool
+}
+
+// signer makes the bundle function of a choice (none: usage error with
+// none), and names it.
+func (a *app) signer(c signerChoice, none string) (func(context.Context, []byte) ([]byte, error), string, error) {
+	switch {
+	case btoi(c.key != "")+btoi(c.kms != "")+btoi(c.keyless) > 1:
+		return nil, "", outcome.UsageError(errors.New("give one of --key, --kms and --keyless"))
+	case c.key != "":
+		s, err := a.loadSigner(c.key)
+		if err != nil {
+			return nil, "", err
+		}
+		return sign.WithKey(s), c.key, nil
+	case c.kms != "":
+		helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
+		if err != nil {
+			return nil, "", err
+		}
+		return a.helperBundler(helper, "sign-kms", "--key", c.kms), c.kms, nil
+	case c.keyless:
+		if c.idToken == "" {
+			return nil, "", outcome.UsageError(errors.New("keyless signing needs an OIDC identity token"), "pass --identity-token or set SIGSTORE_ID_TOKEN (in GitHub Actions: the ID token for audience sigstore)")
+		}
+		a.helperEnv = append(a.helperEnv, "SIGSTORE_ID_TOKEN="+c.idToken)
+		helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
+		if err != nil {
+			return nil, "", err
+		}
+		return a.helperBundler(helper, "sign", "--fulcio-url", cmp.Or(c.fulcio, defaultFulcio), "--rekor-url", cmp.Or(c.rekor, defaultRekor)), "keyless", nil
+	}
+	return nil, "", outcome.UsageError(errors.New(none))
 }
 
 // loadSigner reads a cosign private key, asking for its password.
