@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -242,7 +243,7 @@ func (r *run) dataKey() (*encrypt.DataKey, bool, string, error) {
 
 // WarnReadableSecret warns on w when a file holding a secret key can be
 // read by other users of this machine.
-func WarnReadableSecret(w interface{ Write([]byte) (int, error) }, path, what string) {
+func WarnReadableSecret(w io.Writer, path, what string) {
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm()&0o044 == 0 {
 		return
@@ -315,4 +316,68 @@ func (r *run) sign(ctx context.Context) (string, []string, error) {
 		outs = append(outs, s.Statement, s.Bundle)
 	}
 	return "signed with " + r.o.SignerName, outs, nil
+}
+
+// EncryptJob is `cvmkit encrypt`: a model encrypted into a new folder for
+// its recipients, outside a release.
+type EncryptJob struct {
+	Source, Output, ReleaseID string
+	Recipients                []encrypt.Recipient
+	Key                       *encrypt.DataKey
+	// SecretsOut is the secrets folder a trustee recipient needs (default
+	// OUTPUT.secrets); KeysetOut a new file for the cleartext data key.
+	SecretsOut, KeysetOut string
+	Options               encrypt.Options
+	Getenv                func(string) (string, bool)
+	Progress              io.Writer // leftovers of killed runs are reported here
+}
+
+// Encrypt runs the job: the key wrapped for each recipient, the model
+// encrypted into Output (and any secret into SecretsOut) atomically, the
+// keyset written last. It returns the manifest, the wraps and the secrets
+// folder used ("" without).
+func Encrypt(ctx context.Context, j EncryptJob) (*encrypt.Manifest, []*encrypt.WrappedKey, string, error) {
+	var wraps []*encrypt.WrappedKey
+	for i, r := range j.Recipients {
+		w, err := encrypt.Wrap(ctx, r, j.Key, j.ReleaseID, i, j.Getenv)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		wraps = append(wraps, w)
+	}
+	secrets := j.SecretsOut
+	if encrypt.HasSecrets(wraps) {
+		if secrets == "" {
+			secrets = filepath.Clean(j.Output) + ".secrets"
+		}
+		if err := CheckSecretsFolder(secrets, j.Output); err != nil {
+			return nil, nil, "", err
+		}
+	} else if secrets != "" {
+		return nil, nil, "", outcome.UsageError(errors.New("--secrets-out is only used with a trustee recipient"), "drop --secrets-out")
+	}
+	var m *encrypt.Manifest
+	err := Folders(j.Output, secrets, j.Progress, func(tmp, secretsTmp string) error {
+		var err error
+		if m, err = encrypt.EncryptInto(ctx, j.Source, tmp, j.ReleaseID, j.Key, wraps, j.Options); err != nil {
+			return err
+		}
+		if secretsTmp != "" {
+			_, err = encrypt.WriteSecrets(secretsTmp, wraps)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if j.KeysetOut != "" {
+		bin, _, err := j.Key.Cleartext()
+		if err != nil {
+			return nil, nil, "", err
+		}
+		if err := atomicfile.WriteNewFile(j.KeysetOut, bin, 0o600); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	return m, wraps, secrets, nil
 }

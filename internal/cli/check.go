@@ -90,20 +90,8 @@ func (g *checkGPUFlags) check(dir string, at time.Time) (*gpu.CheckResult, error
 	if err != nil {
 		return nil, err
 	}
-	res := &gpu.CheckResult{OK: true}
-	var firstErr error
-	for i, it := range items {
-		r, _, err := gpu.Check(i, it, ref, wantNonce, gpu.ChainOptions{At: at})
-		if err != nil {
-			r.Error = err.Error()
-			if firstErr == nil {
-				firstErr = err
-			}
-		}
-		res.OK = res.OK && r.OK
-		res.GPUs = append(res.GPUs, r)
-	}
-	return res, firstErr
+	res, _, err := gpu.CheckAll(items, ref, wantNonce, gpu.ChainOptions{At: at})
+	return res, err
 }
 
 func (a *app) checkSNPCmd() *cobra.Command {

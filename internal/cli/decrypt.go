@@ -140,7 +140,7 @@ func (a *app) unwrapKey(ctx context.Context, src, releaseID, keysetPath, hpkeKey
 		}
 		return k, nil
 	default:
-		kek, err := a.kmsAEAD(ctx, kmsURI)
+		kek, err := encrypt.KMSAEAD(ctx, kmsURI, a.lookupEnv)
 		if err != nil {
 			return nil, err
 		}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,12 +10,10 @@ import (
 
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/encrypt"
-	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/internal/progress"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/release"
 	"github.com/spf13/cobra"
-	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
 // encryptResult is what `cvmkit encrypt --json` prints.
@@ -75,13 +72,32 @@ looks complete. The format is specified in docs/weights-format.md.`,
   cvmkit decrypt oci://registry.example/models/llama@sha256:… -o /tmp/weights --hpke-key kbs.hpke.key.json`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var typed []encrypt.Recipient
+			for _, r := range recipients {
+				rc, err := encrypt.ParseRecipient(r)
+				if err != nil {
+					return err
+				}
+				typed = append(typed, rc)
+			}
 			if configFile != "" {
 				if len(args) > 0 || releaseID != "" || len(recipients) > 0 {
 					return outcome.UsageError(errors.New("with -f, the model, release ID and recipients come from the config"), "drop IN, --release-id and --recipient, or drop -f")
 				}
-				var err error
-				if args, out, releaseID, recipients, ociLayout, ociRef, err = encryptFromConfig(configFile, out, ociLayout, ociRef); err != nil {
-					return err
+				c, err := config.Load(configFile)
+				if err != nil {
+					return outcome.InputError(err)
+				}
+				m := c.Model
+				if m == nil {
+					return outcome.InputError(fmt.Errorf("%s has no model section", configFile), "add model: {source, recipients} (docs/config.md)")
+				}
+				args, releaseID, typed = []string{c.Resolve(m.Source)}, m.ReleaseID, encrypt.Recipients(c)
+				if out == "" {
+					out = filepath.Join(c.Resolve(c.Output), "model")
+				}
+				if o := m.OCI; o != nil && ociLayout == "" && ociRef == "" {
+					ociLayout, ociRef = c.Resolve(o.Layout), o.Ref
 				}
 			}
 			if len(args) != 1 {
@@ -101,30 +117,12 @@ looks complete. The format is specified in docs/weights-format.md.`,
 					return outcome.UsageError(fmt.Errorf("--keyset-out %q already exists", keysetOut), "cvmkit never overwrites a key file (it may be the only copy of a data key): choose a new name or move the old file away")
 				}
 			}
-			if len(recipients) == 0 && keysetOut == "" {
+			if len(typed) == 0 && keysetOut == "" {
 				return outcome.UsageError(errors.New("no --recipient: nobody could ever decrypt the weights"), "add --recipient hpke:FILE (see cvmkit keygen --hpke), or --keyset-out FILE to keep the key yourself")
 			}
 			key, err := a.loadOrNewKey(keysetIn)
 			if err != nil {
 				return err
-			}
-			var wraps []*encrypt.WrappedKey
-			for i, r := range recipients {
-				w, err := a.wrapFor(cmd.Context(), r, key, releaseID, i)
-				if err != nil {
-					return err
-				}
-				wraps = append(wraps, w)
-			}
-			if encrypt.HasSecrets(wraps) {
-				if secretsOut == "" {
-					secretsOut = filepath.Clean(out) + ".secrets"
-				}
-				if err := release.CheckSecretsFolder(secretsOut, out); err != nil {
-					return err
-				}
-			} else if secretsOut != "" {
-				return outcome.UsageError(errors.New("--secrets-out is only used with a trustee recipient"), "drop --secrets-out")
 			}
 			if deterministic && keysetIn == "" {
 				return outcome.UsageError(errors.New("--deterministic needs --keyset"), "with a new random key each run the bytes differ anyway: give the pinned data key with --keyset")
@@ -140,30 +138,12 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			bar := progress.New(a.stderr, "encrypting", total, progress.Options{Bytes: true})
 			start := time.Now()
 			a.log.Info("encrypting", "files", len(files), "bytes", total, "workers", workers)
-			var m *encrypt.Manifest
-			err = release.Folders(out, secretsOut, a.stderr, func(tmp, secretsTmp string) error {
-				var err error
-				m, err = encrypt.EncryptInto(cmd.Context(), args[0], tmp, releaseID, key, wraps, encrypt.Options{Workers: workers, Progress: bar.Add, Deterministic: deterministic})
-				if err != nil {
-					return err
-				}
-				if secretsTmp != "" {
-					_, err = encrypt.WriteSecrets(secretsTmp, wraps)
-				}
-				return err
-			})
+			m, wraps, secretsOut, err := release.Encrypt(cmd.Context(), release.EncryptJob{Source: args[0], Output: out, ReleaseID: releaseID, Recipients: typed, Key: key,
+				SecretsOut: secretsOut, KeysetOut: keysetOut, Options: encrypt.Options{Workers: workers, Progress: bar.Add, Deterministic: deterministic},
+				Getenv: a.lookupEnv, Progress: a.stderr})
 			bar.Done()
 			if err != nil {
 				return err
-			}
-			if keysetOut != "" {
-				bin, _, err := key.Cleartext()
-				if err != nil {
-					return err
-				}
-				if err := atomicfile.WriteNewFile(keysetOut, bin, 0o600); err != nil {
-					return err
-				}
 			}
 			res := encryptResult{Output: out, Secrets: secretsOut, ReleaseID: releaseID, KeyID: m.KeyID, Files: m.Files, Wraps: wraps, Seconds: time.Since(start).Seconds()}
 			if ociLayout != "" || ociRef != "" {
@@ -223,43 +203,11 @@ looks complete. The format is specified in docs/weights-format.md.`,
 	return cmd
 }
 
-// encryptFromConfig turns a release config's model section into the
-// command's arguments; paths are resolved against the config's folder.
-func encryptFromConfig(file, out, ociLayout, ociRef string) (args []string, o, releaseID string, recipients []string, layout, ref string, err error) {
-	c, err := config.Load(file)
-	if err != nil {
-		return nil, "", "", nil, "", "", outcome.InputError(err)
-	}
-	m := c.Model
-	if m == nil {
-		return nil, "", "", nil, "", "", outcome.InputError(fmt.Errorf("%s has no model section", file), "add model: {source, recipients} (docs/config.md)")
-	}
-	for _, r := range m.Recipients {
-		switch {
-		case r.HPKE != "":
-			recipients = append(recipients, "hpke:"+c.Resolve(r.HPKE))
-		case r.KMS != "":
-			recipients = append(recipients, "kms:"+r.KMS)
-		case r.Trustee != nil:
-			recipients = append(recipients, "trustee:"+r.Trustee.Repository+"/"+r.Trustee.Type+"/"+r.Trustee.Tag)
-		case r.Azure != nil:
-			recipients = append(recipients, "azure:"+r.Azure.KeyName+"="+c.Resolve(r.Azure.PublicKey))
-		}
-	}
-	if out == "" {
-		out = filepath.Join(c.Resolve(c.Output), "model")
-	}
-	if o := m.OCI; o != nil && ociLayout == "" && ociRef == "" {
-		ociLayout, ociRef = c.Resolve(o.Layout), o.Ref
-	}
-	return []string{c.Resolve(m.Source)}, out, m.ReleaseID, recipients, ociLayout, ociRef, nil
-}
-
 func (a *app) loadOrNewKey(path string) (*encrypt.DataKey, error) {
 	if path == "" {
 		return encrypt.NewDataKey()
 	}
-	a.warnReadableSecret(path, "--keyset")
+	release.WarnReadableSecret(a.stderr, path, "--keyset")
 	b, _, err := readInput(path, "--keyset", 1<<20)
 	if err != nil {
 		return nil, err
@@ -269,27 +217,4 @@ func (a *app) loadOrNewKey(path string) (*encrypt.DataKey, error) {
 		return nil, outcome.InputError(fmt.Errorf("--keyset %q: %w", path, err))
 	}
 	return k, nil
-}
-
-func (a *app) kmsAEAD(ctx context.Context, uri string) (tink.AEAD, error) {
-	return encrypt.KMSAEAD(ctx, uri, a.lookupEnv)
-}
-
-// wrapFor wraps the key for one --recipient KIND:VALUE.
-func (a *app) wrapFor(ctx context.Context, spec string, key *encrypt.DataKey, releaseID string, n int) (*encrypt.WrappedKey, error) {
-	r, err := encrypt.ParseRecipient(spec)
-	if err != nil {
-		return nil, err
-	}
-	return encrypt.Wrap(ctx, r, key, releaseID, n, a.lookupEnv)
-}
-
-// warnReadableSecret warns when a file holding a secret key can be read
-// by other users of this machine.
-func (a *app) warnReadableSecret(path, what string) {
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm()&0o044 == 0 {
-		return
-	}
-	fmt.Fprintf(a.stderr, "cvmkit: warning: %s %q holds the data key in the clear and other users can read it (mode %04o); run chmod 600 %s\n", what, path, fi.Mode().Perm(), path)
 }

@@ -291,24 +291,8 @@ reference does not allow.`,
 			if err != nil {
 				return err
 			}
-			res := gpu.CheckResult{OK: true}
-			var firstErr error
-			var chains []*gpu.Chain
-			for i, it := range items {
-				g, chain, err := gpu.Check(i, it, ref, wantNonce, gpu.ChainOptions{At: when, OCSP: responses})
-				if chain != nil {
-					chains = append(chains, chain)
-				}
-				if err != nil {
-					g.Error = err.Error()
-					if firstErr == nil {
-						firstErr = err
-					}
-				}
-				res.OK = res.OK && g.OK
-				res.GPUs = append(res.GPUs, g)
-			}
-			if err := a.emit(res, func(w io.Writer) { printGPUCheck(w, &res) }); err != nil {
+			res, chains, firstErr := gpu.CheckAll(items, ref, wantNonce, gpu.ChainOptions{At: when, OCSP: responses})
+			if err := a.emit(res, func(w io.Writer) { printGPUCheck(w, res) }); err != nil {
 				return err
 			}
 			if firstErr != nil {
@@ -358,21 +342,11 @@ func readGPUEvidence(report, chainFile, evidence string) ([]gpu.Item, error) {
 		if err != nil {
 			return nil, err
 		}
-		ev, err := gpu.ParseEvidence(b)
+		items, err := gpu.ParseItems(b, evidence)
 		if err != nil {
 			return nil, outcome.InputError(fmt.Errorf("--evidence %q: %w", evidence, err))
 		}
-		var out []gpu.Item
-		for i, e := range ev {
-			g := gpu.Item{Source: fmt.Sprintf("%s[%d]", evidence, i), Arch: e.Arch, UUID: e.UUID, Report: e.Report, Chain: e.CertChain}
-			if e.Nonce != "" {
-				if g.Nonce, err = decodeHexFlag(e.Nonce, 32); err != nil {
-					return nil, outcome.InputError(fmt.Errorf("--evidence %q GPU %d: nonce: %w", evidence, i, err))
-				}
-			}
-			out = append(out, g)
-		}
-		return out, nil
+		return items, nil
 	}
 	text, _, err := readInput(report, "--report", 1<<20)
 	if err != nil {

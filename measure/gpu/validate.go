@@ -107,3 +107,49 @@ func orNoBlock(s string) string {
 	}
 	return s
 }
+
+// CheckAll checks every GPU of a node with Check: the result lists each
+// GPU, the error is the first GPU's failure, and the chains checked are
+// returned (for OCSP responses that must have answered for one).
+func CheckAll(items []Item, ref *Reference, wantNonce []byte, opts ChainOptions) (*CheckResult, []*Chain, error) {
+	res := &CheckResult{OK: true}
+	var firstErr error
+	var chains []*Chain
+	for i, it := range items {
+		g, chain, err := Check(i, it, ref, wantNonce, opts)
+		if chain != nil {
+			chains = append(chains, chain)
+		}
+		if err != nil {
+			g.Error = err.Error()
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		res.OK = res.OK && g.OK
+		res.GPUs = append(res.GPUs, g)
+	}
+	return res, chains, firstErr
+}
+
+// ParseItems reads an evidence file (NVIDIA attestation SDK, NRAS or
+// Trustee JSON) into the GPUs to check, named source[i].
+func ParseItems(b []byte, source string) ([]Item, error) {
+	ev, err := ParseEvidence(b)
+	if err != nil {
+		return nil, err
+	}
+	var out []Item
+	for i, e := range ev {
+		it := Item{Source: fmt.Sprintf("%s[%d]", source, i), Arch: e.Arch, UUID: e.UUID, Report: e.Report, Chain: e.CertChain}
+		if e.Nonce != "" {
+			n, err := DecodeReport([]byte(e.Nonce))
+			if err != nil || len(n) != 32 {
+				return nil, fmt.Errorf("GPU %d: nonce: %q is not 32 bytes of hex", i, e.Nonce)
+			}
+			it.Nonce = n
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
