@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -52,17 +53,15 @@ func Rebuild(ctx context.Context, rep *Report, o RebuildOptions) error {
 		rep.add("rebuild image", Failed, err.Error())
 		return err
 	}
-	rebuilt := map[string][]byte{}
+	// Rebuilt image files are compared from disk, streamed (an image can
+	// be gigabytes); the artifacts Extra derives are small and in memory.
+	rebuilt := map[string]artifact{}
 	entries, err := os.ReadDir(imageDir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(imageDir, e.Name()))
-		if err != nil {
-			return err
-		}
-		rebuilt["image/"+e.Name()] = b
+		rebuilt["image/"+e.Name()] = artifact{path: filepath.Join(imageDir, e.Name())}
 	}
 	// The released image folder must hold the same files.
 	released, err := os.ReadDir(filepath.Join(rep.Dir, "image"))
@@ -82,7 +81,7 @@ func Rebuild(ctx context.Context, rep *Report, o RebuildOptions) error {
 			return err
 		}
 		for k, v := range more {
-			rebuilt[k] = v
+			rebuilt[k] = artifact{data: v}
 		}
 		skipped = why
 	}
@@ -92,16 +91,16 @@ func Rebuild(ctx context.Context, rep *Report, o RebuildOptions) error {
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		got, err := os.ReadFile(filepath.Join(rep.Dir, filepath.FromSlash(p)))
+		size, diff, err := rebuilt[p].compare(ctx, filepath.Join(rep.Dir, filepath.FromSlash(p)))
 		switch {
 		case os.IsNotExist(err):
 			rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: "missing", Detail: "rebuilt, but not in the release"})
 		case err != nil:
 			return err
-		case bytes.Equal(got, rebuilt[p]):
-			rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: OK, Detail: fmt.Sprintf("%d bytes identical", len(got))})
+		case diff < 0:
+			rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: OK, Detail: fmt.Sprintf("%d bytes identical", size)})
 		default:
-			rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: "differs", Detail: fmt.Sprintf("first difference at byte %d", firstDiff(got, rebuilt[p]))})
+			rep.Rebuild = append(rep.Rebuild, Compared{Path: p, Status: "differs", Detail: fmt.Sprintf("first difference at byte %d", diff)})
 		}
 	}
 	var skippedPaths []string
@@ -163,13 +162,61 @@ func Rebuild(ctx context.Context, rep *Report, o RebuildOptions) error {
 	return nil
 }
 
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
+// artifact is a rebuilt file: on disk (path) or in memory (data).
+type artifact struct {
+	path string
+	data []byte
+}
+
+// compare streams the released file at released against the artifact and
+// returns the released size and the first differing byte (-1: identical;
+// a length difference differs at the shorter length).
+func (a artifact) compare(ctx context.Context, released string) (int64, int64, error) {
+	f, err := os.Open(released)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	var rebuilt io.Reader = bytes.NewReader(a.data)
+	if a.path != "" {
+		rf, err := os.Open(a.path)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer rf.Close()
+		rebuilt = rf
+	}
+	const chunk = 1 << 20
+	x, y := make([]byte, chunk), make([]byte, chunk)
+	var off int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		n, errx := io.ReadFull(f, x)
+		m, erry := io.ReadFull(rebuilt, y)
+		for i := range min(n, m) {
+			if x[i] != y[i] {
+				return 0, off + int64(i), nil
+			}
+		}
+		if n != m {
+			return 0, off + int64(min(n, m)), nil
+		}
+		off += int64(n)
+		endx := errx == io.EOF || errx == io.ErrUnexpectedEOF
+		endy := erry == io.EOF || erry == io.ErrUnexpectedEOF
+		switch {
+		case errx != nil && !endx:
+			return 0, 0, errx
+		case erry != nil && !endy:
+			return 0, 0, erry
+		case endx && endy:
+			return off, -1, nil
+		case endx || endy:
+			return 0, off, nil
 		}
 	}
-	return min(len(a), len(b))
 }
 
 func jsonStrict(b []byte, v any) error {
