@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cvmkit/cvmkit/measure/gpu/xmldsig"
+
 	"golang.org/x/crypto/ocsp"
 )
 
@@ -107,17 +109,17 @@ func TestSignatureWrapping(t *testing.T) {
 
 	// The second line of defence: measurements come from the canonical
 	// bytes the digest covers, which never include the ds:Object above.
-	doc, err := parseXML([]byte(cases[1].doc))
+	doc, err := xmldsig.Parse([]byte(cases[1].doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sigEl := doc.elements()[len(doc.elements())-1]
-	signed := canonicalize(doc, sigEl)
+	sigEl := doc.Elements()[len(doc.Elements())-1]
+	signed := xmldsig.Canonicalize(doc, sigEl)
 	if strings.Contains(string(signed), forgedHash) {
 		t.Fatal("the signed bytes contain the forged value")
 	}
-	genuine, _ := parseXML([]byte(orig))
-	if string(signed) != string(canonicalize(genuine, genuine.elements()[len(genuine.elements())-1])) {
+	genuine, _ := xmldsig.Parse([]byte(orig))
+	if string(signed) != string(xmldsig.Canonicalize(genuine, genuine.Elements()[len(genuine.Elements())-1])) {
 		t.Fatal("the signed bytes differ from the genuine document's")
 	}
 }
@@ -170,14 +172,14 @@ func newTestPKI(t *testing.T) *testPKI {
 // "</SoftwareIdentity>") with an enveloped signature under the profile.
 func (p *testPKI) sign(t *testing.T, body string) []byte {
 	t.Helper()
-	doc, err := parseXML([]byte(body))
+	doc, err := xmldsig.Parse([]byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest := sha512.Sum384(canonicalize(doc, nil))
-	si := `<ds:SignedInfo><ds:CanonicalizationMethod Algorithm="` + algC14N11 + `"/><ds:SignatureMethod Algorithm="` + algECDSASHA384 +
-		`"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="` + algEnveloped + `"/><ds:Transform Algorithm="` + algC14N11 +
-		`"/></ds:Transforms><ds:DigestMethod Algorithm="` + algSHA384 + `"/><ds:DigestValue>` + base64.StdEncoding.EncodeToString(digest[:]) +
+	digest := sha512.Sum384(xmldsig.Canonicalize(doc, nil))
+	si := `<ds:SignedInfo><ds:CanonicalizationMethod Algorithm="` + xmldsig.AlgC14N11 + `"/><ds:SignatureMethod Algorithm="` + xmldsig.AlgECDSASHA384 +
+		`"/><ds:Reference URI=""><ds:Transforms><ds:Transform Algorithm="` + xmldsig.AlgEnveloped + `"/><ds:Transform Algorithm="` + xmldsig.AlgC14N11 +
+		`"/></ds:Transforms><ds:DigestMethod Algorithm="` + xmldsig.AlgSHA384 + `"/><ds:DigestValue>` + base64.StdEncoding.EncodeToString(digest[:]) +
 		`</ds:DigestValue></ds:Reference></ds:SignedInfo>`
 	keyInfo := `<ds:KeyInfo><ds:X509Data>`
 	for _, c := range []*x509.Certificate{p.leaf, p.inter, p.root} {
@@ -185,18 +187,18 @@ func (p *testPKI) sign(t *testing.T, body string) []byte {
 	}
 	keyInfo += `</ds:X509Data></ds:KeyInfo>`
 	end := strings.LastIndex(body, "</SoftwareIdentity>")
-	withSig := body[:end] + `<ds:Signature xmlns:ds="` + nsDSig + `">` + si + `<ds:SignatureValue>SIG</ds:SignatureValue>` + keyInfo + `</ds:Signature>` + body[end:]
-	full, err := parseXML([]byte(withSig))
+	withSig := body[:end] + `<ds:Signature xmlns:ds="` + xmldsig.NSDSig + `">` + si + `<ds:SignatureValue>SIG</ds:SignatureValue>` + keyInfo + `</ds:Signature>` + body[end:]
+	full, err := xmldsig.Parse([]byte(withSig))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sie *element
-	walkElements(full, func(e *element) {
-		if e.is(nsDSig, "SignedInfo") {
+	var sie *xmldsig.Element
+	xmldsig.Walk(full, func(e *xmldsig.Element) {
+		if e.Is(xmldsig.NSDSig, "SignedInfo") {
 			sie = e
 		}
 	})
-	h := sha512.Sum384(canonicalize(sie, nil))
+	h := sha512.Sum384(xmldsig.Canonicalize(sie, nil))
 	r, s, err := ecdsa.Sign(rand.Reader, p.leafKey, h[:])
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +318,7 @@ func TestRIMProfileRefusals(t *testing.T) {
 			t.Fatalf("%s: edit did not apply", name)
 		}
 		var doc []byte
-		if _, err := parseXML([]byte(body)); err == nil {
+		if _, err := xmldsig.Parse([]byte(body)); err == nil {
 			doc = p.sign(t, body)
 		} else {
 			doc = []byte(body)

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cvmkit/cvmkit/measure/gpu/xmldsig"
+
 	"github.com/cvmkit/cvmkit/internal/testenv"
 )
 
@@ -36,16 +38,16 @@ func FuzzParseRIM(f *testing.F) {
 	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = VerifyRIM(data, RIMOptions{ChainOptions: ChainOptions{At: at, AllowExpired: true}})
-		doc, err := parseXML(data)
+		doc, err := xmldsig.Parse(data)
 		if err != nil {
 			return
 		}
-		c1 := canonicalize(doc, nil)
-		doc2, err := parseXML(c1)
+		c1 := xmldsig.Canonicalize(doc, nil)
+		doc2, err := xmldsig.Parse(c1)
 		if err != nil {
 			t.Fatalf("canonical form does not parse: %v\n%s", err, c1)
 		}
-		if c2 := canonicalize(doc2, nil); !bytes.Equal(c1, c2) {
+		if c2 := xmldsig.Canonicalize(doc2, nil); !bytes.Equal(c1, c2) {
 			t.Fatalf("canonicalization is not idempotent:\n%s\n%s", c1, c2)
 		}
 		_, _ = parseSWID(doc)

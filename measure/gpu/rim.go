@@ -28,6 +28,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cvmkit/cvmkit/measure/gpu/xmldsig"
+
 	"github.com/cvmkit/cvmkit/refvalues"
 )
 
@@ -37,6 +39,13 @@ const (
 	nsRIM    = "https://trustedcomputinggroup.org/resource/tcg-reference-integrity-manifest-rim-information-model/"
 	nsSHA384 = "http://www.w3.org/2001/04/xmlenc#sha384"
 )
+
+// ErrSignature marks a signature that does not verify, as opposed to a
+// certificate chain that is not trusted: a RIM whose digest does not match
+// its document, whose ECDSA signature fails or that breaks the strict
+// profile (package xmldsig); a report whose SPDM signature fails or whose
+// FWID differs from its certificate's.
+var ErrSignature = xmldsig.ErrSignature
 
 // ErrMalformed marks a RIM or report that cannot be parsed or does not
 // follow its format.
@@ -125,15 +134,15 @@ func VerifyRIM(data []byte, opts RIMOptions) (*RIM, error) {
 			return nil, err
 		}
 	}
-	doc, err := parseXML(data)
+	doc, err := xmldsig.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%w RIM: %v", ErrMalformed, err)
 	}
-	if !doc.is(nsSWID, "SoftwareIdentity") {
-		return nil, fmt.Errorf("%w RIM: the document element is <%s> in %q, not an ISO 19770-2 SoftwareIdentity", ErrMalformed, doc.qname(), doc.space)
+	if !doc.Is(nsSWID, "SoftwareIdentity") {
+		return nil, fmt.Errorf("%w RIM: the document element is <%s> in %q, not an ISO 19770-2 SoftwareIdentity", ErrMalformed, doc.QName(), doc.Space)
 	}
 	var chain *Chain
-	sd, err := verifySignature(doc, func(certs []*x509.Certificate) (err error) {
+	sd, err := xmldsig.Verify(doc, func(certs []*x509.Certificate) (err error) {
 		chain, err = verifyChain(certs, root, opts.ChainOptions)
 		return err
 	})
@@ -142,7 +151,7 @@ func VerifyRIM(data []byte, opts RIMOptions) (*RIM, error) {
 	}
 	// Read the manifest back from exactly the canonical bytes that were
 	// digested, not from the tree the signature was found in.
-	signed, err := parseXML(sd.signed)
+	signed, err := xmldsig.Parse(sd.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w RIM: signed content: %v", ErrMalformed, err)
 	}
@@ -168,39 +177,39 @@ func malformed(format string, args ...any) error {
 }
 
 // parseSWID reads a RIM's fields from its (signature-less) SWID tree.
-func parseSWID(doc *element) (*RIM, error) {
-	if !doc.is(nsSWID, "SoftwareIdentity") {
+func parseSWID(doc *xmldsig.Element) (*RIM, error) {
+	if !doc.Is(nsSWID, "SoftwareIdentity") {
 		return nil, malformed("the document element is not a SoftwareIdentity")
 	}
 	r := &RIM{}
-	r.TagID, _ = doc.attr("tagId")
-	r.Name, _ = doc.attr("name")
-	r.TagVersion, _ = doc.attr("tagVersion")
+	r.TagID, _ = doc.Attr("tagId")
+	r.Name, _ = doc.Attr("name")
+	r.TagVersion, _ = doc.Attr("tagVersion")
 	if r.TagID == "" {
 		return nil, malformed("SoftwareIdentity has no tagId")
 	}
-	var meta, payload *element
-	for _, c := range doc.children {
+	var meta, payload *xmldsig.Element
+	for _, c := range doc.Children {
 		switch v := c.(type) {
-		case text:
+		case xmldsig.Text:
 			if strings.TrimSpace(string(v)) != "" {
-				return nil, malformed("SoftwareIdentity holds text %q", truncate(string(v), 40))
+				return nil, malformed("SoftwareIdentity holds text %q", xmldsig.Truncate(string(v), 40))
 			}
-		case *element:
+		case *xmldsig.Element:
 			switch {
-			case v.is(nsSWID, "Entity"):
-			case v.is(nsSWID, "Meta"):
+			case v.Is(nsSWID, "Entity"):
+			case v.Is(nsSWID, "Meta"):
 				if meta != nil {
 					return nil, malformed("more than one Meta element")
 				}
 				meta = v
-			case v.is(nsSWID, "Payload"):
+			case v.Is(nsSWID, "Payload"):
 				if payload != nil {
 					return nil, malformed("more than one Payload element")
 				}
 				payload = v
 			default:
-				return nil, malformed("unexpected element <%s> (line %d) in SoftwareIdentity: a GPU RIM holds Entity, Meta, Payload and its Signature", v.qname(), v.line)
+				return nil, malformed("unexpected element <%s> (line %d) in SoftwareIdentity: a GPU RIM holds Entity, Meta, Payload and its Signature", v.QName(), v.Line)
 			}
 		}
 	}
@@ -208,9 +217,9 @@ func parseSWID(doc *element) (*RIM, error) {
 		return nil, malformed("a RIM needs a Meta and a Payload element")
 	}
 	metaAttr := func(space, name string) string {
-		for _, a := range meta.attrs {
-			if a.space == space && a.local == name {
-				return a.value
+		for _, a := range meta.Attrs {
+			if a.Space == space && a.Local == name {
+				return a.Value
 			}
 		}
 		return ""
@@ -237,15 +246,15 @@ func parseSWID(doc *element) (*RIM, error) {
 		return nil, malformed("Meta colloquialVersion %q is neither a VBIOS version (like 96.00.5E.00.01) nor a driver version (like 550.144.03)", r.Version)
 	}
 	seen := map[int]bool{}
-	for _, c := range payload.children {
+	for _, c := range payload.Children {
 		switch v := c.(type) {
-		case text:
+		case xmldsig.Text:
 			if strings.TrimSpace(string(v)) != "" {
 				return nil, malformed("Payload holds text")
 			}
-		case *element:
-			if !v.is(nsSWID, "Resource") {
-				return nil, malformed("unexpected <%s> in Payload (line %d)", v.qname(), v.line)
+		case *xmldsig.Element:
+			if !v.Is(nsSWID, "Resource") {
+				return nil, malformed("unexpected <%s> in Payload (line %d)", v.QName(), v.Line)
 			}
 			m, err := parseResource(v)
 			if err != nil {
@@ -265,15 +274,15 @@ func parseSWID(doc *element) (*RIM, error) {
 	return r, nil
 }
 
-func parseResource(e *element) (Measurement, error) {
+func parseResource(e *xmldsig.Element) (Measurement, error) {
 	var m Measurement
-	get := func(name string) string { v, _ := e.attr(name); return v }
+	get := func(name string) string { v, _ := e.Attr(name); return v }
 	if t := get("type"); t != "Measurement" {
-		return m, malformed("Resource (line %d) has type %q, want Measurement", e.line, t)
+		return m, malformed("Resource (line %d) has type %q, want Measurement", e.Line, t)
 	}
 	idx, err := strconv.Atoi(get("index"))
 	if err != nil || idx < 0 || idx >= MaxRegisters {
-		return m, malformed("Resource (line %d) index %q is not in 0..%d", e.line, get("index"), MaxRegisters-1)
+		return m, malformed("Resource (line %d) index %q is not in 0..%d", e.Line, get("index"), MaxRegisters-1)
 	}
 	m.Index = idx
 	m.Name = get("name")
@@ -294,22 +303,22 @@ func parseResource(e *element) (Measurement, error) {
 		return m, malformed("Resource %d: alternatives %q is not a count in 1..64", idx, get("alternatives"))
 	}
 	m.Alternatives = make([][]byte, n)
-	for _, a := range e.attrs {
-		sm := hashAttrRE.FindStringSubmatch(a.local)
+	for _, a := range e.Attrs {
+		sm := hashAttrRE.FindStringSubmatch(a.Local)
 		if sm == nil {
 			continue
 		}
-		if a.space != nsSHA384 {
-			return m, malformed("Resource %d: %s is not in the SHA-384 namespace %q", idx, a.local, nsSHA384)
+		if a.Space != nsSHA384 {
+			return m, malformed("Resource %d: %s is not in the SHA-384 namespace %q", idx, a.Local, nsSHA384)
 		}
 		k, err := strconv.Atoi(sm[1])
 		if err != nil || k >= n || sm[1] != strconv.Itoa(k) {
-			return m, malformed("Resource %d: %s does not fit alternatives=%d", idx, a.local, n)
+			return m, malformed("Resource %d: %s does not fit alternatives=%d", idx, a.Local, n)
 		}
-		if len(a.value) != 2*size || !hexDigitsRE.MatchString(a.value) {
-			return m, malformed("Resource %d: %s is not %d bytes of hex", idx, a.local, size)
+		if len(a.Value) != 2*size || !hexDigitsRE.MatchString(a.Value) {
+			return m, malformed("Resource %d: %s is not %d bytes of hex", idx, a.Local, size)
 		}
-		m.Alternatives[k], _ = hex.DecodeString(a.value)
+		m.Alternatives[k], _ = hex.DecodeString(a.Value)
 	}
 	for k, v := range m.Alternatives {
 		if v == nil {

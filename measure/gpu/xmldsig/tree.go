@@ -1,4 +1,4 @@
-package gpu
+package xmldsig
 
 import (
 	"bytes"
@@ -35,55 +35,55 @@ const (
 // maxDepth bounds element nesting; a RIM is four levels deep.
 const maxDepth = 64
 
-type attr struct {
-	prefix, local string // as written
-	space         string // resolved namespace name ("" for unprefixed attributes)
-	value         string
+type Attr struct {
+	Prefix, Local string // as written
+	Space         string // resolved namespace name ("" for unprefixed attributes)
+	Value         string
 }
 
 type nsDecl struct {
-	prefix string // "" for the default namespace
+	Prefix string // "" for the default namespace
 	uri    string
 }
 
-// element is one element of the tree. Its children are *element or text.
-type element struct {
-	prefix, local string
-	space         string
+// element is one element of the tree. Its children are *Element or text.
+type Element struct {
+	Prefix, Local string
+	Space         string
 	decls         []nsDecl // declarations written on this element
-	attrs         []attr
-	children      []any
-	parent        *element
-	line          int
+	Attrs         []Attr
+	Children      []any // *Element or Text
+	parent        *Element
+	Line          int
 }
 
-type text string
+type Text string
 
-func (e *element) qname() string {
-	if e.prefix == "" {
-		return e.local
+func (e *Element) QName() string {
+	if e.Prefix == "" {
+		return e.Local
 	}
-	return e.prefix + ":" + e.local
+	return e.Prefix + ":" + e.Local
 }
 
 // is reports whether e is the element {space}local.
-func (e *element) is(space, local string) bool { return e.space == space && e.local == local }
+func (e *Element) Is(space, local string) bool { return e.Space == space && e.Local == local }
 
 // attr returns the value of the unprefixed attribute name.
-func (e *element) attr(name string) (string, bool) {
-	for _, a := range e.attrs {
-		if a.space == "" && a.local == name {
-			return a.value, true
+func (e *Element) Attr(name string) (string, bool) {
+	for _, a := range e.Attrs {
+		if a.Space == "" && a.Local == name {
+			return a.Value, true
 		}
 	}
 	return "", false
 }
 
 // elements returns e's element children.
-func (e *element) elements() []*element {
-	var out []*element
-	for _, c := range e.children {
-		if ce, ok := c.(*element); ok {
+func (e *Element) Elements() []*Element {
+	var out []*Element
+	for _, c := range e.Children {
+		if ce, ok := c.(*Element); ok {
 			out = append(out, ce)
 		}
 	}
@@ -92,13 +92,13 @@ func (e *element) elements() []*element {
 
 // textContent returns the concatenated text children of e; ok is false if e
 // has element children.
-func (e *element) textContent() (string, bool) {
+func (e *Element) TextContent() (string, bool) {
 	var b strings.Builder
-	for _, c := range e.children {
+	for _, c := range e.Children {
 		switch v := c.(type) {
-		case text:
+		case Text:
 			b.WriteString(string(v))
-		case *element:
+		case *Element:
 			return "", false
 		}
 	}
@@ -108,28 +108,28 @@ func (e *element) textContent() (string, bool) {
 // inScope returns the namespace bindings in scope at e, as a map from prefix
 // to namespace name ("" maps the default namespace; an empty value is an
 // undeclared default namespace).
-func (e *element) inScope() map[string]string {
-	var chain []*element
+func (e *Element) inScope() map[string]string {
+	var chain []*Element
 	for p := e; p != nil; p = p.parent {
 		chain = append(chain, p)
 	}
 	m := map[string]string{}
 	for i := len(chain) - 1; i >= 0; i-- {
 		for _, d := range chain[i].decls {
-			m[d.prefix] = d.uri
+			m[d.Prefix] = d.uri
 		}
 	}
 	return m
 }
 
 // parseXML reads a whole document into a tree and returns its root element.
-func parseXML(data []byte) (*element, error) {
+func Parse(data []byte) (*Element, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("empty document")
 	}
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
-	var root, cur *element
+	var root, cur *Element
 	var sawDecl bool
 	for {
 		tok, err := d.RawToken()
@@ -157,13 +157,13 @@ func parseXML(data []byte) (*element, error) {
 				}
 				continue
 			}
-			if n := len(cur.children); n > 0 {
-				if prev, ok := cur.children[n-1].(text); ok {
-					cur.children[n-1] = prev + text(t)
+			if n := len(cur.Children); n > 0 {
+				if prev, ok := cur.Children[n-1].(Text); ok {
+					cur.Children[n-1] = prev + Text(t)
 					continue
 				}
 			}
-			cur.children = append(cur.children, text(t))
+			cur.Children = append(cur.Children, Text(t))
 		case xml.StartElement:
 			if cur == nil && root != nil {
 				return nil, fmt.Errorf("line %d: a second root element <%s>", line, rawName(t.Name))
@@ -182,11 +182,11 @@ func parseXML(data []byte) (*element, error) {
 			if cur == nil {
 				root = el
 			} else {
-				cur.children = append(cur.children, el)
+				cur.Children = append(cur.Children, el)
 			}
 			cur = el
 		case xml.EndElement:
-			if cur == nil || rawName(t.Name) != cur.qname() {
+			if cur == nil || rawName(t.Name) != cur.QName() {
 				return nil, fmt.Errorf("line %d: unexpected end tag </%s>", line, rawName(t.Name))
 			}
 			cur = cur.parent
@@ -196,7 +196,7 @@ func parseXML(data []byte) (*element, error) {
 		return nil, errors.New("no root element")
 	}
 	if cur != nil {
-		return nil, fmt.Errorf("element <%s> is not closed", cur.qname())
+		return nil, fmt.Errorf("element <%s> is not closed", cur.QName())
 	}
 	return root, nil
 }
@@ -217,8 +217,8 @@ func firstWord(s string) string {
 
 // newElement builds an element from a raw start tag, resolving its and its
 // attributes' prefixes against the declarations in scope.
-func newElement(t xml.StartElement, parent *element, line int) (*element, error) {
-	el := &element{prefix: t.Name.Space, local: t.Name.Local, parent: parent, line: line}
+func newElement(t xml.StartElement, parent *Element, line int) (*Element, error) {
+	el := &Element{Prefix: t.Name.Space, Local: t.Name.Local, parent: parent, Line: line}
 	var plain []xml.Attr
 	seenDecl := map[string]bool{}
 	for _, a := range t.Attr {
@@ -245,40 +245,40 @@ func newElement(t xml.StartElement, parent *element, line int) (*element, error)
 			return nil, fmt.Errorf("<%s> declares namespace prefix %q twice", rawName(t.Name), prefix)
 		}
 		seenDecl[prefix] = true
-		el.decls = append(el.decls, nsDecl{prefix: prefix, uri: a.Value})
+		el.decls = append(el.decls, nsDecl{Prefix: prefix, uri: a.Value})
 	}
 	scope := el.inScope()
-	if el.prefix != "" {
-		if el.prefix == "xml" || el.prefix == "xmlns" {
-			return nil, fmt.Errorf("element <%s> uses a reserved prefix", el.qname())
+	if el.Prefix != "" {
+		if el.Prefix == "xml" || el.Prefix == "xmlns" {
+			return nil, fmt.Errorf("element <%s> uses a reserved prefix", el.QName())
 		}
-		uri, ok := scope[el.prefix]
+		uri, ok := scope[el.Prefix]
 		if !ok {
-			return nil, fmt.Errorf("element <%s>: namespace prefix %q is not declared", el.qname(), el.prefix)
+			return nil, fmt.Errorf("element <%s>: namespace prefix %q is not declared", el.QName(), el.Prefix)
 		}
-		el.space = uri
+		el.Space = uri
 	} else {
-		el.space = scope[""]
+		el.Space = scope[""]
 	}
 	seen := map[string]bool{}
 	for _, a := range plain {
-		at := attr{prefix: a.Name.Space, local: a.Name.Local, value: a.Value}
-		if at.prefix == "xml" {
-			return nil, fmt.Errorf("attribute xml:%s on <%s>: xml: attributes are not allowed in a RIM", at.local, el.qname())
+		at := Attr{Prefix: a.Name.Space, Local: a.Name.Local, Value: a.Value}
+		if at.Prefix == "xml" {
+			return nil, fmt.Errorf("attribute xml:%s on <%s>: xml: attributes are not allowed in a RIM", at.Local, el.QName())
 		}
-		if at.prefix != "" {
-			uri, ok := scope[at.prefix]
+		if at.Prefix != "" {
+			uri, ok := scope[at.Prefix]
 			if !ok {
-				return nil, fmt.Errorf("attribute %s:%s on <%s>: namespace prefix %q is not declared", at.prefix, at.local, el.qname(), at.prefix)
+				return nil, fmt.Errorf("attribute %s:%s on <%s>: namespace prefix %q is not declared", at.Prefix, at.Local, el.QName(), at.Prefix)
 			}
-			at.space = uri
+			at.Space = uri
 		}
-		key := at.space + "\x00" + at.local
+		key := at.Space + "\x00" + at.Local
 		if seen[key] {
-			return nil, fmt.Errorf("<%s> has attribute %s twice", el.qname(), rawName(a.Name))
+			return nil, fmt.Errorf("<%s> has attribute %s twice", el.QName(), rawName(a.Name))
 		}
 		seen[key] = true
-		el.attrs = append(el.attrs, at)
+		el.Attrs = append(el.Attrs, at)
 	}
 	return el, nil
 }

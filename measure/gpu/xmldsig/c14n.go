@@ -1,4 +1,4 @@
-package gpu
+package xmldsig
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 // change the in-scope binding (all in-scope ones on the apex, §2.3 and
 // §4.5 "Namespace nodes"), attributes sorted by namespace name then local
 // name, empty elements as start-end pairs, and the escaping of §2.3.
-func canonicalize(apex, skip *element) []byte {
+func Canonicalize(apex, skip *Element) []byte {
 	var b bytes.Buffer
 	// The apex renders every binding in scope; the "parent" context is
 	// empty, with an empty default namespace (§2.3: xmlns="" is output only
@@ -28,7 +28,7 @@ func canonicalize(apex, skip *element) []byte {
 	return b.Bytes()
 }
 
-func writeCanonical(b *bytes.Buffer, e, skip *element, rendered, scope map[string]string) {
+func writeCanonical(b *bytes.Buffer, e, skip *Element, rendered, scope map[string]string) {
 	// Namespace declarations whose binding differs from what the nearest
 	// output ancestor rendered.
 	var decls []nsDecl
@@ -44,33 +44,33 @@ func writeCanonical(b *bytes.Buffer, e, skip *element, rendered, scope map[strin
 			decls = append(decls, nsDecl{prefix, uri})
 		}
 	}
-	sort.Slice(decls, func(i, j int) bool { return decls[i].prefix < decls[j].prefix })
-	attrs := append([]attr(nil), e.attrs...)
+	sort.Slice(decls, func(i, j int) bool { return decls[i].Prefix < decls[j].Prefix })
+	attrs := append([]Attr(nil), e.Attrs...)
 	sort.Slice(attrs, func(i, j int) bool {
-		if attrs[i].space != attrs[j].space {
-			return attrs[i].space < attrs[j].space
+		if attrs[i].Space != attrs[j].Space {
+			return attrs[i].Space < attrs[j].Space
 		}
-		return attrs[i].local < attrs[j].local
+		return attrs[i].Local < attrs[j].Local
 	})
 
 	b.WriteByte('<')
-	b.WriteString(e.qname())
+	b.WriteString(e.QName())
 	for _, d := range decls {
-		if d.prefix == "" {
+		if d.Prefix == "" {
 			b.WriteString(` xmlns="`)
 		} else {
-			b.WriteString(` xmlns:` + d.prefix + `="`)
+			b.WriteString(` xmlns:` + d.Prefix + `="`)
 		}
 		escapeAttr(b, d.uri)
 		b.WriteByte('"')
 	}
 	for _, a := range attrs {
 		b.WriteByte(' ')
-		if a.prefix != "" {
-			b.WriteString(a.prefix + ":")
+		if a.Prefix != "" {
+			b.WriteString(a.Prefix + ":")
 		}
-		b.WriteString(a.local + `="`)
-		escapeAttr(b, a.value)
+		b.WriteString(a.Local + `="`)
+		escapeAttr(b, a.Value)
 		b.WriteByte('"')
 	}
 	b.WriteByte('>')
@@ -82,14 +82,14 @@ func writeCanonical(b *bytes.Buffer, e, skip *element, rendered, scope map[strin
 			childRendered[k] = v
 		}
 		for _, d := range decls {
-			childRendered[d.prefix] = d.uri
+			childRendered[d.Prefix] = d.uri
 		}
 	}
-	for _, c := range e.children {
+	for _, c := range e.Children {
 		switch v := c.(type) {
-		case text:
+		case Text:
 			escapeText(b, string(v))
-		case *element:
+		case *Element:
 			if v == skip {
 				continue
 			}
@@ -100,13 +100,13 @@ func writeCanonical(b *bytes.Buffer, e, skip *element, rendered, scope map[strin
 					childScope[k] = u
 				}
 				for _, d := range v.decls {
-					childScope[d.prefix] = d.uri
+					childScope[d.Prefix] = d.uri
 				}
 			}
 			writeCanonical(b, v, skip, childRendered, childScope)
 		}
 	}
-	b.WriteString("</" + e.qname() + ">")
+	b.WriteString("</" + e.QName() + ">")
 }
 
 var (
