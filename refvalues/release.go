@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -56,19 +57,7 @@ func (r *Release) OutputSHA256(name string) string {
 // ReadRelease reads the documents of the release folder dir.
 func ReadRelease(dir string) (*Release, error) {
 	r := &Release{SNP: map[string]*SNP{}, TDX: map[string]*TDX{}}
-	read := func(rel string, v any) (bool, error) {
-		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
-		if errors.Is(err, os.ErrNotExist) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if err := json.Unmarshal(b, v); err != nil {
-			return false, fmt.Errorf("%s: %w", rel, err)
-		}
-		return true, nil
-	}
+	read := func(rel string, v any) (bool, error) { return ReadJSON(dir, rel, v) }
 	var lock Lock
 	if ok, err := read(LockPath, &lock); err != nil {
 		return nil, err
@@ -114,4 +103,50 @@ func ReadRelease(dir string) (*Release, error) {
 		r.Keys = &keys
 	}
 	return r, nil
+}
+
+// ReadJSON decodes the document at rel in the release folder dir; a missing
+// one is (false, nil).
+func ReadJSON(dir, rel string, v any) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%s: %w", rel, err)
+	}
+	return true, nil
+}
+
+// WalkFiles calls f for every file of the release folder dir (slash path
+// relative to dir) except the attestations folder, in lexical order. A
+// symbolic link or other non-regular file is an error: a release is plain
+// files and folders.
+func WalkFiles(dir string, f func(rel string, d fs.DirEntry) error) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if rel == "." {
+			return nil
+		}
+		if d.IsDir() {
+			if rel == AttestationsDir {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: %s is not a regular file (a release holds only files and folders)", dir, rel)
+		}
+		return f(rel, d)
+	})
 }

@@ -100,27 +100,7 @@ func (inv *Inventory) AddFromDisk(dir, rel string) error {
 // signed unseen.
 func (inv *Inventory) Subjects(dir string) ([]sign.Subject, error) {
 	seen := 0
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if rel == "." {
-			return nil
-		}
-		if d.IsDir() {
-			if rel == refvalues.AttestationsDir {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s: %s is not a regular file (a release holds only files and folders)", dir, rel)
-		}
+	err := refvalues.WalkFiles(dir, func(rel string, d fs.DirEntry) error {
 		f, ok := inv.files[rel]
 		if !ok {
 			return fmt.Errorf("internal error: %s was written but no stage recorded it", rel)

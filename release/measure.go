@@ -194,11 +194,11 @@ func (r *run) snpSpec(in *inputs, s config.SNP, cmdline string) (*snp.Spec, conf
 		spec.ID = &snp.IDKeys{GuestSVN: b.GuestSVN}
 		copy(spec.ID.FamilyID[:], []byte(b.FamilyID)) // 16 bytes (config validation)
 		copy(spec.ID.ImageID[:], []byte(b.ImageID))
-		if spec.ID.IDKey, err = readP384(r.c.Resolve(b.IDKey), "platforms.snp idBlock.idKey"); err != nil {
+		if spec.ID.IDKey, err = ReadP384Key(r.c.Resolve(b.IDKey), "platforms.snp idBlock.idKey"); err != nil {
 			return nil, fw, err
 		}
 		if b.AuthorKey != "" {
-			if spec.ID.AuthorKey, err = readP384(r.c.Resolve(b.AuthorKey), "platforms.snp idBlock.authorKey"); err != nil {
+			if spec.ID.AuthorKey, err = ReadP384Key(r.c.Resolve(b.AuthorKey), "platforms.snp idBlock.authorKey"); err != nil {
 				return nil, fw, err
 			}
 		}
@@ -217,8 +217,8 @@ func (r *run) snpSpec(in *inputs, s config.SNP, cmdline string) (*snp.Spec, conf
 var snpConfigKeys = map[string]string{"mode": "mode", "vmm-type": "vmm", "vcpus": "vcpus", "vcpu-type": "vcpuTypes",
 	"append": "the image's command line", "explain": "explain", "dump-vmsa": "dump-vmsa"}
 
-// readP384 reads an ID block signing key.
-func readP384(p, what string) (*ecdsa.PrivateKey, error) {
+// ReadP384Key reads an ID block signing key (PEM, P-384).
+func ReadP384Key(p, what string) (*ecdsa.PrivateKey, error) {
 	b, _, err := fileio.Read(p, what, 1<<20)
 	if err != nil {
 		return nil, err

@@ -25,7 +25,6 @@ import (
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/internal/progress"
 	"github.com/cvmkit/cvmkit/outcome"
-	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // Options are a release run's settings beside its config.
@@ -272,6 +271,3 @@ func Heartbeat(w io.Writer, line func() string) (stop func()) {
 	}()
 	return func() { close(done) }
 }
-
-// docs is the release's documents so far, for the stages that read them.
-func (r *run) docs() *refvalues.Release { return r.inv.Docs }

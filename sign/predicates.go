@@ -2,9 +2,7 @@ package sign
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -49,20 +47,6 @@ type SBOMRef struct {
 	Format string `json:"format"`
 }
 
-func readJSON(dir, rel string, v any) (bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(rel)))
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return false, fmt.Errorf("%s: %w", rel, err)
-	}
-	return true, nil
-}
-
 func subjectRef(subjects []Subject, rel string) *FileRef {
 	for _, s := range subjects {
 		if s.Name == rel {
@@ -79,7 +63,7 @@ func subjectRef(subjects []Subject, rel string) *FileRef {
 func BuildReferenceValues(dir string, subjects []Subject) (*ReferenceValues, error) {
 	rv := &ReferenceValues{Measurements: map[string]json.RawMessage{}}
 	var lock refvalues.Lock
-	ok, err := readJSON(dir, refvalues.LockPath, &lock)
+	ok, err := refvalues.ReadJSON(dir, refvalues.LockPath, &lock)
 	if err != nil {
 		return nil, err
 	}
@@ -95,13 +79,13 @@ func BuildReferenceValues(dir string, subjects []Subject) (*ReferenceValues, err
 			continue
 		}
 		var raw json.RawMessage
-		if _, err := readJSON(dir, s.Name, &raw); err != nil {
+		if _, err := refvalues.ReadJSON(dir, s.Name, &raw); err != nil {
 			return nil, err
 		}
 		rv.Measurements[name] = raw
 	}
 	var gpu json.RawMessage
-	if ok, err := readJSON(dir, refvalues.GPUPath, &gpu); err != nil {
+	if ok, err := refvalues.ReadJSON(dir, refvalues.GPUPath, &gpu); err != nil {
 		return nil, err
 	} else if ok {
 		rv.GPU = gpu
@@ -153,7 +137,7 @@ type Dependency struct {
 // same build gives the same provenance.
 func BuildProvenance(dir string) (*Provenance, error) {
 	var lock refvalues.Lock
-	ok, err := readJSON(dir, refvalues.LockPath, &lock)
+	ok, err := refvalues.ReadJSON(dir, refvalues.LockPath, &lock)
 	if err != nil {
 		return nil, err
 	}

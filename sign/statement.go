@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // in-toto Statement v1 (https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md).
@@ -97,28 +98,8 @@ func validSubjectName(n string) bool {
 // non-regular files are refused: a release is plain files.
 func Subjects(dir string) ([]Subject, error) {
 	var out []Subject
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		if rel == "." {
-			return nil
-		}
-		if d.IsDir() {
-			if rel == AttestationsDir {
-				return fs.SkipDir
-			}
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s: %s is not a regular file (a release holds only files and folders)", dir, rel)
-		}
-		sum, err := config.FileDigest(p)
+	err := refvalues.WalkFiles(dir, func(rel string, _ fs.DirEntry) error {
+		sum, err := config.FileDigest(filepath.Join(dir, filepath.FromSlash(rel)))
 		if err != nil {
 			return err
 		}

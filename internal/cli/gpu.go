@@ -93,8 +93,6 @@ func unusedOCSP(paths []string, chains ...*gpu.Chain) error {
 	return nil
 }
 
-func classifyGPU(err error, input string) error { return gpu.Classify(err, input) }
-
 func (a *app) gpuReferenceCmd() *cobra.Command {
 	var (
 		rims         []string

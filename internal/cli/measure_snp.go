@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -351,11 +350,11 @@ func idKeysFromFlags(f *snpFlags) (*snp.IDKeys, error) {
 		copy(x.dst[:], b)
 	}
 	var err error
-	if id.IDKey, err = readP384Key(f.idKey, "--id-key"); err != nil {
+	if id.IDKey, err = release.ReadP384Key(f.idKey, "--id-key"); err != nil {
 		return nil, err
 	}
 	if f.authorKey != "" {
-		if id.AuthorKey, err = readP384Key(f.authorKey, "--author-key"); err != nil {
+		if id.AuthorKey, err = release.ReadP384Key(f.authorKey, "--author-key"); err != nil {
 			return nil, err
 		}
 	}
@@ -429,18 +428,6 @@ func writeSNPExtras(f *snpFlags, spec *snp.Spec, e snp.Entry, res *snp.Result, i
 	}
 	se.Files = append(se.Files, files...)
 	return nil
-}
-
-func readP384Key(path, flag string) (*ecdsa.PrivateKey, error) {
-	b, _, err := readInput(path, flag, 1<<20)
-	if err != nil {
-		return nil, err
-	}
-	k, err := snp.ParseP384PrivateKey(b)
-	if err != nil {
-		return nil, outcome.InputError(fmt.Errorf("%s %q: %w", flag, path, err), "make one with: openssl ecparam -name secp384r1 -genkey -noout -out key.pem")
-	}
-	return k, nil
 }
 
 // writeFiles writes each file atomically into dir (created if missing) and

@@ -115,15 +115,6 @@ unless --allow-unbound is given, which bindings.json and the policies record.`,
 	return cmd
 }
 
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // makePolicies is cvmkit policy for one target of the release folder dir
 // (policy.Render on its documents).
 func makePolicies(dir, target string, o policy.RenderOptions) (*policy.Rendered, error) {

@@ -211,14 +211,6 @@ func group(cmd *cobra.Command) *cobra.Command {
 	return cmd
 }
 
-// plural returns word, with an s unless n is 1.
-func plural(n int, word string) string {
-	if n == 1 {
-		return word
-	}
-	return word + "s"
-}
-
 // interrupted is the error of a command stopped by SIGINT or SIGTERM.
 type interrupted struct {
 	cause  error // the context's error
