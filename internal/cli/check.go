@@ -16,6 +16,7 @@ import (
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/refvalues"
+	"github.com/cvmkit/cvmkit/verify"
 	"github.com/spf13/cobra"
 )
 
@@ -35,20 +36,6 @@ values as they are. See docs/check.md.`,
 	}
 	cmd.AddCommand(a.checkSNPCmd(), a.checkTDXCmd())
 	return group(cmd)
-}
-
-// checkResult is what 'cvmkit check snp|tdx --json' prints.
-type checkResult struct {
-	Release   string          `json:"release,omitempty"`
-	Evidence  string          `json:"evidence"`
-	Authentic string          `json:"authentic"`
-	Match     *evidence.Match `json:"match"`
-	// Replay is the CC event log's replay (TDX, with --event-log).
-	Replay *tdx.Replay `json:"replay,omitempty"`
-	// GPU is the GPU evidence checked in the same call (--gpu-evidence).
-	GPU     *gpu.CheckResult `json:"gpu,omitempty"`
-	Verdict string           `json:"verdict"`
-	gpuErr  error
 }
 
 // checkGPUFlags are the GPU evidence a CPU check can take in the same
@@ -159,14 +146,14 @@ measurement, or a field differs; 6 only the TCB is older than the minimum.`,
 			if err != nil {
 				return err
 			}
-			res := checkResult{Release: release, Evidence: report}
+			res := verify.EvidenceCheck{Release: release, Evidence: report}
 			if err := evidence.VerifySNP(cmd.Context(), att, o); err != nil {
 				return a.notAuthentic(&res, "not authentic", fmt.Sprintf("--report %q", report), err, "give the VCEK of the chip and TCB that signed it (snpguest fetch vcek), and --product for a version 2 report of a Genoa or Turin")
 			}
 			res.Authentic = fmt.Sprintf("signed by the chip's %s, chain to the AMD roots pinned in cvmkit, valid at %s", signerName(att.GetReport().GetSignerInfo()), t.UTC().Format("2006-01-02T15:04:05Z"))
 			res.Match = evidence.MatchSNP(att.GetReport(), refs, n)
-			if res.GPU, res.gpuErr = gpus.check(args[0], t); res.GPU == nil && res.gpuErr != nil {
-				return res.gpuErr
+			if res.GPU, res.GPUErr = gpus.check(args[0], t); res.GPU == nil && res.GPUErr != nil {
+				return res.GPUErr
 			}
 			return a.finishCheck(&res)
 		},
@@ -196,7 +183,7 @@ func reportDataNonce(nonce string) ([]byte, error) {
 // notAuthentic reports evidence whose signature or chain did not verify:
 // the result (with the reason) on stdout, exit code 4.
 // The error names input (the flag and file) when given.
-func (a *app) notAuthentic(res *checkResult, verdict, input string, err error, hint string) error {
+func (a *app) notAuthentic(res *verify.EvidenceCheck, verdict, input string, err error, hint string) error {
 	res.Authentic, res.Verdict = err.Error(), verdict
 	if eerr := a.emit(res, func(w io.Writer) { printCheck(w, res) }); eerr != nil {
 		return eerr
@@ -215,64 +202,15 @@ func signerName(info uint32) string {
 }
 
 // finishCheck prints the result and maps it to an exit code.
-func (a *app) finishCheck(res *checkResult) error {
-	m := res.Match
-	gpuNote := ""
-	if res.GPU != nil {
-		if res.GPU.OK {
-			gpuNote = fmt.Sprintf(", with %d GPU(s) matching its GPU reference values", len(res.GPU.GPUs))
-		} else {
-			gpuNote = "; a GPU does not match its GPU reference values"
-		}
+func (a *app) finishCheck(res *verify.EvidenceCheck) error {
+	err := res.Decide()
+	if eerr := a.emit(res, func(w io.Writer) { printCheck(w, res) }); eerr != nil {
+		return eerr
 	}
-	switch {
-	case m.OK() && (res.Replay == nil || res.Replay.OK()):
-		res.Verdict = "this VM runs " + orRelease(res.Release) + " (" + m.Configuration + ")" + gpuNote
-	case m.Configuration == "":
-		res.Verdict = "no configuration of " + orRelease(res.Release) + " has this measurement" + gpuNote
-	default:
-		var bad []string
-		for _, f := range m.Fields {
-			if !f.OK {
-				bad = append(bad, f.Name)
-			}
-		}
-		if res.Replay != nil && !res.Replay.OK() {
-			bad = append(bad, "event log")
-		}
-		res.Verdict = fmt.Sprintf("matches %s by measurement, but %s differ", m.Configuration, strings.Join(bad, ", ")) + gpuNote
-	}
-	if err := a.emit(res, func(w io.Writer) { printCheck(w, res) }); err != nil {
-		return err
-	}
-	switch {
-	case m.OK() && (res.Replay == nil || res.Replay.OK()):
-		return res.gpuErr
-	case m.PolicyOnly() && (res.Replay == nil || res.Replay.OK()):
-		return outcome.PolicyError(errors.New(res.Verdict), "the machine's firmware is older than the release's minimumTCB: update it, or lower the minimum in cvmkit.yaml")
-	}
-	return firstBad(res)
+	return err
 }
 
-// firstBad is the first differing field (or event) as the error the exit
-// code comes from.
-func firstBad(res *checkResult) error {
-	for _, f := range res.Match.Fields {
-		if !f.OK {
-			return &outcome.MismatchError{Subject: res.Evidence, Register: f.Name, Want: f.Want, Got: f.Got}
-		}
-	}
-	return &outcome.MismatchError{Subject: res.Evidence, Register: "event log", Want: "a log that replays to the quote and holds the predicted events", Got: strings.Join(res.Replay.Differences, "; ")}
-}
-
-func orRelease(r string) string {
-	if r == "" {
-		return "the release"
-	}
-	return "release " + r
-}
-
-func printCheck(w io.Writer, res *checkResult) {
+func printCheck(w io.Writer, res *verify.EvidenceCheck) {
 	if res.Release != "" {
 		fmt.Fprintf(w, "release        %s\n", res.Release)
 	}
@@ -396,7 +334,7 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 			if err != nil {
 				return err
 			}
-			res := checkResult{Release: release, Evidence: quote}
+			res := verify.EvidenceCheck{Release: release, Evidence: quote}
 			if err := evidence.VerifyTDX(cmd.Context(), q, o); err != nil {
 				return a.notAuthentic(&res, "not authentic", fmt.Sprintf("--quote %q", quote), err, "give the quote exactly as the TD produced it, and --verify-at inside its PCK certificates' validity")
 			}
@@ -436,8 +374,8 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 				}
 				res.Replay = tdx.ReplayAgainst(log, q.GetTdQuoteBody().GetRtmrs(), doc)
 			}
-			if res.GPU, res.gpuErr = gpus.check(args[0], t); res.GPU == nil && res.gpuErr != nil {
-				return res.gpuErr
+			if res.GPU, res.GPUErr = gpus.check(args[0], t); res.GPU == nil && res.GPUErr != nil {
+				return res.GPUErr
 			}
 			return a.finishCheck(&res)
 		},

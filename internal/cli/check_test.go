@@ -19,6 +19,7 @@ import (
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/refvalues"
+	"github.com/cvmkit/cvmkit/verify"
 	sevabi "github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
@@ -76,7 +77,7 @@ func TestCheckSNPRealReport(t *testing.T) {
 	// The right measurement, another policy: POLICY named.
 	writeJSONFile(t, filepath.Join(other, "measurements", "snp-qemu.json"), refvalues.SNP{Mode: "snp", Policy: "0x30000", Measurements: []refvalues.SNPEntry{{Name: "x", Digest: m}}})
 	code, out, _ = runCLI(t, "check", "snp", other, "--report", report, "--vcek", vcek, "--verify-at", "2024-01-01", "--json")
-	var res checkResult
+	var res verify.EvidenceCheck
 	if err := json.Unmarshal([]byte(out), &res); err != nil || code != outcome.Mismatch.Value || res.Match.Fields[1].Name != "POLICY" || res.Match.Fields[1].OK {
 		t.Fatalf("other policy: exit %d %v\n%s", code, err, out)
 	}
