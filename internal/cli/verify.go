@@ -2,16 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"text/tabwriter"
 
-	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/release"
-	"github.com/cvmkit/cvmkit/sign"
 	"github.com/cvmkit/cvmkit/verify"
 	"github.com/spf13/cobra"
 )
@@ -80,68 +75,9 @@ Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 	return cmd
 }
 
-// trust returns the bundle check for the trust flags: a public key checked
-// in process, or a keyless identity checked by cvmkit-sigstore.
 func (a *app) trust(ctx context.Context, key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot string) (func([]byte) ([]byte, error), string, error) {
-	keyless := identity != "" || identityRegexp != "" || issuer != "" || issuerRegexp != ""
-	switch {
-	case key != "" && keyless:
-		return nil, "", outcome.UsageError(errors.New("give --key or a certificate identity, not both"))
-	case key != "":
-		var b []byte
-		var err error
-		if strings.Contains(key, "://") {
-			// A KMS key URI: its public key, fetched by the helper.
-			helper, herr := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
-			if herr != nil {
-				return nil, "", herr
-			}
-			b, err = a.runHelper(ctx, helper, "public-key", "--key", key)
-		} else {
-			b, _, err = readInput(key, "--key", 1<<20)
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		pub, err := sign.LoadPublicKey(b)
-		if err != nil {
-			return nil, "", outcome.InputError(fmt.Errorf("--key %q: %w", key, err), "give the public key (cosign.pub), not the private key")
-		}
-		hint, _ := sign.KeyHint(pub)
-		return func(b []byte) ([]byte, error) { return sign.VerifyBundle(b, pub) }, "signed by the key " + key + " (hint " + hint + ")", nil
-	case keyless:
-		if trustedRoot == "" {
-			return nil, "", outcome.UsageError(errors.New("keyless verification needs --trusted-root"), "get Sigstore's trusted_root.json from its TUF repository (cosign trusted-root, or https://github.com/sigstore/root-signing)")
-		}
-		if (identity == "") == (identityRegexp == "") || (issuer == "") == (issuerRegexp == "") {
-			return nil, "", outcome.UsageError(errors.New("give one of --certificate-identity(-regexp) and one of --certificate-oidc-issuer(-regexp)"))
-		}
-		helper, err := a.helper("cvmkit-sigstore", "CVMKIT_SIGSTORE")
-		if err != nil {
-			return nil, "", err
-		}
-		args := []string{"verify", "--trusted-root", trustedRoot}
-		for flag, v := range map[string]string{"--certificate-identity": identity, "--certificate-identity-regexp": identityRegexp, "--certificate-oidc-issuer": issuer, "--certificate-oidc-issuer-regexp": issuerRegexp} {
-			if v != "" {
-				args = append(args, flag, v)
-			}
-		}
-		check := func(b []byte) ([]byte, error) {
-			tmp, err := os.CreateTemp("", "cvmkit-bundle-*.json")
-			if err != nil {
-				return nil, err
-			}
-			defer os.Remove(tmp.Name())
-			if _, err := tmp.Write(b); err != nil {
-				tmp.Close()
-				return nil, err
-			}
-			tmp.Close()
-			return a.runHelper(ctx, helper, append(args, tmp.Name())...)
-		}
-		return check, "keyless: Fulcio certificate for " + or(identity, identityRegexp) + " from " + or(issuer, issuerRegexp) + ", Rekor entry", nil
-	}
-	return nil, "", outcome.UsageError(errors.New("say whom to trust: --key cosign.pub, or --certificate-identity and --certificate-oidc-issuer"))
+	return verify.Trust(ctx, verify.TrustOptions{Key: key, Identity: identity, IdentityRegexp: identityRegexp, Issuer: issuer, IssuerRegexp: issuerRegexp,
+		TrustedRoot: trustedRoot, Getenv: a.lookupEnv, HelperEnv: a.helperEnv})
 }
 
 // rebuild rebuilds the release from its config and compares.
