@@ -14,7 +14,9 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/encrypt"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/internal/epoch"
 	"github.com/cvmkit/cvmkit/internal/fileio"
+	"github.com/cvmkit/cvmkit/internal/initbin"
 	"github.com/cvmkit/cvmkit/internal/progress"
 	"github.com/cvmkit/cvmkit/measure/gpu"
 	"github.com/cvmkit/cvmkit/outcome"
@@ -380,4 +382,27 @@ func Encrypt(ctx context.Context, j EncryptJob) (*encrypt.Manifest, []*encrypt.W
 		}
 	}
 	return m, wraps, secrets, nil
+}
+
+// BuildInputs returns what a build needs besides the config: the epoch
+// (SOURCE_DATE_EPOCH, else the config's sourceDateEpoch, else 0) and the
+// cvmkit-init binary (embedded, or --init-binary).
+func BuildInputs(c *config.Config, getenv func(string) (string, bool), initBinary string) (time.Time, []byte, error) {
+	t, ok, err := epoch.FromEnv(getenv)
+	if err != nil {
+		return t, nil, outcome.UsageError(err)
+	}
+	if !ok {
+		t = time.Unix(0, 0).UTC()
+		if c.SourceDateEpoch != nil {
+			t = time.Unix(*c.SourceDateEpoch, 0).UTC()
+		}
+	}
+	initBin, _ := initbin.Binary()
+	if initBinary != "" {
+		if initBin, err = os.ReadFile(initBinary); err != nil {
+			return t, nil, outcome.InputError(fmt.Errorf("--init-binary: %w", fileio.UnwrapPath(err)))
+		}
+	}
+	return t, initBin, nil
 }

@@ -3,15 +3,13 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/cvmkit/cvmkit/build"
 	"github.com/cvmkit/cvmkit/config"
-	"github.com/cvmkit/cvmkit/internal/epoch"
-	"github.com/cvmkit/cvmkit/internal/initbin"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/release"
 	"github.com/spf13/cobra"
 )
 
@@ -103,27 +101,8 @@ line parameters and lock format: docs/image.md.`,
 	return cmd
 }
 
-// buildInputs returns what a build needs besides the config: the epoch
-// (SOURCE_DATE_EPOCH, else the config's sourceDateEpoch, else 0) and the
-// cvmkit-init binary (embedded, or --init-binary).
 func (a *app) buildInputs(c *config.Config, initBinary string) (time.Time, []byte, error) {
-	t, ok, err := epoch.FromEnv(a.lookupEnv)
-	if err != nil {
-		return t, nil, outcome.UsageError(err)
-	}
-	if !ok {
-		t = time.Unix(0, 0).UTC()
-		if c.SourceDateEpoch != nil {
-			t = time.Unix(*c.SourceDateEpoch, 0).UTC()
-		}
-	}
-	initBin, _ := initbin.Binary()
-	if initBinary != "" {
-		if initBin, err = os.ReadFile(initBinary); err != nil {
-			return t, nil, outcome.InputError(fmt.Errorf("--init-binary: %w", unwrapPath(err)))
-		}
-	}
-	return t, initBin, nil
+	return release.BuildInputs(c, a.lookupEnv, initBinary)
 }
 
 // loadChecked loads a release config and checks every pinned input before
