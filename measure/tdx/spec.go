@@ -113,6 +113,9 @@ func Measure(ctx context.Context, s Spec) (*refvalues.TDX, *Prediction, error) {
 		}
 		orders, doc.PageOrderSource = []PageOrder{s.PageOrder}, refvalues.PageOrderFlag
 	}
+	if s.Memory != 0 && (s.Memory < 32<<20 || s.Memory%(1<<20) != 0) {
+		return nil, nil, usage("%s %d bytes: QEMU takes whole MiB, at least 32", s.name("memory"), s.Memory)
+	}
 	image := s.Firmware.Data
 	td, err := ovmf.ParseTDVF(image)
 	if err != nil {
