@@ -84,6 +84,13 @@ func TestRulesCatchViolations(t *testing.T) {
 		{ImportPath: mod + "/verify", Deps: []string{mod + "/build", mod + "/sign"}},
 		{ImportPath: mod + "/internal/cli", Deps: []string{"github.com/spf13/cobra", mod + "/verify", mod + "/build"}},
 		{ImportPath: mod + "/newthing"},
+		// The composer may import domains and the other composer; a domain
+		// may not import the composer, nor the base refvalues a domain.
+		{ImportPath: mod + "/release", Deps: []string{mod + "/build", mod + "/policy", mod + "/verify", mod + "/refvalues"}},
+		{ImportPath: mod + "/policy", Deps: []string{mod + "/release", mod + "/refvalues"}},
+		{ImportPath: mod + "/refvalues", Deps: []string{mod + "/measure/gpu"}},
+		// sbom/cmd is the helper's main: CLI, although sbom is a domain.
+		{ImportPath: mod + "/sbom/cmd/cvmkit-sbom", Imports: []string{"os"}, Deps: []string{mod + "/sbom", mod + "/measure/tdx"}},
 	}
 	got := strings.Join(Check(mod, pkgs), "\n")
 	for _, want := range []string{
@@ -93,12 +100,14 @@ func TestRulesCatchViolations(t *testing.T) {
 		"encrypt (domain) depends on internal/cli: nothing outside the CLI may import the CLI",
 		"config (base) depends on build (domain)",
 		`newthing: package folder "newthing" has no role`,
+		"policy (domain) depends on release (composer)",
+		"refvalues (base) depends on measure/gpu (domain)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("violations do not contain %q; got:\n%s", want, got)
 		}
 	}
-	for _, allowed := range []string{"verify (composer)", "internal/cli (cli)", "measure/ovmf (domain)", "sign (domain) depends on github.com/spf13/cobra"} {
+	for _, allowed := range []string{"verify (composer) depends", "release (composer) depends", "internal/cli (cli)", "measure/ovmf (domain)", "sign (domain) depends on github.com/spf13/cobra", "sbom/cmd/cvmkit-sbom"} {
 		if strings.Contains(got, allowed) {
 			t.Errorf("an allowed dependency was reported (%s):\n%s", allowed, got)
 		}
