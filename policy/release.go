@@ -113,28 +113,16 @@ func targetFiles(target string, v *Values, unbound map[string][]string, authorit
 		}
 	case "sev-check", "tdx-check":
 		for _, l := range v.Launches {
-			var bin, text []byte
 			var err error
 			switch {
 			case target == "sev-check" && l.Platform == SNP:
-				c, cerr := SEVCheckConfig(SEVCheck{Measurement: l.Measurement, Policy: l.GuestPolicy, HostData: l.HostData})
-				if cerr != nil {
-					return nil, cerr
-				}
-				bin, text, err = Encode(c, l.Name)
+				err = addSEVCheck(files, l.Name, SEVCheck{Measurement: l.Measurement, Policy: l.GuestPolicy, HostData: l.HostData})
 			case target == "tdx-check" && l.Platform == TDX:
-				c, cerr := TDXCheckConfig(TDXCheck{MRTD: l.MRTD, RTMRs: l.RTMR})
-				if cerr != nil {
-					return nil, cerr
-				}
-				bin, text, err = Encode(c, l.Name)
-			default:
-				continue
+				err = addTDXCheck(files, l.Name, l.Name, TDXCheck{MRTD: l.MRTD, RTMRs: l.RTMR})
 			}
 			if err != nil {
 				return nil, err
 			}
-			files[l.Name+".binpb"], files[l.Name+".textproto"] = bin, text
 		}
 		if len(files) == 0 {
 			return nil, outcome.InputError(fmt.Errorf("%s: the release has no configuration of that platform", target))

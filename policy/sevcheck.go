@@ -101,3 +101,29 @@ func Encode(m proto.Message, name string) (binpb, text []byte, err error) {
 	}
 	return binpb, append([]byte(b.String()), textpb.Marshal(m)...), nil
 }
+
+// SEVCheckFiles are NAME.binpb and NAME.textproto of the go-sev-guest
+// policy c, as 'measure snp --sev-check-dir' and the sev-check target
+// write them.
+func SEVCheckFiles(name string, c SEVCheck) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	return files, addSEVCheck(files, name, c)
+}
+
+func addSEVCheck(files map[string][]byte, name string, c SEVCheck) error {
+	cfg, err := SEVCheckConfig(c)
+	if err != nil {
+		return err
+	}
+	return addEncoded(files, name, name, cfg)
+}
+
+// addEncoded adds FILE.binpb and FILE.textproto of a check policy.
+func addEncoded(files map[string][]byte, file, comment string, m proto.Message) error {
+	bin, text, err := Encode(m, comment)
+	if err != nil {
+		return err
+	}
+	files[file+".binpb"], files[file+".textproto"] = bin, text
+	return nil
+}

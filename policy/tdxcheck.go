@@ -71,15 +71,19 @@ func TDXCheckFiles(res *refvalues.TDX) (map[string][]byte, error) {
 	files := map[string][]byte{"tdx-values.json": canonical}
 	for _, m := range res.MRTD {
 		mrtd, _ := hex.DecodeString(m.Value)
-		cfg, err := TDXCheckConfig(TDXCheck{MRTD: mrtd, RTMRs: rtmrs})
-		if err != nil {
+		if err := addTDXCheck(files, "tdx-"+m.PageOrder, "tdx "+m.PageOrder, TDXCheck{MRTD: mrtd, RTMRs: rtmrs}); err != nil {
 			return nil, err
 		}
-		bin, text, err := Encode(cfg, "tdx "+m.PageOrder)
-		if err != nil {
-			return nil, err
-		}
-		files["tdx-"+m.PageOrder+".binpb"], files["tdx-"+m.PageOrder+".textproto"] = bin, text
 	}
 	return files, nil
+}
+
+// addTDXCheck adds FILE.binpb and FILE.textproto of the go-tdx-guest policy
+// c (the text form's comment names it) to files.
+func addTDXCheck(files map[string][]byte, file, comment string, c TDXCheck) error {
+	cfg, err := TDXCheckConfig(c)
+	if err != nil {
+		return err
+	}
+	return addEncoded(files, file, comment, cfg)
 }

@@ -414,15 +414,11 @@ func writeSNPExtras(f *snpFlags, spec *snp.Spec, e snp.Entry, res *snp.Result, i
 			chk.AuthorKeyDigest, _ = hex.DecodeString(se.AuthorKeyDigest)
 		}
 	}
-	cfg, err := policy.SEVCheckConfig(chk)
+	checks, err := policy.SEVCheckFiles(name, chk)
 	if err != nil {
 		return err
 	}
-	bin, text, err := policy.Encode(cfg, name)
-	if err != nil {
-		return err
-	}
-	files, err := writeFiles(f.sevCheckDir, map[string][]byte{name + ".binpb": bin, name + ".textproto": text})
+	files, err := writeFiles(f.sevCheckDir, checks)
 	if err != nil {
 		return err
 	}
