@@ -13,6 +13,7 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/measure/gpu"
+	"github.com/cvmkit/cvmkit/measure/gpu/spdm"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/release"
 	"github.com/spf13/cobra"
@@ -310,7 +311,7 @@ reference does not allow.`,
 }
 
 func decodeHexFlag(s string, n int) ([]byte, error) {
-	b, err := gpu.DecodeReport([]byte(s))
+	b, err := spdm.DecodeReport([]byte(s))
 	if err != nil || len(b) != n {
 		return nil, fmt.Errorf("%q is not %d bytes of hex", s, n)
 	}
@@ -350,7 +351,7 @@ func readGPUEvidence(report, chainFile, evidence string) ([]gpu.Item, error) {
 	if err != nil {
 		return nil, err
 	}
-	raw, err := gpu.DecodeReport(text)
+	raw, err := spdm.DecodeReport(text)
 	if err != nil {
 		return nil, outcome.InputError(fmt.Errorf("--report %q: %w", report, err), "give the report as hex text, as NVML tools write it")
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/cvmkit/cvmkit/measure/gpu/spdm"
 )
 
 // Index comparison statuses.
@@ -158,7 +160,7 @@ func compareRegisters(v *VerifiedReport, rims ...*RIMReference) []IndexResult {
 			res := IndexResult{RIMIndex: m.RIMIndex, SPDMIndex: m.RIMIndex + 1, Source: r.Kind, Name: m.Name, Alternative: -1}
 			blk, ok := v.Block(m.RIMIndex + 1)
 			switch {
-			case m.RIMIndex == nvdec0Index && haveNVDEC && nvdec == nvdec0Disabled:
+			case m.RIMIndex == nvdec0Index && haveNVDEC && nvdec == spdm.NVDEC0Disabled:
 				res.Status, res.Reason = StatusSkipped, "NVDEC0_STATUS is 0x55 (NVDEC0 disabled)"
 				if ok {
 					res.Runtime = hex.EncodeToString(blk.Value)

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+
+	"github.com/cvmkit/cvmkit/measure/gpu/spdm"
 )
 
 // ErrNonce marks a report whose request nonce is not the expected one.
@@ -37,7 +39,7 @@ func (e *NonceError) Unwrap() error { return ErrNonce }
 // VerifiedReport is a report whose SPDM signature, attestation-key chain and
 // FWID were verified.
 type VerifiedReport struct {
-	*Report
+	*spdm.Report
 	Chain *Chain
 	// HWModel is the device identity certificate's common name, NVIDIA's
 	// "hwmodel" claim ("GH100 A01 GSP BROM").
@@ -98,7 +100,7 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 // report's FWID (when it carries one) equals the FWID in the leaf certificate, and the nonce when
 // one is expected.
 func VerifyReport(report []byte, certs []*x509.Certificate, opts ReportOptions) (*VerifiedReport, error) {
-	r, err := ParseReport(report)
+	r, err := spdm.ParseReport(report)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +132,7 @@ func VerifyReport(report []byte, certs []*x509.Certificate, opts ReportOptions) 
 	if v.CertFWID, err = certFWID(leaf); err != nil {
 		return nil, fmt.Errorf("attestation-key certificate %q: %w", leaf.Subject.CommonName, err)
 	}
-	if fw, ok := r.Field(OpaqueFWID); ok {
+	if fw, ok := r.Field(spdm.OpaqueFWID); ok {
 		if subtle.ConstantTimeCompare(fw, v.CertFWID) != 1 {
 			return nil, fmt.Errorf("attestation report %w: FWID %x differs from the attestation-key certificate's %x", ErrSignature, fw, v.CertFWID)
 		}

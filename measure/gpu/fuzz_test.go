@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cvmkit/cvmkit/measure/gpu/spdm"
+
 	"github.com/cvmkit/cvmkit/measure/gpu/xmldsig"
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
@@ -62,7 +64,7 @@ func FuzzParseReport(f *testing.F) {
 		files, _ := filepath.Glob(filepath.Join(dir, p))
 		for _, file := range files {
 			if b, err := os.ReadFile(file); err == nil {
-				if r, err := DecodeReport(b); err == nil {
+				if r, err := spdm.DecodeReport(b); err == nil {
 					f.Add(r)
 				}
 			}
@@ -72,11 +74,11 @@ func FuzzParseReport(f *testing.F) {
 	f.Add([]byte{0x11, 0xe0, 0x01, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = ParseEvidence(data)
-		r, err := ParseReport(data)
+		r, err := spdm.ParseReport(data)
 		if err != nil {
 			return
 		}
-		if len(r.Signature) != p384SignatureLen || len(r.Signed)+len(r.Signature)+r.Trailing != len(data) {
+		if len(r.Signature) != spdm.P384SignatureLen || len(r.Signed)+len(r.Signature)+r.Trailing != len(data) {
 			t.Fatalf("signature %d, signed %d, trailing %d of %d bytes", len(r.Signature), len(r.Signed), r.Trailing, len(data))
 		}
 		_ = r.DriverVersion()

@@ -16,12 +16,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cvmkit/cvmkit/measure/gpu/spdm"
 )
 
 // loadReport reads a hex report fixture and its chain.
 func loadReport(t *testing.T, rep, chain string) ([]byte, []*x509.Certificate) {
 	t.Helper()
-	b, err := DecodeReport(readFixture(t, rep))
+	b, err := spdm.DecodeReport(readFixture(t, rep))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,8 +137,8 @@ func TestReportMatchesNVIDIAParser(t *testing.T) {
 	fields := 0
 	for name, raw := range resp.OpaqueData.OpaqueDataField {
 		var typ uint16
-		for tp, n := range opaqueNames {
-			if "OPAQUE_FIELD_ID_"+n == name {
+		for tp := uint16(1); tp < 64; tp++ {
+			if "OPAQUE_FIELD_ID_"+spdm.OpaqueName(tp) == name {
 				typ = tp
 			}
 		}
@@ -190,9 +192,9 @@ func TestReportMatchesTrusteeClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := claims.Config
-	field := func(typ uint16) string { b, _ := v.Field(typ); return asciiField(b) }
-	bid, _ := v.Field(OpaqueBoardID)
-	got := []string{hex.EncodeToString(bid), field(OpaqueChipSKU), v.DriverVersion(), hex.EncodeToString(v.FWID()), field(OpaqueProject), field(OpaqueProjectSKU), strings.ToLower(v.VBIOSVersion())}
+	field := func(typ uint16) string { b, _ := v.Field(typ); return spdm.ASCIIField(b) }
+	bid, _ := v.Field(spdm.OpaqueBoardID)
+	got := []string{hex.EncodeToString(bid), field(spdm.OpaqueChipSKU), v.DriverVersion(), hex.EncodeToString(v.FWID()), field(spdm.OpaqueProject), field(spdm.OpaqueProjectSKU), strings.ToLower(v.VBIOSVersion())}
 	want := []string{c.BoardID, c.ChipSKU, c.DriverVersion, c.FWID, c.Project, c.ProjectSKU, c.VBIOSVersion}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %q, Trustee %q", got, want)
@@ -232,7 +234,7 @@ func TestReportRefusals(t *testing.T) {
 	}
 	// One measurement byte changed.
 	bad := bytes.Clone(b)
-	bad[requestLen+8+7] ^= 1
+	bad[spdm.RequestLen+8+7] ^= 1
 	if _, err := VerifyReport(bad, certs, opts); !errors.Is(err, ErrSignature) {
 		t.Errorf("changed byte: %v", err)
 	}
@@ -260,12 +262,12 @@ func TestReportRefusals(t *testing.T) {
 		t.Fatalf("CoCo capture: %v", err)
 	}
 	cb[len(cb)-1] = 7
-	if _, err := ParseReport(cb); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "not zero padding") {
+	if _, err := spdm.ParseReport(cb); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "not zero padding") {
 		t.Errorf("non-zero tail: %v", err)
 	}
 	// Truncations at every length are errors, never panics.
 	for i := range len(b) {
-		if _, err := ParseReport(b[:i]); err == nil {
+		if _, err := spdm.ParseReport(b[:i]); err == nil {
 			t.Fatalf("truncated to %d bytes accepted", i)
 		}
 	}
@@ -374,7 +376,7 @@ func TestFullPairs(t *testing.T) {
 	}
 	// NVDEC0 enabled (0xAA): index 35 is compared like any other.
 	for i, f := range v.Opaque {
-		if f.Type == OpaqueNVDEC0Status {
+		if f.Type == spdm.OpaqueNVDEC0Status {
 			v.Opaque[i].Value = []byte{0xAA}
 		}
 	}
@@ -437,7 +439,7 @@ func TestEvidenceFiles(t *testing.T) {
 			}
 		}
 	}
-	rep, _ := DecodeReport(readFixture(t, "trustee/hopperAttestationReport.txt"))
+	rep, _ := spdm.DecodeReport(readFixture(t, "trustee/hopperAttestationReport.txt"))
 	chain := base64.StdEncoding.EncodeToString(readFixture(t, "trustee/hopper_cert_chain_case1.txt"))
 	nonce := hex.EncodeToString(rep[4:36])
 	for name, doc := range map[string]string{

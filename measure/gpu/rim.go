@@ -20,13 +20,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cvmkit/cvmkit/measure/gpu/spdm"
 
 	"github.com/cvmkit/cvmkit/measure/gpu/xmldsig"
 
@@ -49,7 +50,7 @@ var ErrSignature = xmldsig.ErrSignature
 
 // ErrMalformed marks a RIM or report that cannot be parsed or does not
 // follow its format.
-var ErrMalformed = errors.New("malformed")
+var ErrMalformed = spdm.ErrMalformed // one sentinel for RIMs and reports
 
 // Kind is what a RIM describes.
 type Kind = refvalues.RIMKind
@@ -166,7 +167,6 @@ func VerifyRIM(data []byte, opts RIMOptions) (*RIM, error) {
 }
 
 var (
-	vbiosVersionRE  = regexp.MustCompile(`^[0-9A-Fa-f]{2}(\.[0-9A-Fa-f]{2}){4}$`)
 	driverVersionRE = regexp.MustCompile(`^[0-9]{1,4}\.[0-9]{1,4}(\.[0-9]{1,4})?$`)
 	hexDigitsRE     = regexp.MustCompile(`^[0-9A-Fa-f]*$`)
 	hashAttrRE      = regexp.MustCompile(`^Hash([0-9]+)$`)
@@ -236,9 +236,9 @@ func parseSWID(doc *xmldsig.Element) (*RIM, error) {
 		return nil, malformed("Meta has no product")
 	}
 	switch {
-	case vbiosVersionRE.MatchString(r.Version) && strings.EqualFold(r.Edition, "SWITCH"):
+	case spdm.IsVBIOSVersion(r.Version) && strings.EqualFold(r.Edition, "SWITCH"):
 		r.Kind = KindSwitchBIOS
-	case vbiosVersionRE.MatchString(r.Version):
+	case spdm.IsVBIOSVersion(r.Version):
 		r.Kind = KindVBIOS
 	case driverVersionRE.MatchString(r.Version):
 		r.Kind = KindDriver

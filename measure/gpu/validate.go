@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/cvmkit/cvmkit/measure/gpu/spdm"
+
 	"github.com/cvmkit/cvmkit/outcome"
 )
 
@@ -143,7 +145,7 @@ func ParseItems(b []byte, source string) ([]Item, error) {
 	for i, e := range ev {
 		it := Item{Source: fmt.Sprintf("%s[%d]", source, i), Arch: e.Arch, UUID: e.UUID, Report: e.Report, Chain: e.CertChain}
 		if e.Nonce != "" {
-			n, err := DecodeReport([]byte(e.Nonce))
+			n, err := spdm.DecodeReport([]byte(e.Nonce))
 			if err != nil || len(n) != 32 {
 				return nil, fmt.Errorf("GPU %d: nonce: %q is not 32 bytes of hex", i, e.Nonce)
 			}

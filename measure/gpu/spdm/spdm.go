@@ -1,9 +1,16 @@
-package gpu
+// Package spdm reads the attestation report of an NVIDIA GPU: the SPDM 1.1
+// GET_MEASUREMENTS request and signed MEASUREMENTS response (DMTF DSP0274),
+// its measurement blocks and NVIDIA's opaque fields. It parses only; the
+// signature, the certificate chain and the comparison with reference values
+// are package gpu's.
+package spdm
 
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -12,9 +19,9 @@ const (
 	spdmVersion11         = 0x11
 	spdmGetMeasurements   = 0xE0 // §10.11.1 request code
 	spdmMeasurements      = 0x60 // §10.11.2 response code
-	requestLen            = 37   // header 4 + nonce 32 + SlotIDParam 1
+	RequestLen            = 37   // header 4 + nonce 32 + SlotIDParam 1
 	nonceLen              = 32
-	p384SignatureLen      = 96 // raw r‖s, NVIDIA's BaseAsymAlgo TPM_ALG_ECDSA_ECC_NIST_P384
+	P384SignatureLen      = 96 // raw r‖s, NVIDIA's BaseAsymAlgo TPM_ALG_ECDSA_ECC_NIST_P384
 	dmtfMeasurementSpec   = 0x01
 	measurementHeaderLen  = 4 // Index, MeasurementSpecification, MeasurementSize u16
 	dmtfMeasurementHdrLen = 3 // DMTFSpecMeasurementValueType, size u16
@@ -53,7 +60,7 @@ const (
 	OpaqueDataVersion              = 34
 	OpaqueChipInfo                 = 35
 	OpaqueFeatureFlag              = 36
-	nvdec0Disabled            byte = 0x55 // NVDEC0 status: engine disabled
+	NVDEC0Disabled            byte = 0x55 // NVDEC0 status: engine disabled
 )
 
 var opaqueNames = map[uint16]string{
@@ -115,6 +122,9 @@ type Report struct {
 	Trailing int
 }
 
+// ErrMalformed marks a report that cannot be parsed.
+var ErrMalformed = errors.New("malformed")
+
 func malformedReport(format string, args ...any) error {
 	return fmt.Errorf("%w attestation report: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
@@ -122,7 +132,7 @@ func malformedReport(format string, args ...any) error {
 // ParseReport parses a GPU attestation report (binary). See [DecodeReport]
 // for the hex text NVML tools write.
 func ParseReport(b []byte) (*Report, error) {
-	if len(b) < requestLen+8 {
+	if len(b) < RequestLen+8 {
 		return nil, malformedReport("%d bytes is shorter than a GET_MEASUREMENTS request and a response header", len(b))
 	}
 	r := &Report{}
@@ -140,7 +150,7 @@ func ParseReport(b []byte) (*Report, error) {
 	copy(r.Nonce[:], b[4:36])
 	r.SlotID = b[36]
 
-	resp := b[requestLen:]
+	resp := b[RequestLen:]
 	// Response, §10.11.2 Table 44.
 	if resp[0] != spdmVersion11 {
 		return nil, malformedReport("response SPDMVersion 0x%02x, want 0x11", resp[0])
@@ -175,14 +185,14 @@ func ParseReport(b []byte) (*Report, error) {
 		return nil, err
 	}
 	off += opLen
-	if len(resp) < off+p384SignatureLen {
-		return nil, malformedReport("the response has %d bytes after the opaque data, fewer than a %d-byte P-384 signature", len(resp)-off, p384SignatureLen)
+	if len(resp) < off+P384SignatureLen {
+		return nil, malformedReport("the response has %d bytes after the opaque data, fewer than a %d-byte P-384 signature", len(resp)-off, P384SignatureLen)
 	}
-	r.Signed = b[:requestLen+off]
-	r.Signature = resp[off : off+p384SignatureLen]
-	for _, c := range resp[off+p384SignatureLen:] {
+	r.Signed = b[:RequestLen+off]
+	r.Signature = resp[off : off+P384SignatureLen]
+	for _, c := range resp[off+P384SignatureLen:] {
 		if c != 0 {
-			return nil, malformedReport("%d bytes follow the signature and they are not zero padding", len(resp)-off-p384SignatureLen)
+			return nil, malformedReport("%d bytes follow the signature and they are not zero padding", len(resp)-off-P384SignatureLen)
 		}
 		r.Trailing++
 	}
@@ -281,7 +291,7 @@ func (r *Report) Block(idx int) (Block, bool) {
 	return Block{}, false
 }
 
-func asciiField(v []byte) string {
+func ASCIIField(v []byte) string {
 	if i := strings.IndexByte(string(v), 0); i >= 0 {
 		v = v[:i]
 	}
@@ -291,7 +301,7 @@ func asciiField(v []byte) string {
 // DriverVersion is the driver version string ("550.90.07").
 func (r *Report) DriverVersion() string {
 	v, _ := r.Field(OpaqueDriverVersion)
-	return asciiField(v)
+	return ASCIIField(v)
 }
 
 // VBIOSVersion formats the VBIOS version field the way NVIDIA's services
@@ -305,8 +315,8 @@ func (r *Report) VBIOSVersion() string {
 		return ""
 	case len(v) == 8:
 		return fmt.Sprintf("%02X.%02X.%02X.%02X.%02X", v[3], v[2], v[1], v[0], v[4])
-	case vbiosVersionRE.MatchString(asciiField(v)):
-		return strings.ToUpper(asciiField(v))
+	case vbiosVersionRE.MatchString(ASCIIField(v)):
+		return strings.ToUpper(ASCIIField(v))
 	}
 	return ""
 }
@@ -339,7 +349,7 @@ func (r *Report) VBIOSRIMID() string {
 	if len(p) == 0 || len(ps) == 0 || len(cs) == 0 || v == "" {
 		return ""
 	}
-	return strings.ToUpper(fmt.Sprintf("NV_GPU_VBIOS_%s_%s_%s_%s", asciiField(p), asciiField(ps), asciiField(cs), strings.ReplaceAll(v, ".", "")))
+	return strings.ToUpper(fmt.Sprintf("NV_GPU_VBIOS_%s_%s_%s_%s", ASCIIField(p), ASCIIField(ps), ASCIIField(cs), strings.ReplaceAll(v, ".", "")))
 }
 
 // MeasurementCounts decodes MSRSCNT: how many times each of the 64
@@ -352,3 +362,10 @@ func (r *Report) MeasurementCounts() []uint32 {
 	}
 	return out
 }
+
+// vbiosVersionRE is a VBIOS version in NVIDIA's dotted form (96.00.5E.00.01).
+var vbiosVersionRE = regexp.MustCompile(`^[0-9A-Fa-f]{2}(\.[0-9A-Fa-f]{2}){4}$`)
+
+// IsVBIOSVersion reports whether s is a VBIOS version in NVIDIA's dotted
+// form, as RIMs and reports write it.
+func IsVBIOSVersion(s string) bool { return vbiosVersionRE.MatchString(s) }
