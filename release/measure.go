@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/cvmkit/cvmkit/build"
@@ -22,7 +23,8 @@ import (
 // inputs reads each input file once for the whole release: the firmware a
 // dozen configurations share, the kernel every TD shape measures.
 type inputs struct {
-	files map[string]snp.Input
+	files map[string]snp.Input // config inputs, with their digests
+	image map[string][]byte    // image outputs, whose digests the lock has
 }
 
 func (in *inputs) read(p, what string, max int64) (snp.Input, error) {
@@ -147,7 +149,8 @@ func (r *run) snpSpec(in *inputs, s config.SNP, cmdline string) (*snp.Spec, conf
 	if err != nil {
 		return nil, fw, outcome.InputError(err)
 	}
-	spec := &snp.Spec{Mode: mode, VCPUs: s.VCPUs, GuestFeatures: 1, Policy: 0x30000, Name: func(k string) string { return snpConfigKeys[k] }}
+	spec := &snp.Spec{Mode: mode, VCPUs: s.VCPUs, GuestFeatures: 1, Policy: 0x30000, Name: func(k string) string { return snpConfigKeys[k] },
+		Hint: "fix platforms.snp " + s.Name + " in the config (docs/config.md)"}
 	vmm, err := snp.ParseVMM(string(s.VMM))
 	if err != nil {
 		return nil, fw, outcome.InputError(err)
@@ -215,7 +218,7 @@ func (r *run) snpSpec(in *inputs, s config.SNP, cmdline string) (*snp.Spec, conf
 
 // snpConfigKeys name a spec's settings as platforms.snp spells them.
 var snpConfigKeys = map[string]string{"mode": "mode", "vmm-type": "vmm", "vcpus": "vcpus", "vcpu-type": "vcpuTypes",
-	"append": "the image's command line", "explain": "explain", "dump-vmsa": "dump-vmsa"}
+	"append": "the image's command line", "explain": "explain", "dump-vmsa": "dump-vmsa", "svsm": "svsm"}
 
 // ReadP384Key reads an ID block signing key (PEM, P-384).
 func ReadP384Key(p, what string) (*ecdsa.PrivateKey, error) {
@@ -239,7 +242,7 @@ func (r *run) tdxSpec(in *inputs, t config.TDX, vcpus int, cmdline string) (*tdx
 		return nil, fw, err
 	}
 	s := &tdx.Spec{QEMUVersion: t.QEMUVersion, Memory: int64(t.Memory), VCPUs: vcpus, SecureBoot: tdx.SecureBootAbsent, Cmdline: cmdline,
-		Name: func(k string) string { return tdxConfigKeys[k] }}
+		Name: func(k string) string { return tdxConfigKeys[k] }, Hint: "fix platforms.tdx " + t.Name + " in the config (docs/config.md)"}
 	if t.PageOrder != "" {
 		if s.PageOrder, err = tdx.ParsePageOrder(string(t.PageOrder)); err != nil {
 			return nil, fw, outcome.InputError(err)
@@ -287,18 +290,17 @@ func (r *run) tdxSpec(in *inputs, t config.TDX, vcpus int, cmdline string) (*tdx
 // imageBytes reads an image output once (the kernel and initrd every TD
 // shape measures); its digests come from the lock, not from this read.
 func (r *run) imageBytes(in *inputs, name string) ([]byte, error) {
-	p := r.dir + "/" + refvalues.ImagePath(name)
-	if f, ok := in.files[p]; ok {
-		return f.Data, nil
+	if b, ok := in.image[name]; ok {
+		return b, nil
 	}
-	b, err := os.ReadFile(p)
+	b, err := os.ReadFile(filepath.Join(r.dir, filepath.FromSlash(refvalues.ImagePath(name))))
 	if err != nil {
 		return nil, err
 	}
-	if in.files == nil {
-		in.files = map[string]snp.Input{}
+	if in.image == nil {
+		in.image = map[string][]byte{}
 	}
-	in.files[p] = snp.Input{Data: b}
+	in.image[name] = b
 	return b, nil
 }
 

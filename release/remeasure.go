@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/cvmkit/cvmkit/build"
 	"github.com/cvmkit/cvmkit/config"
-	"github.com/cvmkit/cvmkit/internal/fileio"
 	"github.com/cvmkit/cvmkit/measure/snp"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/refvalues"
@@ -56,8 +54,9 @@ func remeasure(ctx context.Context, dir string, c *config.Config, imageDir strin
 	return out, nil
 }
 
-// inputIndex maps the SHA-256 of every file the config pins and of every
-// rebuilt image output to its path.
+// inputIndex maps the SHA-256 of every input file of the config (its pin,
+// checked when the config was loaded; unpinned files are hashed) and of
+// every rebuilt image output to its path.
 func inputIndex(c *config.Config, imageDir string) (map[string]string, error) {
 	idx := map[string]string{}
 	add := func(p string) error {
@@ -72,8 +71,14 @@ func inputIndex(c *config.Config, imageDir string) (map[string]string, error) {
 		return nil
 	}
 	for _, in := range c.Inputs() {
-		if !in.Dir {
-			if err := add(c.Resolve(config.Path(in.Path))); err != nil {
+		p := c.Resolve(config.Path(in.Path))
+		switch {
+		case in.Dir:
+		case in.Digest != "":
+			// Pinned: loading the config checked the file against its pin.
+			idx[in.Digest.Hex()] = p
+		default:
+			if err := add(p); err != nil {
 				return nil, err
 			}
 		}
@@ -148,22 +153,24 @@ func remeasureSNP(ctx context.Context, p string, b []byte, idx map[string]string
 		return nil, err
 	}
 	if doc.Kernel != nil {
-		kernel, why := lookup(idx, doc.Kernel, "kernel")
-		if why != "" {
+		// The hashes table holds only the files' SHA-256, which the index
+		// found them by: they need not be read again.
+		if _, why := lookup(idx, doc.Kernel, "kernel"); why != "" {
 			return skipped(p, why), nil
 		}
-		initrd := ""
+		var initrd *refvalues.File
 		if doc.Initrd != nil && doc.Initrd.Path != "" {
-			if initrd, why = lookup(idx, doc.Initrd, "initrd"); why != "" {
+			if _, why := lookup(idx, doc.Initrd, "initrd"); why != "" {
 				return skipped(p, why), nil
 			}
+			initrd = doc.Initrd
 		}
 		cmd := ""
 		if doc.Cmdline != nil {
 			cmd = doc.Cmdline.Value
 		}
-		if s.Boot, err = HashBoot(kernel, initrd, cmd); err != nil {
-			return nil, err
+		if s.Boot, err = snp.BootFromDigests(*doc.Kernel, initrd, cmd); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 	}
 	var out []verify.Compared
@@ -243,11 +250,12 @@ func remeasureTDX(ctx context.Context, p string, b []byte, idx map[string]string
 		if why != "" {
 			return skipped(p, why), nil
 		}
-		data, f, err := fileio.Read(path, in.what, 4<<30)
+		// Found by its SHA-256: the bytes are needed, not another digest.
+		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, err
 		}
-		*in.dst = &tdx.Input{Data: data, File: f}
+		*in.dst = &tdx.Input{Data: data, File: *in.d}
 		if in.what == "firmware" {
 			s.Firmware = **in.dst
 		}
@@ -288,28 +296,4 @@ func deref(s *string) string {
 		return ""
 	}
 	return strings.TrimSpace(*s)
-}
-
-// HashBoot streams the kernel and initrd once into their hashes-table
-// entries (SHA-256, which is also the digest the document records).
-func HashBoot(kernel, initrd, cmdline string) (*snp.Boot, error) {
-	kf, kd, err := fileio.Open(kernel, "--kernel")
-	if err != nil {
-		return nil, err
-	}
-	defer kf.Close()
-	b := &snp.Boot{Kernel: kd, Cmdline: cmdline}
-	var ir io.Reader
-	if initrd != "" {
-		inf, id, err := fileio.Open(initrd, "--initrd")
-		if err != nil {
-			return nil, err
-		}
-		defer inf.Close()
-		ir, b.Initrd = inf, &id
-	}
-	if b.Hashes, err = snp.HashKernel(kf, ir, cmdline); err != nil {
-		return nil, fmt.Errorf("hashing kernel and initrd: %w", err)
-	}
-	return b, nil
 }

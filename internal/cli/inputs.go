@@ -9,6 +9,8 @@ import (
 	"github.com/cvmkit/cvmkit/refvalues"
 )
 
+func openInput(path, flag string) (*os.File, refvalues.File, error) { return fileio.Open(path, flag) }
+
 func readInput(path, flag string, max int64) ([]byte, refvalues.File, error) {
 	return fileio.Read(path, flag, max)
 }

@@ -191,7 +191,7 @@ func (a *app) snpSpec(f *snpFlags) (*snp.Spec, error) {
 		if err := qemu.CheckCmdline(f.appendArg); err != nil {
 			return nil, outcome.UsageError(fmt.Errorf("--append: %w", err))
 		}
-		if s.Boot, err = release.HashBoot(f.kernel, f.initrd, f.appendArg); err != nil {
+		if s.Boot, err = hashBoot(f.kernel, f.initrd, f.appendArg); err != nil {
 			return nil, err
 		}
 	}
@@ -446,4 +446,28 @@ func writeFiles(dir string, files map[string][]byte) ([]string, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// hashBoot streams the kernel and initrd once into their hashes-table
+// entries (SHA-256, which is also the digest the document records).
+func hashBoot(kernel, initrd, cmdline string) (*snp.Boot, error) {
+	kf, kd, err := openInput(kernel, "--kernel")
+	if err != nil {
+		return nil, err
+	}
+	defer kf.Close()
+	b := &snp.Boot{Kernel: kd, Cmdline: cmdline}
+	var ir io.Reader
+	if initrd != "" {
+		inf, id, err := openInput(initrd, "--initrd")
+		if err != nil {
+			return nil, err
+		}
+		defer inf.Close()
+		ir, b.Initrd = inf, &id
+	}
+	if b.Hashes, err = snp.HashKernel(kf, ir, cmdline); err != nil {
+		return nil, fmt.Errorf("hashing kernel and initrd: %w", err)
+	}
+	return b, nil
 }

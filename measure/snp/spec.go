@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
 
 	"github.com/cvmkit/cvmkit/measure/ovmf"
@@ -54,6 +53,9 @@ type Spec struct {
 	// "append", "explain", "dump-vmsa"), so errors point at the flag or
 	// config key that was given; nil names it by key.
 	Name func(key string) string
+	// Hint is the fix a usage error suggests; "" points at cvmkit measure
+	// snp --help.
+	Hint string
 }
 
 // Input is an input file's bytes and its recorded digests.
@@ -119,6 +121,13 @@ type Result struct {
 	VMSAs map[string][]byte
 }
 
+func (s *Spec) hint() string {
+	if s.Hint != "" {
+		return s.Hint
+	}
+	return "see cvmkit measure snp --help"
+}
+
 func (s *Spec) name(key string) string {
 	if s.Name != nil {
 		return s.Name(key)
@@ -137,7 +146,7 @@ func (m Mode) IsSNP() bool { return m == ModeSNP || m == ModeSVSM }
 // before any input is read; [Measure] checks it too.
 func (s *Spec) Check() error {
 	usage := func(format string, args ...any) error {
-		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure snp --help")
+		return outcome.UsageError(fmt.Errorf(format, args...), s.hint())
 	}
 	if s.Mode == ModeSVSM {
 		for _, v := range s.VMMs {
@@ -166,7 +175,7 @@ func (s *Spec) Check() error {
 // them with their assumptions (docs/measure-snp.md).
 func Measure(ctx context.Context, s Spec) (*Result, error) {
 	usage := func(format string, args ...any) error {
-		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure snp --help")
+		return outcome.UsageError(fmt.Errorf(format, args...), s.hint())
 	}
 	if err := s.Check(); err != nil {
 		return nil, err
@@ -179,7 +188,7 @@ func Measure(ctx context.Context, s Spec) (*Result, error) {
 	}
 	needVMSA, isSNP := s.Mode.NeedsVMSA(), s.Mode.IsSNP()
 	if (s.ID != nil || s.CheckPolicy) && !isSNP {
-		return nil, outcome.UsageError(errors.New("ID blocks and go-sev-guest policies are for SEV-SNP launch digests (--mode snp or snp:svsm)"))
+		return nil, outcome.UsageError(fmt.Errorf("ID blocks and go-sev-guest policies are for SEV-SNP launch digests (%s snp or snp:svsm)", s.name("mode")), s.hint())
 	}
 	if s.ID != nil || s.CheckPolicy {
 		if err := CheckPolicy(s.Policy); err != nil {
@@ -220,7 +229,7 @@ func Measure(ctx context.Context, s Spec) (*Result, error) {
 	}
 	if s.Mode == ModeSVSM {
 		if s.SVSM == nil {
-			return nil, outcome.UsageError(errors.New("--mode snp:svsm needs --svsm"))
+			return nil, outcome.UsageError(fmt.Errorf("%s snp:svsm needs %s", s.name("mode"), s.name("svsm")), s.hint())
 		}
 		svsm, err := ovmf.Parse(s.SVSM.Data)
 		if err != nil {

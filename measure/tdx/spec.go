@@ -48,12 +48,22 @@ type Spec struct {
 	// "memory", "guest-measures-rtmr2"), so errors point at the flag or
 	// config key that was given; nil names it by key.
 	Name func(key string) string
+	// Hint is the fix a usage error suggests; "" points at cvmkit measure
+	// tdx --help.
+	Hint string
 }
 
 // Input is an input file's bytes and its recorded digests.
 type Input struct {
 	Data []byte
 	File refvalues.File
+}
+
+func (s *Spec) hint() string {
+	if s.Hint != "" {
+		return s.Hint
+	}
+	return "see cvmkit measure tdx --help"
 }
 
 func (s *Spec) name(key string) string {
@@ -88,7 +98,7 @@ func DefaultKernelBlob(qemuMajor int, p Profile) KernelBlob {
 // prediction (nil without a profile), whose event log a caller may write.
 func Measure(ctx context.Context, s Spec) (*refvalues.TDX, *Prediction, error) {
 	usage := func(format string, args ...any) error {
-		return outcome.UsageError(fmt.Errorf(format, args...), "see cvmkit measure tdx --help")
+		return outcome.UsageError(fmt.Errorf(format, args...), s.hint())
 	}
 	doc := &refvalues.TDX{SecureBoot: string(s.SecureBoot), VCPUs: s.VCPUs, QEMUVersion: s.QEMUVersion, Memory: s.Memory,
 		Firmware: s.Firmware.File, NotComputed: []refvalues.TDXNotComputed{}, Events: []refvalues.TDXEvent{}}
