@@ -58,6 +58,13 @@ func Rebuild(ctx context.Context, rep *verify.Report, o RebuildOptions) error {
 		return fmt.Sprintf("cvmkit: rebuilding and recomputing %s (%.0f s)\n", rep.Dir, time.Since(start).Seconds())
 	})
 	defer stop()
+	// When the release has SBOMs, cvmkit-sbom builds its licence scanner
+	// while the image is rebuilt.
+	var sb *SBOMHelper
+	if exists(rep.Dir, refvalues.SBOMSPDXPath) || exists(rep.Dir, refvalues.SBOMCycloneDX) {
+		sb = StartSBOM(ctx, o.Getenv)
+		defer sb.Abort()
+	}
 	return verify.Rebuild(ctx, rep, verify.RebuildOptions{
 		Config: c, Epoch: o.Epoch, InitBinary: o.InitBinary, Version: o.Version,
 		Extra: func(ctx context.Context, imageDir string) (map[string][]byte, map[string]string, error) {
@@ -65,8 +72,8 @@ func Rebuild(ctx context.Context, rep *verify.Report, o RebuildOptions) error {
 			if err := rebuildGPU(c, rep, out, why); err != nil {
 				return nil, nil, err
 			}
-			if exists(rep.Dir, refvalues.SBOMSPDXPath) || exists(rep.Dir, refvalues.SBOMCycloneDX) {
-				docs, err := MakeSBOM(ctx, SBOM{Input: imageDir, Boot: ConfigBoot(c), Tool: o.Version, Getenv: o.Getenv})
+			if sb != nil {
+				docs, err := sb.Make(SBOM{Input: imageDir, Boot: ConfigBoot(c), Tool: o.Version, Getenv: o.Getenv})
 				if err != nil {
 					return nil, nil, err
 				}

@@ -86,6 +86,8 @@ type run struct {
 	release  string // NAME@VERSION
 	inv      *Inventory
 	progress io.Writer
+	// sbomHelper is cvmkit-sbom, started with the release (see StartSBOM).
+	sbomHelper *SBOMHelper
 }
 
 // HasSecrets reports whether the release makes a secret: a cleartext data
@@ -146,6 +148,10 @@ func Run(ctx context.Context, c *config.Config, o Options) (*Result, error) {
 		r.progress = io.Discard
 	}
 	res := &Result{Release: r.release, Output: o.Output, Secrets: o.Secrets}
+	// cvmkit-sbom starts now and builds its licence scanner while the image
+	// is built; the sbom stage gives it the image.
+	r.sbomHelper = StartSBOM(ctx, o.Getenv)
+	defer r.sbomHelper.Abort()
 	err := Folders(o.Output, o.Secrets, r.progress, func(tmp, secretsTmp string) error {
 		r.dir, r.secrets = tmp, secretsTmp
 		for i, name := range Stages {

@@ -68,6 +68,44 @@ type SBOM struct {
 // MakeSBOM catalogues an image folder, an EROFS file or a root folder by
 // running cvmkit-sbom (see sbom/cmd/cvmkit-sbom for why it is separate).
 func MakeSBOM(ctx context.Context, r SBOM) (*SBOMDocs, error) {
+	return StartSBOM(ctx, r.Getenv).Make(r)
+}
+
+// SBOMHelper is cvmkit-sbom started before its input exists: it builds
+// its licence scanner (about a CPU-second, most of an SBOM's time on a
+// small image) while the release builds the image, and catalogues the
+// image when Make gives it its job.
+type SBOMHelper struct {
+	p   *helper.Process
+	err error // finding the helper
+}
+
+// StartSBOM finds and starts cvmkit-sbom (CVMKIT_SBOM, beside cvmkit, or
+// on PATH); an error doing so is returned by Make. Call Make or Abort.
+func StartSBOM(ctx context.Context, getenv func(string) (string, bool)) *SBOMHelper {
+	if getenv == nil {
+		getenv = os.LookupEnv
+	}
+	path, err := helper.Find("cvmkit-sbom", "CVMKIT_SBOM", getenv)
+	if err != nil {
+		return &SBOMHelper{err: err}
+	}
+	return &SBOMHelper{p: helper.Start(ctx, path, "--job-stdin")}
+}
+
+// Abort ends a helper whose job will not come (an earlier stage failed).
+func (h *SBOMHelper) Abort() {
+	if h.p != nil {
+		h.p.Abort()
+	}
+}
+
+// Make gives the helper its job, r, and returns the two documents.
+func (h *SBOMHelper) Make(r SBOM) (*SBOMDocs, error) {
+	if h.err != nil {
+		return nil, h.err
+	}
+	defer h.Abort() // when the job is refused before it is given
 	input, name, version, boot := r.Input, r.Name, r.Version, r.Boot
 	fi, err := os.Stat(input)
 	if err != nil {
@@ -95,10 +133,6 @@ func MakeSBOM(ctx context.Context, r SBOM) (*SBOMDocs, error) {
 	if o.Name == "" {
 		o.Name = strings.TrimSuffix(filepath.Base(filepath.Clean(input)), filepath.Ext(input))
 	}
-	path, err := helper.Find("cvmkit-sbom", "CVMKIT_SBOM", r.Getenv)
-	if err != nil {
-		return nil, err
-	}
 	tmp, err := os.MkdirTemp("", "cvmkit-sbom-*")
 	if err != nil {
 		return nil, err
@@ -118,7 +152,11 @@ func MakeSBOM(ctx context.Context, r SBOM) (*SBOMDocs, error) {
 	for _, f := range boot.Vars {
 		args = append(args, "--firmware-vars", f)
 	}
-	stdout, err := helper.Run(ctx, path, nil, append(args, target)...)
+	job, err := json.Marshal(append(args, target))
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := h.p.Finish(job)
 	if err != nil {
 		return nil, outcome.WithHint(fmt.Errorf("sbom: %w", err), "give an image folder from 'cvmkit build', its rootfs.img, or a root filesystem folder; --initrd must be an initramfs (newc cpio, plain or gzip, zstd, xz) and --kernel a bzImage or UKI")
 	}

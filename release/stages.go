@@ -254,7 +254,7 @@ func WarnReadableSecret(w io.Writer, path, what string) {
 }
 
 func (r *run) sbom(ctx context.Context) (string, []string, error) {
-	docs, err := MakeSBOM(ctx, SBOM{Input: filepath.Join(r.dir, refvalues.ImageDir), Name: r.c.Release.Metadata.Name, Version: r.c.Release.Metadata.Version,
+	docs, err := r.sbomHelper.Make(SBOM{Input: filepath.Join(r.dir, refvalues.ImageDir), Name: r.c.Release.Metadata.Name, Version: r.c.Release.Metadata.Version,
 		Boot: ConfigBoot(r.c), Tool: r.o.Version, Getenv: r.o.Getenv})
 	if err != nil {
 		return "", nil, err

@@ -52,6 +52,9 @@ type Options struct {
 	Epoch time.Time
 	// Tool is the creating tool's version, recorded in the documents.
 	Tool string
+	// Licenses, when set, is the licence scanner started by
+	// [StartLicenseScanner]; otherwise syft builds one when cataloguing.
+	Licenses *LicenseScanner
 	// Parts are the boot chain's pieces outside the root filesystem (kernel,
 	// initrd and its contents, firmware), listed beside its packages.
 	Parts []Part
@@ -64,10 +67,56 @@ type Documents struct {
 	Packages  int
 }
 
+// LicenseScanner is syft's licence scanner built on another goroutine.
+// Building it (google/licensecheck compiles its licence texts into one
+// matcher) is about a CPU-second whatever the image, most of an SBOM's cost
+// on a small root filesystem, so callers start it first and let it overlap
+// with reading the image and the boot chain.
+type LicenseScanner struct {
+	done chan struct{}
+	ctx  context.Context
+	err  error
+}
+
+// StartLicenseScanner starts building the scanner with syft's default
+// licence settings (the ones [FromDir] catalogues with). ctx must be the
+// context later given to FromDir or FromEROFS, or one it derives from.
+func StartLicenseScanner(ctx context.Context) *LicenseScanner {
+	l := &LicenseScanner{done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		l.ctx, l.err = syft.SetContextLicenseScanner(ctx, syft.DefaultCreateSBOMConfig().Licenses)
+	}()
+	return l
+}
+
+// wait returns ctx carrying the scanner, once it is built; syft's
+// CreateSBOM then uses it instead of building its own.
+func (l *LicenseScanner) wait(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if l.err != nil {
+		return nil, fmt.Errorf("sbom: %w", l.err)
+	}
+	return l.ctx, nil
+}
+
 // FromDir catalogues the root filesystem in dir.
 func FromDir(ctx context.Context, dir string, o Options) (*Documents, error) {
 	if o.Name == "" {
 		return nil, errors.New("sbom: a name for the root filesystem is required")
+	}
+	if o.Licenses != nil {
+		var err error
+		if ctx, err = o.Licenses.wait(ctx); err != nil {
+			return nil, err
+		}
 	}
 	src, err := directorysource.New(directorysource.Config{Path: dir, Base: dir, Alias: source.Alias{Name: o.Name, Version: o.Version}})
 	if err != nil {

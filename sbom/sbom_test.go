@@ -3,6 +3,7 @@ package sbom
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -368,5 +369,75 @@ func validate(t *testing.T, name string, doc []byte, path string, refs map[strin
 	}
 	if err := sch.Validate(v); err != nil {
 		t.Fatalf("%s document does not validate against %s: %v", name, path, err)
+	}
+}
+
+// mitText is the MIT licence as a copyright file gives it in free text (no
+// machine-readable "License:" field), so that syft's full-text scanner
+// concludes it.
+const mitText = `Copyright (c) 2025 The Authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+`
+
+// TestLicenseScannerStartedAhead: the scanner built ahead of cataloguing
+// (StartLicenseScanner, as cvmkit-sbom does while it reads the image) gives
+// the same documents as the one syft builds itself, and full-text licence
+// detection still concludes a free-text copyright file's licence.
+func TestLicenseScannerStartedAhead(t *testing.T) {
+	root := t.TempDir()
+	debianRoot(t, root)
+	p := filepath.Join(root, "usr/share/doc/base-files/copyright")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(mitText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	own, err := FromDir(ctx, root, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := opts
+	o.Licenses = StartLicenseScanner(ctx)
+	ahead, err := FromDir(ctx, root, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(own.SPDX, ahead.SPDX) || !bytes.Equal(own.CycloneDX, ahead.CycloneDX) {
+		t.Fatal("the scanner started ahead gave other SBOMs than syft's own")
+	}
+	if !bytes.Contains(ahead.SPDX, []byte(`"licenseConcluded": "MIT"`)) {
+		t.Fatalf("the free-text MIT copyright file was not concluded MIT:\n%s", ahead.SPDX)
+	}
+}
+
+// TestLicenseScannerCancelled: cataloguing stops when the context ends
+// while the scanner is still being built.
+func TestLicenseScannerCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := StartLicenseScanner(context.Background())
+	cancel()
+	o := opts
+	o.Licenses = l
+	if _, err := FromDir(ctx, t.TempDir(), o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }

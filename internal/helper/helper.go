@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,7 +47,65 @@ func Run(ctx context.Context, path string, env []string, args ...string) ([]byte
 	c := exec.CommandContext(ctx, path, args...)
 	c.Stdout, c.Stderr = &stdout, &stderr
 	c.Env = append(os.Environ(), env...)
-	err := c.Run()
+	return result(path, c.Run(), &stdout, &stderr)
+}
+
+// Process is a helper started ahead of its job: it does its fixed set-up
+// (cvmkit-sbom builds its licence scanner, about a CPU-second) while the
+// caller prepares the job's inputs, then reads the job from standard input.
+type Process struct {
+	path           string
+	cmd            *exec.Cmd
+	stdin          io.WriteCloser
+	stdout, stderr bytes.Buffer
+	err            error // starting it
+	done           bool
+}
+
+// Start starts the helper at path with args; its job is given later with
+// Finish, or never (Abort). An error starting it is returned by Finish.
+func Start(ctx context.Context, path string, args ...string) *Process {
+	p := &Process{path: path, cmd: exec.CommandContext(ctx, path, args...)}
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if p.stdin, p.err = p.cmd.StdinPipe(); p.err == nil {
+		p.err = p.cmd.Start()
+	}
+	return p
+}
+
+// Finish writes job to the helper's standard input, closes it, waits for
+// the helper and maps its exit code as Run does.
+func (p *Process) Finish(job []byte) ([]byte, error) {
+	if p.err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(p.path), p.err)
+	}
+	if p.done {
+		return nil, fmt.Errorf("%s: its job was already given", filepath.Base(p.path))
+	}
+	p.done = true
+	_, werr := p.stdin.Write(job)
+	cerr := p.stdin.Close()
+	err := p.cmd.Wait()
+	if err == nil && errors.Join(werr, cerr) != nil {
+		err = errors.Join(werr, cerr)
+	}
+	return result(p.path, err, &p.stdout, &p.stderr)
+}
+
+// Abort ends a helper whose job will not come: its standard input closes
+// empty, and it exits without doing anything.
+func (p *Process) Abort() {
+	if p.err != nil || p.done {
+		return
+	}
+	p.done = true
+	p.stdin.Close()
+	_ = p.cmd.Wait()
+}
+
+// result maps a helper's exit to cvmkit's outcomes, with the message it
+// printed on stderr.
+func result(path string, err error, stdout, stderr *bytes.Buffer) ([]byte, error) {
 	if err == nil {
 		return stdout.Bytes(), nil
 	}

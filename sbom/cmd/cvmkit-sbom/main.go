@@ -8,6 +8,7 @@
 // Usage:
 //
 //	cvmkit-sbom version
+//	cvmkit-sbom --job-stdin   (the arguments below, as a JSON array on stdin)
 //	cvmkit-sbom --name N [--version V] [--epoch UNIX-SECONDS] [--tool T]
 //	    [--kernel FILE] [--initrd FILE] [--firmware NAME=FILE]… [--firmware-vars NAME=FILE]…
 //	    -o DIR INPUT
@@ -24,6 +25,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -40,11 +42,46 @@ import (
 
 func main() { os.Exit(run()) }
 
+// maxJob bounds the job read from standard input (a few paths and names).
+const maxJob = 1 << 20
+
 func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// "cvmkit-sbom version" prints this program's version, with syft's, as
+	// JSON ('cvmkit version --json' asks it).
+	if len(os.Args) == 2 && os.Args[1] == "version" {
+		_ = json.NewEncoder(os.Stdout).Encode(version.Get())
+		return 0
+	}
+	// The licence scanner, the largest fixed cost, is built while the boot
+	// chain is read and the image extracted.
+	licenses := sbom.StartLicenseScanner(ctx)
+	args := os.Args[1:]
+	if len(args) == 1 && args[0] == "--job-stdin" {
+		// Started ahead of its job ('cvmkit release' starts it before the
+		// image is built, so that the scanner is ready when the image is):
+		// the arguments come as a JSON array on standard input. No job
+		// (the release failed first) means nothing to do.
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, maxJob+1))
+		if err != nil || len(b) > maxJob {
+			fmt.Fprintf(os.Stderr, "cvmkit-sbom: error: reading the job from standard input: %v (at most %d bytes)\n", err, maxJob)
+			return 2
+		}
+		if len(bytes.TrimSpace(b)) == 0 {
+			return 0
+		}
+		if err := json.Unmarshal(b, &args); err != nil {
+			fmt.Fprintf(os.Stderr, "cvmkit-sbom: error: the job on standard input is not a JSON array of arguments: %v\n", err)
+			return 2
+		}
+	}
+	return sbomMain(ctx, args, licenses)
+}
+
+func sbomMain(ctx context.Context, args []string, licenses *sbom.LicenseScanner) int {
 	fs := flag.NewFlagSet("cvmkit-sbom", flag.ContinueOnError)
-	var o sbom.Options
+	o := sbom.Options{Licenses: licenses}
 	var epoch int64
 	var out string
 	fs.StringVar(&o.Name, "name", "", "name of the system described")
@@ -58,13 +95,7 @@ func run() int {
 	fs.StringVar(&initrd, "initrd", "", "initrd to list, with the programs and modules inside it")
 	fs.Var(&firmware, "firmware", "NAME=FILE: firmware image to list (repeatable)")
 	fs.Var(&vars, "firmware-vars", "NAME=FILE: firmware variable store to list (repeatable)")
-	// "cvmkit-sbom version" prints this program's version, with syft's, as
-	// JSON ('cvmkit version --json' asks it).
-	if len(os.Args) == 2 && os.Args[1] == "version" {
-		_ = json.NewEncoder(os.Stdout).Encode(version.Get())
-		return 0
-	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 || out == "" || o.Name == "" {
