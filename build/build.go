@@ -176,6 +176,11 @@ func (b *builder) run(ctx context.Context) error {
 		return fmt.Errorf("writing the EROFS image: %w", err)
 	}
 	b.o.Log.Info("EROFS image written")
+	// The image's data goes to disk while it is hashed below (a CPU-bound
+	// pass): the sync at the end then has only the hash tree left to write
+	// instead of the whole image.
+	early := make(chan error, 1)
+	go func() { early <- f.Sync() }()
 	for _, p := range b.pending {
 		in := &b.lock.Inputs[p.index]
 		d, err := p.sd.Sum()
@@ -244,6 +249,9 @@ func (b *builder) run(ctx context.Context) error {
 		HashStartBlock: hashStart,
 		HashSize:       res.HashSize,
 		Levels:         res.Levels,
+	}
+	if err := <-early; err != nil {
+		return err
 	}
 	for _, x := range []*os.File{f, hf} {
 		if x != nil {
