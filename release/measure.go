@@ -235,7 +235,8 @@ func ReadP384Key(p, what string) (*ecdsa.PrivateKey, error) {
 
 // tdxSpec is the adapter from a platforms.tdx entry and one of its vCPU
 // counts to a measurement spec. The kernel and initrd carry the digests of
-// the image lock; their bytes are read once for every TD shape.
+// the image lock; the kernel's bytes are read once for every TD shape, the
+// initrd's not at all.
 func (r *run) tdxSpec(in *inputs, t config.TDX, vcpus int, cmdline string) (*tdx.Spec, config.Firmware, error) {
 	fw, err := r.firmware(t.Firmware)
 	if err != nil {
@@ -273,21 +274,20 @@ func (r *run) tdxSpec(in *inputs, t config.TDX, vcpus int, cmdline string) (*tdx
 		}
 		s.ACPITables = &tdx.Input{Data: a.Data, File: a.File}
 	}
-	for _, x := range []struct {
-		name string
-		dst  **tdx.Input
-	}{{build.KernelName, &s.Kernel}, {build.InitrdName, &s.Initrd}} {
-		rec := r.imageFile(x.name)
-		b, err := r.imageBytes(in, x.name)
-		if err != nil {
-			return nil, fw, err
-		}
-		*x.dst = &tdx.Input{Data: b, File: rec}
+	kernel, err := r.imageBytes(in, build.KernelName)
+	if err != nil {
+		return nil, fw, err
+	}
+	s.Kernel = &tdx.Input{Data: kernel, File: r.imageFile(build.KernelName)}
+	// The initrd is measured by its SHA-384 (and patched into the kernel by
+	// its size): both come from the lock, so its bytes are not read.
+	if rec := r.imageFile(build.InitrdName); rec.SHA384 != "" {
+		s.Initrd = &tdx.Input{File: rec}
 	}
 	return s, fw, nil
 }
 
-// imageBytes reads an image output once (the kernel and initrd every TD
+// imageBytes reads an image output once (the kernel every TD
 // shape measures); its digests come from the lock, not from this read.
 func (r *run) imageBytes(in *inputs, name string) ([]byte, error) {
 	if b, ok := in.image[name]; ok {

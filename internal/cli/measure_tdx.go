@@ -11,6 +11,7 @@ import (
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/cvmkit/cvmkit/measure/ovmf"
+	"github.com/cvmkit/cvmkit/internal/fileio"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/policy"
@@ -220,8 +221,12 @@ func tdxSpec(f *tdxFlags) (*tdx.Spec, error) {
 		v := f.guestCC.value
 		s.GuestMeasuresRTMR2, s.GuestSource = &v, f.guestCC.source
 	}
-	if s.Initrd, err = read(f.initrd, "--initrd", 4<<30); err != nil {
-		return nil, err
+	if f.initrd != "" { // needed by its SHA-384 and size only: streamed
+		d, err := fileio.Digest(f.initrd, "--initrd", 4<<30)
+		if err != nil {
+			return nil, err
+		}
+		s.Initrd = &tdx.Input{File: d}
 	}
 	switch f.kernelBlob {
 	case "":

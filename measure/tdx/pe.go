@@ -32,7 +32,12 @@ type PESection struct {
 
 // ParsePE reads the headers of a PE/COFF image, checking every offset
 // against the file.
-func ParsePE(img []byte) (*PE, error) {
+func ParsePE(img []byte) (*PE, error) { return parsePE(img, len(img)) }
+
+// parsePE reads the headers from hdr, the first bytes of an image of size
+// bytes: offsets into the headers are checked against hdr, offsets of
+// sections and the certificate table against size.
+func parsePE(img []byte, size int) (*PE, error) {
 	if len(img) < 0x40 || string(img[:2]) != "MZ" {
 		return nil, errors.New("not a PE/COFF image (no MZ header)")
 	}
@@ -69,11 +74,11 @@ func ParsePE(img []byte) (*PE, error) {
 		p.secDirOff = dirsOff + 4*8
 		certOff := int(binary.LittleEndian.Uint32(img[p.secDirOff:]))
 		p.certSize = int(binary.LittleEndian.Uint32(img[p.secDirOff+4:]))
-		if p.certSize > 0 && (certOff < 0 || certOff+p.certSize > len(img) || certOff+p.certSize < certOff) {
+		if p.certSize > 0 && (certOff < 0 || certOff+p.certSize > size || certOff+p.certSize < certOff) {
 			return nil, errors.New("PE certificate table lies outside the file")
 		}
 	}
-	if p.sizeOfHeaders < p.checksumOff+4 || p.sizeOfHeaders > len(img) || (p.secDirOff >= 0 && p.sizeOfHeaders < p.secDirOff+8) {
+	if p.sizeOfHeaders < p.checksumOff+4 || p.sizeOfHeaders > size || (p.secDirOff >= 0 && p.sizeOfHeaders < p.secDirOff+8) {
 		return nil, fmt.Errorf("PE SizeOfHeaders %#x is inconsistent with the headers or the file", p.sizeOfHeaders)
 	}
 	secs := opt + optSize
@@ -88,7 +93,7 @@ func ParsePE(img []byte) (*PE, error) {
 			SizeOfRawData:    binary.LittleEndian.Uint32(h[16:]),
 			PointerToRawData: binary.LittleEndian.Uint32(h[20:]),
 		}
-		if uint64(s.PointerToRawData)+uint64(s.SizeOfRawData) > uint64(len(img)) {
+		if uint64(s.PointerToRawData)+uint64(s.SizeOfRawData) > uint64(size) {
 			return nil, fmt.Errorf("PE section %q lies outside the file", s.Name)
 		}
 		p.Sections = append(p.Sections, s)
@@ -108,20 +113,55 @@ func Authenticode(img []byte) ([DigestSize]byte, error) {
 	if err != nil {
 		return [DigestSize]byte{}, err
 	}
-	h := sha512.New384()
-	p.hash(h, img)
-	var out [DigestSize]byte
-	h.Sum(out[:0])
-	return out, nil
+	return p.sum(spliced{img: img}), nil
 }
 
-func (p *PE) hash(h hash.Hash, img []byte) {
-	h.Write(img[:p.checksumOff])
+// authenticodeWithHead is Authenticode of img with its first len(head)
+// bytes replaced by head (QEMU's patched setup header), without copying the
+// image: the headers are parsed from a patched copy of its first 64 KiB.
+func authenticodeWithHead(img, head []byte) ([DigestSize]byte, error) {
+	hdr := append(append([]byte(nil), head...), img[len(head):min(len(img), 64<<10)]...)
+	p, err := parsePE(hdr, len(img))
+	if err != nil {
+		if len(hdr) < len(img) { // headers past 64 KiB: parse the whole patched image
+			return Authenticode(append(append([]byte(nil), head...), img[len(head):]...))
+		}
+		return [DigestSize]byte{}, err
+	}
+	return p.sum(spliced{head: head, img: img}), nil
+}
+
+// spliced is an image whose first len(head) bytes are head's.
+type spliced struct{ head, img []byte }
+
+func (v spliced) size() int { return len(v.img) }
+
+// write hashes bytes [lo, hi) of the image.
+func (v spliced) write(h hash.Hash, lo, hi int) {
+	if lo < len(v.head) {
+		h.Write(v.head[lo:min(hi, len(v.head))])
+		lo = min(hi, len(v.head))
+	}
+	if lo < hi {
+		h.Write(v.img[lo:hi])
+	}
+}
+
+func (p *PE) sum(v spliced) [DigestSize]byte {
+	h := sha512.New384()
+	p.hash(h, v)
+	var out [DigestSize]byte
+	h.Sum(out[:0])
+	return out
+}
+
+func (p *PE) hash(h hash.Hash, v spliced) {
+	v.write(h, 0, p.checksumOff)
 	if p.secDirOff < 0 {
-		h.Write(img[p.checksumOff+4 : p.sizeOfHeaders])
+		v.write(h, p.checksumOff+4, p.sizeOfHeaders)
 	} else {
-		h.Write(img[p.checksumOff+4 : p.secDirOff])
-		h.Write(img[p.secDirOff+8 : p.sizeOfHeaders])
+		v.write(h, p.checksumOff+4, p.secDirOff)
+		v.write(h, p.secDirOff+8, p.sizeOfHeaders)
 	}
 	secs := append([]PESection(nil), p.Sections...)
 	sort.SliceStable(secs, func(i, j int) bool { return secs[i].PointerToRawData < secs[j].PointerToRawData })
@@ -130,11 +170,11 @@ func (p *PE) hash(h hash.Hash, img []byte) {
 		if s.SizeOfRawData == 0 {
 			continue
 		}
-		h.Write(img[s.PointerToRawData : s.PointerToRawData+s.SizeOfRawData])
+		v.write(h, int(s.PointerToRawData), int(s.PointerToRawData+s.SizeOfRawData))
 		sum += int(s.SizeOfRawData)
 	}
-	if len(img) > sum+p.certSize {
-		h.Write(img[sum : len(img)-p.certSize])
+	if v.size() > sum+p.certSize {
+		v.write(h, sum, v.size()-p.certSize)
 	}
 }
 
@@ -177,10 +217,25 @@ const (
 // initrd may use on the memory size, and on a vga= in the command line
 // (vid_mode, see qemu.VidMode). A copy is returned.
 func PatchKernel(img []byte, initrdSize int, hasInitrd bool, memory uint64, cmdline string) ([]byte, error) {
-	if !IsBzImage(img) {
+	head, err := patchHead(img, initrdSize, hasInitrd, memory, cmdline)
+	if err != nil {
+		return nil, err
+	}
+	return append(head, img[len(head):]...), nil
+}
+
+// patchedHeadSize covers every setup header byte QEMU writes (the last is
+// cmd_line_ptr, 0x228..0x22b) and reads (xloadflags at 0x236).
+const patchedHeadSize = 0x240
+
+// patchHead returns a copy of the first patchedHeadSize bytes of img with
+// QEMU's setup header patch applied: the rest of the kernel is unchanged,
+// so the measurement hashes it in place (authenticodeWithHead).
+func patchHead(img []byte, initrdSize int, hasInitrd bool, memory uint64, cmdline string) ([]byte, error) {
+	if !IsBzImage(img) { // also: len(img) >= patchedHeadSize
 		return nil, errors.New("not a bzImage (no HdrS setup header): QEMU does not patch it")
 	}
-	k := append([]byte(nil), img...)
+	k := append([]byte(nil), img[:patchedHeadSize]...)
 	protocol := binary.LittleEndian.Uint16(k[0x206:])
 	real, cmdlineAddr := uint32(0x90000), uint32(0x9a000)
 	if protocol >= 0x200 && k[0x211]&loadflagsLoadedHigh != 0 {

@@ -79,6 +79,18 @@ func TestAuthenticodeMatchesSaferwall(t *testing.T) {
 			t.Fatal(err)
 		}
 		files["vmlinuz patched"+strings.Repeat("+", c.initrd>>20)] = p
+		// The prediction hashes the patched kernel in place, with only
+		// its first bytes copied: the same hash as of the patched copy
+		// (which saferwall checks below).
+		head, err := patchHead(kernel, c.initrd, c.initrd > 0, c.mem, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inPlace, err1 := authenticodeWithHead(kernel, head)
+		copied, err2 := Authenticode(p)
+		if err1 != nil || err2 != nil || inPlace != copied {
+			t.Fatalf("initrd %d, memory %d: in place %x (%v), copy %x (%v)", c.initrd, c.mem, inPlace, err1, copied, err2)
+		}
 	}
 	for _, name := range []string{"linuxx64.efi.stub", "systemd-bootx64.efi"} {
 		b, err := os.ReadFile(filepath.Join(stubDir, name))
@@ -166,12 +178,23 @@ func FuzzParsePE(f *testing.F) {
 			return
 		}
 		h := sha512.New384()
-		p.hash(h, img) // must not panic on any accepted image
+		p.hash(h, spliced{img: img}) // must not panic on any accepted image
 		for _, s := range p.Sections {
 			p.Section(img, s.Name)
 		}
 		if IsBzImage(img) {
-			PatchKernel(img, 4096, true, 2<<30, "")
+			// Hashing the patched header in place equals hashing a patched
+			// copy, or both refuse the image.
+			whole, err := PatchKernel(img, 4096, true, 2<<30, "")
+			if err != nil {
+				return
+			}
+			want, err1 := Authenticode(whole)
+			head, _ := patchHead(img, 4096, true, 2<<30, "")
+			got, err2 := authenticodeWithHead(img, head)
+			if (err1 == nil) != (err2 == nil) || got != want {
+				t.Fatalf("in place %x (%v), on a copy %x (%v)", got, err2, want, err1)
+			}
 		}
 	})
 }

@@ -44,6 +44,11 @@ type Inputs struct {
 	// file from none.
 	Initrd    []byte
 	HasInitrd bool
+	// InitrdSHA384 and InitrdSize stand for Initrd when the caller has
+	// already hashed the file (read as a stream, or from the image lock):
+	// the initrd is then neither held in memory nor hashed again.
+	InitrdSHA384 *[DigestSize]byte
+	InitrdSize   int64
 	// Cmdline is -append.
 	Cmdline string
 	// GuestMeasuresCC is true when the guest kernel's EFI stub measures its
@@ -184,6 +189,10 @@ func (p *Prediction) bootEvents(in Inputs, add func(int, uint32, string, [Digest
 		return err
 	}
 	initrd, hasInitrd := in.Initrd, in.HasInitrd
+	initrdSize, initrdSHA384 := len(initrd), in.InitrdSHA384
+	if initrdSHA384 != nil {
+		initrdSize = int(in.InitrdSize)
+	}
 	var linux []byte
 	if !IsBzImage(kernel) {
 		// A unified kernel image: the firmware measures it as is; the stub
@@ -202,23 +211,31 @@ func (p *Prediction) bootEvents(in Inputs, add func(int, uint32, string, [Digest
 			cmdline = trimNUL(string(c))
 		}
 		if r, ok := pe.Section(kernel, ".initrd"); ok && !hasInitrd {
-			initrd, hasInitrd = r, true
+			initrd, hasInitrd, initrdSize, initrdSHA384 = r, true, len(r), nil
 		}
 	}
-	measured := kernel
 	desc := "kernel"
+	var h [DigestSize]byte
+	var err error
 	if !p.UKI && in.KernelBlob != KernelUnpatched {
-		var err error
-		if measured, err = PatchKernel(kernel, len(initrd), in.HasInitrd, in.Memory, cmdline); err != nil {
+		// The patch changes a few setup header bytes: the kernel is hashed
+		// in place with a patched copy of its first bytes.
+		head, err := patchHead(kernel, initrdSize, in.HasInitrd, in.Memory, cmdline)
+		if err != nil {
 			return err
 		}
+		h, err = authenticodeWithHead(kernel, head)
+		if err != nil {
+			return fmt.Errorf("kernel: %w", err)
+		}
 		desc = "kernel (after QEMU's setup header patch)"
-	} else if p.UKI {
-		desc = "UKI"
-	}
-	h, err := Authenticode(measured)
-	if err != nil {
-		return fmt.Errorf("kernel: %w", err)
+	} else {
+		if p.UKI {
+			desc = "UKI"
+		}
+		if h, err = Authenticode(kernel); err != nil {
+			return fmt.Errorf("kernel: %w", err)
+		}
 	}
 	add(1, EvEFIBootServicesApp, desc, h)
 	add(1, EvEFIAction, actionCallingEFIApp, actionDigest(actionCallingEFIApp))
@@ -255,7 +272,12 @@ func (p *Prediction) bootEvents(in Inputs, add func(int, uint32, string, [Digest
 		add(2, EvEventTag, "LoadOptions (kernel command line)", sha512.Sum384(LoadOptions(opts)))
 	}
 	if hasInitrd {
-		add(2, EvEventTag, "initrd", sha512.Sum384(initrd))
+		d := initrdSHA384
+		if d == nil {
+			s := sha512.Sum384(initrd)
+			d = &s
+		}
+		add(2, EvEventTag, "initrd", *d)
 	}
 	return nil
 }

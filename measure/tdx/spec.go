@@ -53,7 +53,9 @@ type Spec struct {
 	Hint string
 }
 
-// Input is an input file's bytes and its recorded digests.
+// Input is an input file's bytes and its recorded digests. The initrd may
+// come without its bytes (Data nil): RTMR2 needs only its SHA-384 and QEMU's
+// kernel patch its size, which File then carries.
 type Input struct {
 	Data []byte
 	File refvalues.File
@@ -179,6 +181,13 @@ func Measure(ctx context.Context, s Spec) (*refvalues.TDX, *Prediction, error) {
 		if s.Initrd != nil {
 			f := s.Initrd.File
 			in.Initrd, in.HasInitrd, doc.Initrd = s.Initrd.Data, true, &f
+			if s.Initrd.Data == nil { // known by its digests only
+				d, err := hex.DecodeString(f.SHA384)
+				if err != nil || len(d) != DigestSize {
+					return nil, nil, fmt.Errorf("%s %q: no SHA-384 recorded for it and no bytes to hash", s.name("initrd"), f.Path)
+				}
+				in.InitrdSHA384, in.InitrdSize = (*[DigestSize]byte)(d), f.Size
+			}
 		}
 		in.Cmdline = s.Cmdline
 	}
