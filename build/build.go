@@ -172,6 +172,13 @@ func (b *builder) run(ctx context.Context) error {
 		return err
 	}
 	defer f.Close()
+	// The local sources' files are hashed for their tree digests while the
+	// image is written from them.
+	hashCtx, stopHashing := context.WithCancel(ctx)
+	defer stopHashing()
+	for _, p := range b.pending {
+		p.sd.Start(hashCtx)
+	}
 	if err := rootfs.WriteEROFS(f, t.Nodes(), b.o.Epoch, spool); err != nil {
 		return fmt.Errorf("writing the EROFS image: %w", err)
 	}

@@ -18,6 +18,7 @@ package tree
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -540,20 +541,32 @@ func (h *hostFile) hash() ([]byte, error) {
 }
 
 // SourceDigest is the tree digest of one local source (AddAt).
-type SourceDigest struct{ lines []digestLine }
+type SourceDigest struct {
+	lines []digestLine
+	// Set by Start: the files' hashes, computed in the background.
+	sums [][]byte
+	errs []error
+	done chan struct{}
+}
 
 type digestLine struct {
 	text string    // the whole line, or a file line up to its hash
 	file *hostFile // for a file line
 }
 
-// Sum returns "sha256:<hex>" over the source's lines. Call it after the
-// image is written: the files are hashed then, on every core, and each must
-// still be the version the walk listed (same size, times and inode), so a
-// file that changed during the build is an error, not a wrong digest.
-func (d *SourceDigest) Sum() (string, error) {
-	sums := make([][]byte, len(d.lines))
-	errs := make([]error, len(d.lines))
+// Start hashes the source's files in the background, on every core, while
+// the image is written from them (which reads them with copy_file_range,
+// so that their bytes never pass through this process there). Each file
+// must be the version the walk listed, before and after it is hashed; Sum
+// checks once more after the image is written. Hashing stops early when
+// ctx ends.
+func (d *SourceDigest) Start(ctx context.Context) {
+	if d.done != nil {
+		return
+	}
+	d.sums = make([][]byte, len(d.lines))
+	d.errs = make([]error, len(d.lines))
+	d.done = make(chan struct{})
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
@@ -561,26 +574,76 @@ func (d *SourceDigest) Sum() (string, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				sums[i], errs[i] = d.lines[i].file.hash()
+				if err := ctx.Err(); err != nil {
+					d.errs[i] = err
+					continue
+				}
+				d.sums[i], d.errs[i] = d.lines[i].file.hash()
 			}
 		}()
 	}
-	for i, l := range d.lines {
-		if l.file != nil {
-			next <- i
+	go func() {
+		for i, l := range d.lines {
+			if l.file != nil {
+				next <- i
+			}
 		}
-	}
-	close(next)
-	wg.Wait()
+		close(next)
+		wg.Wait()
+		close(d.done)
+	}()
+}
+
+// Sum returns "sha256:<hex>" over the source's lines. Call it after the
+// image is written (it starts the hashing if Start was not called): every
+// file must still be the version the walk listed (same size, times and
+// inode) now that the image holds it, so a file that changed during the
+// build is an error, not a wrong digest.
+func (d *SourceDigest) Sum() (string, error) {
+	d.Start(context.Background())
+	<-d.done
 	h := sha256.New()
 	for i, l := range d.lines {
-		if errs[i] != nil {
-			return "", errs[i]
+		if d.errs[i] != nil {
+			return "", d.errs[i]
 		}
 		io.WriteString(h, l.text)
 		if l.file != nil {
-			fmt.Fprintf(h, "%x\n", sums[i])
+			fmt.Fprintf(h, "%x\n", d.sums[i])
 		}
 	}
+	if err := d.unchanged(); err != nil {
+		return "", err
+	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// unchanged checks, on every core, that each file is still the version the
+// walk listed: hashed while the image was written, it must not have changed
+// until the image was complete either.
+func (d *SourceDigest) unchanged() error {
+	var files []*hostFile
+	for _, l := range d.lines {
+		if l.file != nil {
+			files = append(files, l.file)
+		}
+	}
+	w := runtime.GOMAXPROCS(0)
+	errs := make([]error, w)
+	var wg sync.WaitGroup
+	for k := range w {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := k; i < len(files) && errs[k] == nil; i += w {
+				fi, err := os.Lstat(files[i].path)
+				if err == nil && stampOf(fi) != files[i].stat {
+					err = fmt.Errorf("%s changed while building (size, time or inode differ from when it was listed)", files[i].path)
+				}
+				errs[k] = err
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package tree
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -243,6 +244,18 @@ func TestSourceDigest(t *testing.T) {
 	sd2, _ := tr2.AddAt(src, ".", Owner{}, 0)
 	if got, err := sd2.Sum(); err != nil || got != want {
 		t.Errorf("digest without reads: %s, %v; want %s", got, err, want)
+	}
+	// Hashed in the background while the image is written (Start), then
+	// rewritten before the image is complete: refused at Sum, since the
+	// image may hold other bytes than the ones hashed.
+	tr4 := New(Limits{MaxFileSize: 1 << 20, MaxTotalSize: 1 << 20, MaxEntries: 100}, t.TempDir(), nil)
+	sd4, _ := tr4.AddAt(src, ".", Owner{}, 0)
+	sd4.Start(context.Background())
+	<-sd4.done // every file hashed, unchanged so far
+	soon := time.Now().Add(2 * time.Hour)
+	os.Chtimes(filepath.Join(src, "a.txt"), soon, soon)
+	if _, err := sd4.Sum(); err == nil || !strings.Contains(err.Error(), "changed while building") {
+		t.Errorf("a file changed after it was hashed, before the image was complete: %v", err)
 	}
 	// A file rewritten after the walk: the digest is refused, not computed
 	// over bytes the image may not hold.
