@@ -21,6 +21,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${CVMKIT_SHARED:-$root/../shared}
 runs=${1:-30}
+command -v jq >/dev/null || { echo "bench: jq is missing: apt-get install -y jq" >&2; exit 1; }
 peer=${CALCULATE_TDX_MRS:-$(command -v calculate-tdx-mrs || true)}
 [ -n "$peer" ] && [ -x "$peer" ] || { echo "bench: calculate-tdx-mrs is missing: build it (see the header of $0) and put it on PATH or in CALCULATE_TDX_MRS" >&2; exit 1; }
 fw=$shared/fixtures/firmware/OVMF.fd
