@@ -76,8 +76,9 @@ func MakeSBOM(ctx context.Context, r SBOM) (*SBOMDocs, error) {
 // small image) while the release builds the image, and catalogues the
 // image when Make gives it its job.
 type SBOMHelper struct {
-	p   *helper.Process
-	err error // finding the helper
+	p    *helper.Process
+	path string
+	err  error // finding the helper
 }
 
 // StartSBOM finds and starts cvmkit-sbom (CVMKIT_SBOM, beside cvmkit, or
@@ -90,7 +91,7 @@ func StartSBOM(ctx context.Context, getenv func(string) (string, bool)) *SBOMHel
 	if err != nil {
 		return &SBOMHelper{err: err}
 	}
-	return &SBOMHelper{p: helper.Start(ctx, path, "--job-stdin")}
+	return &SBOMHelper{p: helper.Start(ctx, path, "--job-stdin"), path: path}
 }
 
 // Abort ends a helper whose job will not come (an earlier stage failed).
@@ -157,6 +158,10 @@ func (h *SBOMHelper) Make(r SBOM) (*SBOMDocs, error) {
 		return nil, err
 	}
 	stdout, err := h.p.Finish(job)
+	if err != nil && strings.Contains(err.Error(), "flag provided but not defined: -job-stdin") {
+		return nil, outcome.UsageError(fmt.Errorf("%s is older than this cvmkit: it does not take its job on standard input (--job-stdin)", h.path),
+			"use the cvmkit-sbom of the same release: make build puts it beside bin/cvmkit; or set CVMKIT_SBOM to it")
+	}
 	if err != nil {
 		return nil, outcome.WithHint(fmt.Errorf("sbom: %w", err), "give an image folder from 'cvmkit build', its rootfs.img, or a root filesystem folder; --initrd must be an initramfs (newc cpio, plain or gzip, zstd, xz) and --kernel a bzImage or UKI")
 	}
