@@ -24,6 +24,7 @@ import (
 	"github.com/cvmkit/cvmkit/build/verity"
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/internal/fileio"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/google/go-containerregistry/pkg/authn"
 )
@@ -554,17 +555,8 @@ func limitsOf(l config.Limits) tree.Limits {
 	return tree.Limits{MaxFileSize: int64(l.MaxFileSize), MaxTotalSize: int64(l.MaxTotalSize), MaxEntries: l.MaxEntries}
 }
 
-// digestFile returns the sha256 and sha384 of a file, reading it once.
+// digestFile returns the sha256 and sha384 of an output, reading it once.
 func digestFile(p string) (LockFile, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return LockFile{}, err
-	}
-	defer f.Close()
-	h256, h384 := sha256.New(), sha512.New384()
-	n, err := io.Copy(io.MultiWriter(h256, h384), f)
-	if err != nil {
-		return LockFile{}, err
-	}
-	return LockFile{Size: n, SHA256: hex.EncodeToString(h256.Sum(nil)), SHA384: hex.EncodeToString(h384.Sum(nil))}, nil
+	d, err := fileio.Digest(p, "image output", 1<<62)
+	return LockFile{Size: d.Size, SHA256: d.SHA256, SHA384: d.SHA384}, err
 }

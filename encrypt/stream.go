@@ -199,16 +199,8 @@ func Encrypt(ctx context.Context, dst io.Writer, src io.Reader, ikm, ad []byte, 
 	// A fixed set of segment buffers, reused for the whole stream: memory is
 	// bounded by the pipeline's depth, and no page is faulted in twice.
 	pool := newBufPool(4*w+6, SegmentSize)
-	releaseIn := func(j *job) {
-		if j.inRefs.Add(-1) == 0 {
-			pool.put(j.in)
-		}
-	}
-	releaseOut := func(j *job) {
-		if j.outRefs.Add(-1) == 0 {
-			pool.put(j.out)
-		}
-	}
+	releaseIn := func(j *job) { pool.release(&j.inRefs, j.in) }
+	releaseOut := func(j *job) { pool.release(&j.outRefs, j.out) }
 	var plain *hashLane
 	if opts.PlainSHA256 == nil {
 		plain = newHashLane(2 * w)
@@ -490,11 +482,7 @@ func (r *Reader) DecryptTo(ctx context.Context, dst io.Writer, opts Options) (St
 		refs atomic.Int32 // the writer and the hash lane
 	}
 	pool := newBufPool(4*w+4, 2*SegmentSize)
-	release := func(j *djob) {
-		if j.refs.Add(-1) == 0 {
-			pool.put(j.buf)
-		}
-	}
+	release := func(j *djob) { pool.release(&j.refs, j.buf) }
 	order := make(chan *djob, 2*w)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -579,6 +567,14 @@ func (p *bufPool) get() []byte {
 }
 
 func (p *bufPool) put(b []byte) { p.free <- b[:cap(b)] }
+
+// release drops one of b's users (counted in refs); the last one returns b
+// to the pool.
+func (p *bufPool) release(refs *atomic.Int32, b []byte) {
+	if refs.Add(-1) == 0 {
+		p.put(b)
+	}
+}
 
 // startWorkers runs work on w goroutines for every job sent on jobs; after
 // jobs is closed, wait returns when they have all finished. Callers keep a

@@ -509,6 +509,14 @@ func (h *hostFile) open() (io.ReadCloser, error) {
 	return os.OpenFile(h.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 }
 
+// same refuses fi unless it is the version of the file the walk listed.
+func (h *hostFile) same(fi fs.FileInfo) error {
+	if stampOf(fi) != h.stat {
+		return fmt.Errorf("%s changed while building (size, time or inode differ from when it was listed): build again once nothing writes to it", h.path)
+	}
+	return nil
+}
+
 // hash returns the file's SHA-256, checking that it is the version the
 // walk saw, before and after reading it.
 func (h *hostFile) hash() ([]byte, error) {
@@ -522,10 +530,7 @@ func (h *hostFile) hash() ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		if stampOf(fi) != h.stat {
-			return fmt.Errorf("%s changed while building (size, time or inode differ from when it was listed)", h.path)
-		}
-		return nil
+		return h.same(fi)
 	}
 	if err := changed(); err != nil {
 		return nil, err
@@ -637,8 +642,8 @@ func (d *SourceDigest) unchanged() error {
 			defer wg.Done()
 			for i := k; i < len(files) && errs[k] == nil; i += w {
 				fi, err := os.Lstat(files[i].path)
-				if err == nil && stampOf(fi) != files[i].stat {
-					err = fmt.Errorf("%s changed while building (size, time or inode differ from when it was listed)", files[i].path)
+				if err == nil {
+					err = files[i].same(fi)
 				}
 				errs[k] = err
 			}

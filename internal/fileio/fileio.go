@@ -77,7 +77,7 @@ func Digest(path, flag string, max int64) (refvalues.File, error) {
 		return d, fmt.Errorf("reading %s %q: %w", flag, path, err)
 	}
 	if n != d.Size {
-		return d, outcome.InputError(fmt.Errorf("%s %q changed while it was read (%d bytes, then %d)", flag, path, d.Size, n))
+		return d, outcome.InputError(fmt.Errorf("%s %q changed while it was read (%d bytes, then %d): run again once nothing writes to it", flag, path, d.Size, n))
 	}
 	d.SHA256, d.SHA384 = hex.EncodeToString(h256.Sum(nil)), hex.EncodeToString(h384.Sum(nil))
 	return d, nil
