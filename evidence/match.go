@@ -3,6 +3,7 @@ package evidence
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -22,8 +23,10 @@ type Field struct {
 type Match struct {
 	// Configuration is the release configuration the evidence matches by
 	// measurement; empty when it matches none.
-	Configuration string  `json:"configuration,omitempty"`
-	Fields        []Field `json:"fields"`
+	Configuration string `json:"configuration,omitempty"`
+	// Entry is the TDX page order whose MRTD matched ("single-pass").
+	Entry  string  `json:"entry,omitempty"`
+	Fields []Field `json:"fields"`
 }
 
 // OK says the evidence matches a configuration in every field.
@@ -51,6 +54,15 @@ func (m *Match) PolicyOnly() bool {
 	}
 	return true
 }
+
+// NotCompared starts the Want of a field the release leaves open (an RTMR
+// it did not compute): such a field is OK without being compared.
+const NotCompared = "not compared: "
+
+// errNoTime is the error for a verification without a time: the
+// libraries would take the zero time as "now", which the caller never
+// said (cvmkit reads no clock of its own).
+var errNoTime = errors.New("no verification time given: certificates are checked at an explicit time")
 
 // noMatch is the result for evidence whose launch measurement (field) no
 // configuration of the release has.

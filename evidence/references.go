@@ -15,7 +15,15 @@ import (
 // configuration, measurements/snp-NAME.json) into the references MatchSNP
 // compares with; names are DOC.ENTRY as the launch recipes and sev-check
 // policies name them.
+//
+// Every reference requires VMPL 0: in mode snp the release's OS runs at
+// VMPL 0, and under an SVSM (snp:svsm) the SVSM, which holds the launch
+// measurement's trust, requests its reports at VMPL 0 (AMD's SVSM
+// specification, attestation protocol); a report from a component at
+// VMPL 1–3 carries the same measurement but does not speak for the
+// release.
 func SNPReferences(r *refvalues.Release) ([]SNPReference, error) {
+	vmpl0 := uint32(0)
 	var refs []SNPReference
 	for _, key := range sortedKeys(r.SNP, "snp-") {
 		doc, f := r.SNP[key], refvalues.MeasurementsDir+"/"+key+".json"
@@ -35,7 +43,7 @@ func SNPReferences(r *refvalues.Release) ([]SNPReference, error) {
 			}
 		}
 		for _, e := range doc.Measurements {
-			ref := SNPReference{Name: key + "." + e.Name, Policy: policy, HostData: hostData, MinimumTCB: doc.MinimumTCB}
+			ref := SNPReference{Name: key + "." + e.Name, Policy: policy, HostData: hostData, MinimumTCB: doc.MinimumTCB, VMPL: &vmpl0}
 			var err error
 			if ref.Measurement, err = hex.DecodeString(e.Digest); err != nil {
 				return nil, outcome.InputError(fmt.Errorf("%s: %s: digest: %w", f, e.Name, err))
@@ -64,7 +72,7 @@ func TDXReferences(r *refvalues.Release) ([]TDXReference, []*refvalues.TDX, erro
 			if err != nil {
 				return nil, nil, outcome.InputError(fmt.Errorf("%s: mrtd: %w", f, err))
 			}
-			ref.MRTD = append(ref.MRTD, v)
+			ref.MRTD, ref.PageOrders = append(ref.MRTD, v), append(ref.PageOrders, m.PageOrder)
 		}
 		for i, v := range doc.RTMR {
 			if v != nil {

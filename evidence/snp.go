@@ -3,11 +3,15 @@ package evidence
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/sha512"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"time"
 
 	"github.com/cvmkit/cvmkit/refvalues"
@@ -70,6 +74,12 @@ type SNPOptions struct {
 // chain up to the pinned AMD roots, offline (go-sev-guest verify, no
 // certificate fetching, no revocation lists). Errors wrap ErrNotAuthentic.
 func VerifySNP(ctx context.Context, att *spb.Attestation, o SNPOptions) error {
+	if o.At.IsZero() {
+		return errNoTime
+	}
+	// The caller's attestation stays as it was given: the VCEK goes into a
+	// copy.
+	att = proto.Clone(att).(*spb.Attestation)
 	if o.VCEK != nil {
 		der, err := derOf(o.VCEK)
 		if err != nil {
@@ -114,6 +124,61 @@ func VerifySNP(ctx context.Context, att *spb.Attestation, o SNPOptions) error {
 	return nil
 }
 
+// snpPolicyDebugBit is the guest policy's DEBUG bit.
+const snpPolicyDebugBit = 19
+
+func setClear(b bool) string {
+	if b {
+		return "set"
+	}
+	return "clear"
+}
+
+// SNP ABI spec, ATTESTATION_REPORT: SIGNATURE_ALGO at 0x34 (1 = ECDSA
+// P-384 with SHA-384), the signature at 0x2A0 (R and S, 72 bytes each,
+// little-endian), over bytes 0x0–0x29F.
+const (
+	snpSigAlgoOffset = 0x34
+	snpSigOffset     = 0x2a0
+	snpSigRSSize     = 0x48
+)
+
+// VerifySNPRawSignature checks the signature of a raw report with the
+// VCEK's key alone, on the bytes as they are: for a report whose fields do
+// not parse, it tells a changed report (its signature fails: not
+// authentic) from a genuine one cvmkit cannot read. Errors wrap
+// ErrNotAuthentic.
+func VerifySNPRawSignature(raw, vcek []byte) error {
+	if len(raw) != abi.ReportSize {
+		return fmt.Errorf("%w: %d bytes, not a %d-byte report", ErrNotAuthentic, len(raw), abi.ReportSize)
+	}
+	der, err := derOf(vcek)
+	if err != nil {
+		return fmt.Errorf("VCEK: %w", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	if algo := binary.LittleEndian.Uint32(raw[snpSigAlgoOffset:]); algo != 1 {
+		return fmt.Errorf("%w: signature algorithm %d (only 1, ECDSA P-384 with SHA-384, is defined)", ErrNotAuthentic, algo)
+	}
+	le := func(b []byte) *big.Int {
+		be := make([]byte, len(b))
+		for i := range b {
+			be[len(b)-1-i] = b[i]
+		}
+		return new(big.Int).SetBytes(be)
+	}
+	r, s := le(raw[snpSigOffset:snpSigOffset+snpSigRSSize]), le(raw[snpSigOffset+snpSigRSSize:snpSigOffset+2*snpSigRSSize])
+	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
+	if !ok {
+		return fmt.Errorf("%w: the VCEK's key is not an ECDSA key", ErrNotAuthentic)
+	}
+	sum := sha512.Sum384(raw[:snpSigOffset])
+	if !ecdsa.Verify(pub, sum[:], r, s) {
+		return fmt.Errorf("%w: the report's signature does not verify over its bytes with this VCEK", ErrNotAuthentic)
+	}
+	return nil
+}
+
 // derOf accepts a DER certificate or the first PEM certificate.
 func derOf(b []byte) ([]byte, error) {
 	if blk, _ := pem.Decode(b); blk != nil {
@@ -139,6 +204,9 @@ type SNPReference struct {
 	Policy *uint64
 	// HostData, IDKeyDigest and AuthorKeyDigest are compared when set.
 	HostData, IDKeyDigest, AuthorKeyDigest []byte
+	// VMPL is the privilege level the report must have been requested at
+	// (nil: not compared).
+	VMPL *uint32
 	// MinimumTCB is the oldest firmware the release accepts (nil: any).
 	MinimumTCB *TCB
 }
@@ -178,6 +246,19 @@ func MatchSNP(r *spb.Report, refs []SNPReference, nonce []byte) *Match {
 			m.Fields = append(m.Fields, Field{Name: f.name, Got: hex.EncodeToString(f.got), Want: hex.EncodeToString(f.want), OK: bytes.Equal(f.got, f.want)})
 		}
 	}
+	if ref.VMPL != nil {
+		// SEV-SNP ABI spec, ATTESTATION_REPORT VMPL (0x30): the VMPL the
+		// guest asked for the report at. A lower-privileged component of
+		// the VM (VMPL 1–3) can ask for a report that carries the same
+		// launch measurement; only the privilege level the release runs
+		// its OS at speaks for it.
+		m.Fields = append(m.Fields, Field{Name: "VMPL", Got: fmt.Sprint(r.GetVmpl()), Want: fmt.Sprint(*ref.VMPL), OK: r.GetVmpl() == *ref.VMPL})
+	}
+	// Guest policy bit 19, DEBUG (SEV-SNP ABI spec, GUEST_POLICY): the
+	// host may decrypt and change the guest's memory. Never accepted,
+	// whatever the release's policy says (as TDX's DEBUG attribute).
+	debug := r.GetPolicy()&(1<<snpPolicyDebugBit) != 0
+	m.Fields = append(m.Fields, Field{Name: "POLICY.DEBUG", Got: setClear(debug), Want: "clear", OK: !debug, Policy: true})
 	if ref.MinimumTCB != nil {
 		// SEV-SNP ABI spec, TCB_VERSION: bootloader, TEE, reserved, SNP,
 		// microcode (Milan and Genoa layout).

@@ -18,7 +18,7 @@ import (
 // test data (verify/testdata, Apache-2.0; see testdata/README.md), read in
 // place from the module cache: a Milan VM's version 2 report launched
 // without an ID block.
-func realSNP(t *testing.T) (report, vcek []byte) {
+func realSNP(t testing.TB) (report, vcek []byte) {
 	t.Helper()
 	dir := filepath.Join(testenv.ModuleDir(t, "github.com/google/go-sev-guest"), "verify", "testdata")
 	var err error
@@ -84,8 +84,8 @@ func TestMatchSNP(t *testing.T) {
 	m, _ := hex.DecodeString(realSNPMeasurement)
 	other := append([]byte(nil), m...)
 	other[0] ^= 0xff
-	policy, wrongPolicy := uint64(0xb0000), uint64(0x30000)
-	r := &spb.Report{Measurement: m, Policy: 0xb0000, HostData: make([]byte, 32), ReportData: make([]byte, 64), ReportedTcb: 0x44_05_0000_0000_00_02}
+	policy, wrongPolicy := uint64(0x30000), uint64(0x70000)
+	r := &spb.Report{Measurement: m, Policy: 0x30000, HostData: make([]byte, 32), ReportData: make([]byte, 64), ReportedTcb: 0x44_05_0000_0000_00_02}
 	refs := []SNPReference{{Name: "a/other", Measurement: other}, {Name: "a/this", Measurement: m, Policy: &policy, HostData: make([]byte, 32)}}
 
 	if got := MatchSNP(r, refs, nil); !got.OK() || got.Configuration != "a/this" {
@@ -113,4 +113,29 @@ func TestMatchSNP(t *testing.T) {
 	if got := MatchSNP(r, refs, []byte{1, 2}); !got.OK() {
 		t.Fatalf("nonce and minimum TCB met: %+v", got)
 	}
+	// A report a VMPL-3 component asked for carries the same measurement:
+	// it does not speak for the release's OS at VMPL 0.
+	vmpl0 := uint32(0)
+	refs[1].VMPL = &vmpl0
+	r.Vmpl = 3
+	if got := MatchSNP(r, refs, nil); got.OK() || got.PolicyOnly() || !hasFailing(got, "VMPL") {
+		t.Fatalf("VMPL 3: %+v", got)
+	}
+	r.Vmpl = 0
+	// DEBUG (policy bit 19) is refused even when the release fixes no
+	// policy.
+	refs[1].Policy = nil
+	r.Policy = 0xb0000
+	if got := MatchSNP(r, refs, nil); got.OK() || !got.PolicyOnly() || !hasFailing(got, "POLICY.DEBUG") {
+		t.Fatalf("debug without a release policy: %+v", got)
+	}
+}
+
+func hasFailing(m *Match, name string) bool {
+	for _, f := range m.Fields {
+		if f.Name == name && !f.OK {
+			return true
+		}
+	}
+	return false
 }

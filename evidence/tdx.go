@@ -26,6 +26,11 @@ import (
 // the guest's configfs-tsm or the QGS return it), or go-tdx-guest's
 // QuoteV4 protobuf, binary or text.
 func ParseTDXQuote(b []byte) (*pb.QuoteV4, error) {
+	if len(b) >= 2 && binary.LittleEndian.Uint16(b) == 4 {
+		if err := checkQuoteV4Layout(b); err != nil {
+			return nil, fmt.Errorf("TDX quote version 4: %w", err)
+		}
+	}
 	if q, err := abi.QuoteToProto(b); err == nil {
 		if v4, ok := q.(*pb.QuoteV4); ok {
 			return v4, nil
@@ -83,6 +88,9 @@ func VerifyTDX(ctx context.Context, q *pb.QuoteV4, o TDXOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if o.At.IsZero() {
+		return errNoTime
+	}
 	if err := abi.CheckQuoteV4(q); err != nil {
 		return fmt.Errorf("%w: %v", ErrNotAuthentic, err)
 	}
@@ -99,8 +107,9 @@ type TDXReference struct {
 	// Name names the configuration ("tdx-qemu-td").
 	Name string
 	// MRTD lists the MRTD of each page order the release computed (one
-	// is enough to match).
-	MRTD [][]byte
+	// is enough to match); PageOrders names them, in the same order.
+	MRTD       [][]byte
+	PageOrders []string
 	// RTMR holds the registers the release computed; nil ones are not
 	// compared (NotComputed says why).
 	RTMR        [4][]byte
@@ -135,9 +144,12 @@ func MatchTDX(q *pb.QuoteV4, refs []TDXReference, nonce []byte) *Match {
 	got := body.GetMrTd()
 	var ref *TDXReference
 	for i := range refs {
-		for _, v := range refs[i].MRTD {
-			if bytes.Equal(v, got) {
+		for j, v := range refs[i].MRTD {
+			if bytes.Equal(v, got) && ref == nil {
 				ref = &refs[i]
+				if j < len(ref.PageOrders) {
+					m.Entry = ref.PageOrders[j]
+				}
 			}
 		}
 		if ref != nil {
@@ -161,7 +173,7 @@ func MatchTDX(q *pb.QuoteV4, refs []TDXReference, nonce []byte) *Match {
 		}
 		name := fmt.Sprintf("RTMR%d", i)
 		if ref.RTMR[i] == nil {
-			m.Fields = append(m.Fields, Field{Name: name, Got: hex.EncodeToString(g), Want: "not compared: " + ref.NotComputed[i], OK: true})
+			m.Fields = append(m.Fields, Field{Name: name, Got: hex.EncodeToString(g), Want: NotCompared + ref.NotComputed[i], OK: true})
 			continue
 		}
 		m.Fields = append(m.Fields, Field{Name: name, Got: hex.EncodeToString(g), Want: hex.EncodeToString(ref.RTMR[i]), OK: bytes.Equal(g, ref.RTMR[i])})
@@ -202,6 +214,9 @@ var ErrTCBStatus = errors.New("the platform's TCB is not up to date")
 func CheckTDXCollateral(ctx context.Context, q *pb.QuoteV4, c *TDXCollateral, o TDXOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if o.At.IsZero() {
+		return errNoTime
 	}
 	g := &collateralGetter{c: c, chain: url.QueryEscape(string(c.IssuerChain))}
 	opts := &verify.Options{Now: o.At, TrustedRoots: o.roots(), GetCollateral: true, Getter: g}

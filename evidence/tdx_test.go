@@ -22,7 +22,7 @@ import (
 // go-tdx-guest publishes as test data (testing/testdata, Apache-2.0; see
 // testdata/README.md), read in place from the module cache. Its PCK chain
 // is valid on the date go-tdx-guest's own tests use.
-func realTDXQuote(t *testing.T) []byte {
+func realTDXQuote(t testing.TB) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(testenv.ModuleDir(t, "github.com/google/go-tdx-guest"), "testing", "testdata", "tdx_prod_quote_SPR_E4.dat"))
 	if err != nil {

@@ -1,19 +1,15 @@
 package cli
 
 import (
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cvmkit/cvmkit/evidence"
-	"github.com/cvmkit/cvmkit/measure/gpu"
-	"github.com/cvmkit/cvmkit/measure/tdx"
+	"github.com/cvmkit/cvmkit/internal/fileio"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/verify"
@@ -41,48 +37,76 @@ values as they are. See docs/check.md.`,
 // checkGPUFlags are the GPU evidence a CPU check can take in the same
 // call, so that one command answers for a confidential AI VM.
 type checkGPUFlags struct {
-	evidence, nonce string
+	evidence string
+	nonce    hexFlag
 }
 
 func (g *checkGPUFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&g.evidence, "gpu-evidence", "", "NVIDIA GPU evidence JSON (attestation SDK, NRAS or Trustee format), checked against the release's gpu/gpu-reference.json as 'cvmkit gpu check' does")
-	cmd.Flags().StringVar(&g.nonce, "gpu-nonce", "", "the nonce the verifier sent the GPUs, 64 hex digits")
+	g.nonce.register(cmd, "gpu-nonce", "the nonce the verifier sent the GPUs, 64 hex digits")
 }
 
-// check verifies the GPU evidence against the release's GPU reference
-// values (see gpu check); the error is the first GPU's failure.
-func (g *checkGPUFlags) check(dir string, at time.Time) (*gpu.CheckResult, error) {
+// read reads the GPU evidence flags (nil without --gpu-evidence).
+func (g *checkGPUFlags) read(cmd *cobra.Command) (*verify.GPUEvidence, error) {
+	nonce, err := g.nonce.bytes(cmd, 32, 32)
+	if err != nil {
+		return nil, err
+	}
 	if g.evidence == "" {
-		if g.nonce != "" {
+		if nonce != nil {
 			return nil, outcome.UsageError(errors.New("--gpu-nonce without --gpu-evidence"))
 		}
 		return nil, nil
-	}
-	var wantNonce []byte
-	if g.nonce != "" {
-		var err error
-		if wantNonce, err = decodeHexFlag(g.nonce, 32); err != nil {
-			return nil, outcome.UsageError(fmt.Errorf("--gpu-nonce: %w", err), "give the 32-byte nonce as 64 hex digits")
-		}
-	}
-	refFile := filepath.Join(dir, filepath.FromSlash(refvalues.GPUPath))
-	if _, err := os.Stat(refFile); err != nil {
-		return nil, outcome.InputError(fmt.Errorf("%s has no %s: the release has no GPU reference values", dir, refvalues.GPUPath), "give gpu.rims in the release config")
-	}
-	ref, err := readReference(refFile)
-	if err != nil {
-		return nil, err
 	}
 	items, err := readGPUEvidence("", "", g.evidence)
 	if err != nil {
 		return nil, err
 	}
-	res, _, err := gpu.CheckAll(items, ref, wantNonce, gpu.ChainOptions{At: at})
-	return res, err
+	return &verify.GPUEvidence{Items: items, Nonce: nonce}, nil
+}
+
+// hexFlag is a nonce flag: given, it must not be empty (an empty value
+// would silently compare nothing).
+type hexFlag struct{ name, value string }
+
+func (f *hexFlag) register(cmd *cobra.Command, name, usage string) {
+	f.name = name
+	cmd.Flags().StringVar(&f.value, name, "", usage)
+}
+
+// bytes decodes the flag: nil when it was not given; an error when it was
+// given empty, is not hex, or is not min..max bytes.
+func (f *hexFlag) bytes(cmd *cobra.Command, min, max int) ([]byte, error) {
+	if !cmd.Flags().Changed(f.name) {
+		return nil, nil
+	}
+	v := strings.TrimSpace(f.value)
+	if v == "" {
+		return nil, outcome.UsageError(fmt.Errorf("--%s is empty: an empty nonce compares nothing", f.name), "give the nonce the verifier sent as hex, or leave the flag out to not compare one")
+	}
+	b, err := hex.DecodeString(v)
+	if err != nil || len(b) < min || len(b) > max {
+		want := fmt.Sprintf("%d bytes", max)
+		if min != max {
+			want = fmt.Sprintf("%d to %d bytes", min, max)
+		}
+		return nil, outcome.UsageError(fmt.Errorf("--%s %q: want %s as hex", f.name, f.value, want), "give the nonce the verifier sent, e.g. --"+f.name+" $(cat nonce.hex)")
+	}
+	return b, nil
+}
+
+// readEvidenceFile reads one evidence input through its size limit
+// ("" reads nothing).
+func readEvidenceFile(path, flag string, max int64) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return fileio.ReadAll(path, flag, max)
 }
 
 func (a *app) checkSNPCmd() *cobra.Command {
-	var report, vcek, product, nonce, roots string
+	var report, vcek, product, roots string
+	var nonce hexFlag
 	var at verifyAtFlag
 	var gpus checkGPUFlags
 	cmd := &cobra.Command{
@@ -111,99 +135,59 @@ measurement, or a field differs; 6 only the TCB is older than the minimum.`,
 			if report == "" {
 				return outcome.UsageError(errors.New("--report is required"), "give the attestation report, e.g. report.bin from 'snpguest report'")
 			}
-			t, err := at.time()
+			o, err := evidenceOptions(cmd, &at, &nonce, &gpus)
 			if err != nil {
 				return err
 			}
-			o := evidence.SNPOptions{Product: product, At: t}
-			raw, err := os.ReadFile(report)
-			if err != nil {
-				return outcome.InputError(fmt.Errorf("--report %q: %w", report, unwrapPath(err)))
-			}
-			att, err := evidence.ParseSNPReport(raw)
-			if err != nil {
-				return outcome.InputError(fmt.Errorf("--report %q: %w", report, err))
-			}
-			if vcek != "" {
-				if o.VCEK, err = os.ReadFile(vcek); err != nil {
-					return outcome.InputError(fmt.Errorf("--vcek %q: %w", vcek, unwrapPath(err)))
+			ev := verify.SNPEvidence{Source: report, Product: product}
+			for _, f := range []struct {
+				path, flag string
+				max        int64
+				dst        *[]byte
+			}{{report, "--report", evidence.MaxReportSize, &ev.Report}, {vcek, "--vcek", evidence.MaxCertificateSize, &ev.VCEK}, {roots, "--amd-roots", evidence.MaxCertificateSize, &ev.Roots}} {
+				if *f.dst, err = readEvidenceFile(f.path, f.flag, f.max); err != nil {
+					return err
 				}
 			}
-			if roots != "" {
-				if o.Roots, err = os.ReadFile(roots); err != nil {
-					return outcome.InputError(fmt.Errorf("--amd-roots %q: %w", roots, unwrapPath(err)))
-				}
-			}
-			n, err := reportDataNonce(nonce)
+			rel, err := readRelease(args[0])
 			if err != nil {
 				return err
 			}
-			docs, release, err := readRelease(args[0], "snp")
-			if err != nil {
-				return err
-			}
-			refs, err := evidence.SNPReferences(docs)
-			if err != nil {
-				return err
-			}
-			res := verify.EvidenceCheck{Release: release, Evidence: report}
-			if err := evidence.VerifySNP(cmd.Context(), att, o); err != nil {
-				return a.notAuthentic(&res, "not authentic", fmt.Sprintf("--report %q", report), err, "give the VCEK of the chip and TCB that signed it (snpguest fetch vcek), and --product for a version 2 report of a Genoa or Turin")
-			}
-			res.Authentic = fmt.Sprintf("signed by the chip's %s, chain to the AMD roots pinned in cvmkit, valid at %s", signerName(att.GetReport().GetSignerInfo()), t.UTC().Format("2006-01-02T15:04:05Z"))
-			res.Match = evidence.MatchSNP(att.GetReport(), refs, n)
-			if res.GPU, res.GPUErr = gpus.check(args[0], t); res.GPU == nil && res.GPUErr != nil {
-				return res.GPUErr
-			}
-			return a.finishCheck(&res)
+			res, err := verify.CheckSNP(cmd.Context(), rel, ev, o)
+			return a.renderCheck(res, err)
 		},
 	}
 	cmd.Flags().StringVar(&report, "report", "", "the attestation report: raw (1184 bytes) or a go-sev-guest Attestation protobuf")
 	cmd.Flags().StringVar(&vcek, "vcek", "", "the VCEK (or VLEK) certificate, DER or PEM, from AMD's KDS")
 	cmd.Flags().StringVar(&product, "product", "", "the product line (Milan, Genoa, Turin) when the report does not say it")
-	cmd.Flags().StringVar(&nonce, "nonce", "", "the REPORT_DATA the verifier asked for, hex (up to 64 bytes; the rest must be zero)")
+	nonce.register(cmd, "nonce", "the REPORT_DATA the verifier asked for, hex (up to 64 bytes; the rest must be zero)")
 	cmd.Flags().StringVar(&roots, "amd-roots", "", "PEM ASK+ARK to trust instead of the pinned AMD roots (private or test chains only)")
 	at.register(cmd, "the certificates")
 	gpus.register(cmd)
 	return cmd
 }
 
-// reportDataNonce reads --nonce: the report data the verifier asked for.
-func reportDataNonce(nonce string) ([]byte, error) {
-	if nonce == "" {
-		return nil, nil
+// evidenceOptions reads the flags every check takes: the verification
+// time, the report-data nonce and the GPU evidence.
+func evidenceOptions(cmd *cobra.Command, at *verifyAtFlag, nonce *hexFlag, gpus *checkGPUFlags) (verify.EvidenceOptions, error) {
+	var o verify.EvidenceOptions
+	var err error
+	if o.At, err = at.time(); err != nil {
+		return o, err
 	}
-	n, err := hex.DecodeString(nonce)
-	if err != nil || len(n) > 64 {
-		return nil, outcome.UsageError(fmt.Errorf("--nonce %q: want at most 64 bytes as hex", nonce), "give the nonce the verifier sent, e.g. --nonce $(cat nonce.hex)")
+	if o.Nonce, err = nonce.bytes(cmd, 1, 64); err != nil {
+		return o, err
 	}
-	return n, nil
+	o.GPU, err = gpus.read(cmd)
+	return o, err
 }
 
-// notAuthentic reports evidence whose signature or chain did not verify:
-// the result (with the reason) on stdout, exit code 4.
-// The error names input (the flag and file) when given.
-func (a *app) notAuthentic(res *verify.EvidenceCheck, verdict, input string, err error, hint string) error {
-	res.Authentic, res.Verdict = err.Error(), verdict
-	if eerr := a.emit(res, func(w io.Writer) { printCheck(w, res) }); eerr != nil {
-		return eerr
+// renderCheck prints a check's result (when there is one) and returns the
+// error its exit code comes from.
+func (a *app) renderCheck(res *verify.EvidenceCheck, err error) error {
+	if res == nil {
+		return err
 	}
-	if input != "" {
-		err = fmt.Errorf("%s: %w", input, err)
-	}
-	return outcome.SignatureError(err, hint)
-}
-
-func signerName(info uint32) string {
-	if (info>>2)&7 == 1 {
-		return "VLEK"
-	}
-	return "VCEK"
-}
-
-// finishCheck prints the result and maps it to an exit code.
-func (a *app) finishCheck(res *verify.EvidenceCheck) error {
-	err := res.Decide()
 	if eerr := a.emit(res, func(w io.Writer) { printCheck(w, res) }); eerr != nil {
 		return eerr
 	}
@@ -212,23 +196,35 @@ func (a *app) finishCheck(res *verify.EvidenceCheck) error {
 
 func printCheck(w io.Writer, res *verify.EvidenceCheck) {
 	if res.Release != "" {
-		fmt.Fprintf(w, "release        %s\n", res.Release)
+		fmt.Fprintf(w, "release        %s\n", quoteName(res.Release))
 	}
-	fmt.Fprintf(w, "evidence       %s\n", res.Evidence)
+	fmt.Fprintf(w, "evidence       %s\n", quoteName(res.Evidence))
 	fmt.Fprintf(w, "authentic      %s\n", res.Authentic)
 	if m := res.Match; m != nil {
 		if m.Configuration != "" {
 			fmt.Fprintf(w, "configuration  %s\n", m.Configuration)
 		}
-		fmt.Fprintf(w, "\n%-18s %-9s %s\n", "FIELD", "RESULT", "GOT / WANT")
+		if b := res.Binding; b != nil {
+			fmt.Fprintf(w, "binds          %s\n", strings.Join(b.Binds, ", "))
+			if len(b.Unbound) > 0 {
+				fmt.Fprintf(w, "unbound        %s\n", strings.Join(b.Unbound, ", "))
+				for _, u := range b.Unbound {
+					fmt.Fprintf(w, "  %-12s %s\n", u, b.Why[u])
+				}
+			}
+		}
+		fmt.Fprintf(w, "\n%-18s %-12s %s\n", "FIELD", "RESULT", "GOT / WANT")
 		for _, f := range m.Fields {
 			r := "ok"
-			if !f.OK {
+			switch {
+			case !f.OK:
 				r = "DIFFERS"
+			case strings.HasPrefix(f.Want, evidence.NotCompared):
+				r = "not compared"
 			}
-			fmt.Fprintf(w, "%-18s %-9s %s\n", f.Name, r, f.Got)
-			if !f.OK {
-				fmt.Fprintf(w, "%-18s %-9s %s\n", "", "want", f.Want)
+			fmt.Fprintf(w, "%-18s %-12s %s\n", f.Name, r, f.Got)
+			if !f.OK || r == "not compared" {
+				fmt.Fprintf(w, "%-18s %-12s %s\n", "", "want", f.Want)
 			}
 		}
 	}
@@ -245,31 +241,29 @@ func printCheck(w io.Writer, res *verify.EvidenceCheck) {
 	fmt.Fprintf(w, "\n%s\n", res.Verdict)
 }
 
-// readRelease reads a release folder's documents for a check of platform
-// ("snp" or "tdx") and its name@version from the image lock ("" without).
-func readRelease(dir, platform string) (*refvalues.Release, string, error) {
+// quoteName quotes a name that holds anything but printable characters,
+// so that a file name cannot forge a line of output.
+func quoteName(s string) string {
+	for _, r := range s {
+		if !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// readRelease reads a release folder's documents for a check.
+func readRelease(dir string) (*refvalues.Release, error) {
 	r, err := refvalues.ReadRelease(dir)
 	if err != nil {
-		return nil, "", outcome.InputError(err)
+		return nil, outcome.InputError(err)
 	}
-	n := len(r.SNP)
-	if platform == "tdx" {
-		n = len(r.TDX)
-	}
-	if n == 0 {
-		name := map[string]string{"snp": "SEV-SNP", "tdx": "TDX"}[platform]
-		return nil, "", outcome.InputError(fmt.Errorf("%s has no measurements/%s-*.json: not a release with %s configurations", dir, platform, name),
-			"give the folder 'cvmkit release' wrote, with platforms."+platform+" in its config")
-	}
-	name := ""
-	if r.Lock != nil {
-		name = r.Lock.Release
-	}
-	return r, name, nil
+	return r, nil
 }
 
 func (a *app) checkTDXCmd() *cobra.Command {
-	var quote, eventLog, nonce, roots, tcbInfo, qeIdentity, tcbChain string
+	var quote, eventLog, roots, tcbInfo, qeIdentity, tcbChain string
+	var nonce hexFlag
 	var at verifyAtFlag
 	var gpus checkGPUFlags
 	cmd := &cobra.Command{
@@ -299,90 +293,34 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 			if quote == "" {
 				return outcome.UsageError(errors.New("--quote is required"), "give the TD quote, e.g. the outblob of a configfs-tsm report")
 			}
-			t, err := at.time()
+			o, err := evidenceOptions(cmd, &at, &nonce, &gpus)
 			if err != nil {
 				return err
 			}
-			raw, err := os.ReadFile(quote)
-			if err != nil {
-				return outcome.InputError(fmt.Errorf("--quote %q: %w", quote, unwrapPath(err)))
-			}
-			q, err := evidence.ParseTDXQuote(raw)
-			if err != nil {
-				return outcome.InputError(fmt.Errorf("--quote %q: %w", quote, err))
-			}
-			o := evidence.TDXOptions{At: t}
-			if roots != "" {
-				b, err := os.ReadFile(roots)
-				if err != nil {
-					return outcome.InputError(fmt.Errorf("--intel-roots %q: %w", roots, unwrapPath(err)))
-				}
-				o.Roots = x509.NewCertPool()
-				if !o.Roots.AppendCertsFromPEM(b) {
-					return outcome.InputError(fmt.Errorf("--intel-roots %q: no PEM certificate", roots))
+			ev := verify.TDXEvidence{Source: quote}
+			for _, f := range []struct {
+				path, flag string
+				max        int64
+				dst        *[]byte
+			}{{quote, "--quote", evidence.MaxQuoteSize, &ev.Quote}, {roots, "--intel-roots", evidence.MaxCertificateSize, &ev.Roots}, {eventLog, "--event-log", evidence.MaxEventLogSize, &ev.EventLog}} {
+				if *f.dst, err = readEvidenceFile(f.path, f.flag, f.max); err != nil {
+					return err
 				}
 			}
-			n, err := reportDataNonce(nonce)
+			if ev.Collateral, err = readCollateral(tcbInfo, qeIdentity, tcbChain); err != nil {
+				return err
+			}
+			rel, err := readRelease(args[0])
 			if err != nil {
 				return err
 			}
-			rel, release, err := readRelease(args[0], "tdx")
-			if err != nil {
-				return err
-			}
-			refs, docs, err := evidence.TDXReferences(rel)
-			if err != nil {
-				return err
-			}
-			res := verify.EvidenceCheck{Release: release, Evidence: quote}
-			if err := evidence.VerifyTDX(cmd.Context(), q, o); err != nil {
-				return a.notAuthentic(&res, "not authentic", fmt.Sprintf("--quote %q", quote), err, "give the quote exactly as the TD produced it, and --verify-at inside its PCK certificates' validity")
-			}
-			res.Authentic = fmt.Sprintf("signed by the quoting enclave, PCK chain to the Intel SGX root CA pinned in cvmkit, valid at %s", t.UTC().Format("2006-01-02T15:04:05Z"))
-			res.Match = evidence.MatchTDX(q, refs, n)
-			coll, err := readCollateral(tcbInfo, qeIdentity, tcbChain)
-			if err != nil {
-				return err
-			}
-			if coll == nil {
-				res.Authentic += " (the TCB status is not evaluated: give --tcb-info, --qe-identity and --tcb-signing-chain)"
-			} else {
-				err := evidence.CheckTDXCollateral(cmd.Context(), q, coll, o)
-				switch {
-				case errors.Is(err, evidence.ErrNotAuthentic):
-					return a.notAuthentic(&res, "the collateral is not authentic or not current", "", err, "give the TCB info and QE identity PCS served for this platform, current at --verify-at")
-				case err != nil:
-					res.Match.Fields = append(res.Match.Fields, evidence.Field{Name: "TCB_STATUS", Got: strings.TrimPrefix(err.Error(), evidence.ErrTCBStatus.Error()+": "), Want: "UpToDate in Intel's collateral", Policy: true})
-				default:
-					res.Match.Fields = append(res.Match.Fields, evidence.Field{Name: "TCB_STATUS", Got: "UpToDate", Want: "UpToDate in Intel's collateral", OK: true, Policy: true})
-				}
-			}
-			if eventLog != "" {
-				b, err := os.ReadFile(eventLog)
-				if err != nil {
-					return outcome.InputError(fmt.Errorf("--event-log %q: %w", eventLog, unwrapPath(err)))
-				}
-				log, err := tdx.ParseLog(b)
-				if err != nil {
-					return outcome.InputError(fmt.Errorf("--event-log %q: %w", eventLog, err))
-				}
-				var doc *refvalues.TDX
-				for i := range refs {
-					if refs[i].Name == res.Match.Configuration {
-						doc = docs[i]
-					}
-				}
-				res.Replay = tdx.ReplayAgainst(log, q.GetTdQuoteBody().GetRtmrs(), doc)
-			}
-			if res.GPU, res.GPUErr = gpus.check(args[0], t); res.GPU == nil && res.GPUErr != nil {
-				return res.GPUErr
-			}
-			return a.finishCheck(&res)
+			res, err := verify.CheckTDX(cmd.Context(), rel, ev, o)
+			return a.renderCheck(res, err)
 		},
 	}
 	cmd.Flags().StringVar(&quote, "quote", "", "the TD quote: Intel's version 4 binary format or a go-tdx-guest QuoteV4 protobuf")
 	cmd.Flags().StringVar(&eventLog, "event-log", "", "the TD's CC event log (CCEL data) to replay and compare")
-	cmd.Flags().StringVar(&nonce, "nonce", "", "the REPORTDATA the verifier asked for, hex (up to 64 bytes; the rest must be zero)")
+	nonce.register(cmd, "nonce", "the REPORTDATA the verifier asked for, hex (up to 64 bytes; the rest must be zero)")
 	cmd.Flags().StringVar(&tcbInfo, "tcb-info", "", "Intel PCS TDX TCB info for the platform (the JSON body of /tdx/certification/v4/tcb?fmspc=…)")
 	cmd.Flags().StringVar(&qeIdentity, "qe-identity", "", "Intel PCS TD quoting enclave identity (the JSON body of /tdx/certification/v4/qe/identity)")
 	cmd.Flags().StringVar(&tcbChain, "tcb-signing-chain", "", "the issuer chain PCS sends with them (PEM: Intel SGX TCB Signing, then the root)")
@@ -405,7 +343,7 @@ func readCollateral(tcbInfo, qeIdentity, chain string) (*evidence.TDXCollateral,
 		flag, path string
 		dst        *[]byte
 	}{{"--tcb-info", tcbInfo, &c.TCBInfo}, {"--qe-identity", qeIdentity, &c.QEIdentity}, {"--tcb-signing-chain", chain, &c.IssuerChain}} {
-		b, _, err := readInput(f.path, f.flag, 16<<20)
+		b, err := fileio.ReadAll(f.path, f.flag, evidence.MaxCollateralSize)
 		if err != nil {
 			return nil, err
 		}

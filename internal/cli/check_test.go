@@ -11,7 +11,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,8 +64,12 @@ func TestCheckSNPRealReport(t *testing.T) {
 		{Name: "gce-1vcpu", Digest: strings.Repeat("00", 48)}, {Name: "gce-2vcpu", Digest: m}}})
 	writeJSONFile(t, filepath.Join(this, "image", "image.lock.json"), map[string]string{"release": "demo@1.0.0"})
 
+	// The report's guest policy 0xb0000 has the DEBUG bit (19) set: it is
+	// authentic and matches by measurement, but a debug VM never passes
+	// (exit 6, a policy refusal).
 	code, out, errOut := runCLI(t, "check", "snp", this, "--report", report, "--vcek", vcek, "--verify-at", "2024-01-01")
-	if code != 0 || !strings.Contains(out, "this VM runs release demo@1.0.0 (snp-gce.gce-2vcpu)") || !strings.Contains(out, "chain to the AMD roots pinned in cvmkit") {
+	if code != outcome.Policy.Value || !strings.Contains(out, "matches snp-gce.gce-2vcpu by measurement, but POLICY.DEBUG differ") ||
+		!strings.Contains(out, "chain to the AMD roots pinned in cvmkit") || !strings.Contains(out, "VMPL               ok") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 
@@ -110,10 +116,19 @@ func TestCheckTDXRealQuote(t *testing.T) {
 	dir := t.TempDir()
 	doc := tdxFromQuote(t, raw)
 	this := filepath.Join(dir, "this")
-	writeJSONFile(t, filepath.Join(this, "measurements", "tdx-spr.json"), doc)
+	writeBoundTDX(t, this, doc)
 	code, out, errOut := runCLI(t, "check", "tdx", this, "--quote", quote, "--verify-at", "2023-07-01")
-	if code != 0 || !strings.Contains(out, "this VM runs the release (tdx-spr)") {
+	if code != 0 || !strings.Contains(out, "this VM runs release spr@1 (tdx-spr)") || !strings.Contains(out, "binds          firmware, kernel, initrd, cmdline, rootfs") ||
+		!regexp.MustCompile(`RTMR3 +not compared`).MatchString(out) {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	// A configuration whose values bind the firmware only: the verdict
+	// says the VM matches in that, not that it runs the release.
+	unbound := filepath.Join(dir, "unbound")
+	writeJSONFile(t, filepath.Join(unbound, "measurements", "tdx-spr.json"), tdxFromQuote(t, raw))
+	code, out, _ = runCLI(t, "check", "tdx", unbound, "--quote", quote, "--verify-at", "2023-07-01")
+	if code != 0 || strings.Contains(out, "this VM runs") || !strings.Contains(out, "does not bind kernel, initrd, cmdline, rootfs") || !strings.Contains(out, "unbound        kernel, initrd, cmdline, rootfs") {
+		t.Fatalf("unbound configuration: exit %d\n%s", code, out)
 	}
 	other := filepath.Join(dir, "other")
 	r1 := strings.Repeat("ab", 48)
@@ -156,6 +171,21 @@ func tdxFromQuote(t *testing.T, raw []byte) *refvalues.TDX {
 		doc.RTMR[i] = &v
 	}
 	return doc
+}
+
+// writeBoundTDX writes doc as a release's TDX configuration whose values
+// bind its whole image: the measured kernel is the image's vmlinuz and the
+// measured command line (RTMR2) carries the dm-verity root hash.
+func writeBoundTDX(t *testing.T, dir string, doc *refvalues.TDX) {
+	t.Helper()
+	const root = "4f9c7e1c2a0b8d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e"
+	cmdline := "console=ttyS0 cvmkit.root=" + root
+	d := *doc
+	yes := true
+	d.Kernel, d.Cmdline, d.GuestCC = &refvalues.File{Path: "vmlinuz", SHA256: strings.Repeat("ab", 32)}, &refvalues.TDXCmd{Value: cmdline}, &yes
+	writeJSONFile(t, filepath.Join(dir, "measurements", "tdx-spr.json"), &d)
+	writeJSONFile(t, filepath.Join(dir, "image", "image.lock.json"), refvalues.Lock{Release: "spr@1", Cmdline: cmdline,
+		Verity: refvalues.LockVerity{RootHash: root}, Outputs: []refvalues.LockFile{{Name: "vmlinuz", SHA256: strings.Repeat("ab", 32)}}})
 }
 
 // TestCheckSNPWithCvmkitMeasurement: a report carrying the measurement
@@ -220,7 +250,7 @@ func TestCheckSNPWithCvmkitMeasurement(t *testing.T) {
 		t.Fatalf("cvmkit's own measurement: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, _ = runCLI(t, args(report("debug.bin", 0xb0000, 3))...)
-	if code != outcome.Mismatch.Value || !strings.Contains(out, "but POLICY differ") {
+	if code != outcome.Mismatch.Value || !strings.Contains(out, "but POLICY, POLICY.DEBUG differ") {
 		t.Fatalf("debug policy: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, args(report("old.bin", 0x30000, 1))...)
@@ -255,8 +285,10 @@ func TestCheckSNPWithGPU(t *testing.T) {
 	ev := filepath.Join(t.TempDir(), "gpu.json")
 	writeJSONFile(t, ev, []map[string]string{{"arch": "HOPPER", "evidence": strings.TrimSpace(string(report)), "certificate": string(chain)}})
 	args := []string{"check", "snp", rel, "--report", filepath.Join(gsg, "attestation.bin"), "--vcek", filepath.Join(gsg, "vcek.testcer"), "--verify-at", "2024-01-01", "--gpu-evidence", ev}
+	// The SEV-SNP report is a debug VM's (policy 0xb0000): exit 6 for it,
+	// while its GPU matches.
 	code, out, errOut := runCLI(t, append(args, "--gpu-nonce", "4cff7f5380ead8fad8ec2c531c110aca4302a88f603792801a8ca29ee151af2e")...)
-	if code != 0 || !strings.Contains(out, "with 1 GPU(s) matching its GPU reference values") {
+	if code != outcome.Policy.Value || !strings.Contains(out, "with 1 GPU(s) matching its GPU reference values") {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, _ = runCLI(t, append(args, "--gpu-nonce", strings.Repeat("00", 32))...)
@@ -291,5 +323,101 @@ func TestCheckTDXCollateral(t *testing.T) {
 	}
 	if code, _, _ = runCLI(t, "check", "tdx", rel, "--quote", quote, "--tcb-info", "x"); code != outcome.Usage.Value {
 		t.Fatalf("one collateral file: exit %d", code)
+	}
+}
+
+// TestCheckHostileInputs: the hostile-input pass's reproductions, each as
+// it is answered now.
+func TestCheckHostileInputs(t *testing.T) {
+	gsg := filepath.Join(testenv.ModuleDir(t, "github.com/google/go-sev-guest"), "verify", "testdata")
+	report, vcek := filepath.Join(gsg, "attestation.bin"), filepath.Join(gsg, "vcek.testcer")
+	quote := filepath.Join(testenv.ModuleDir(t, "github.com/google/go-tdx-guest"), "testing", "testdata", "tdx_prod_quote_SPR_E4.dat")
+	rawQuote, _ := os.ReadFile(quote)
+	dir := t.TempDir()
+	rel := filepath.Join(dir, "rel")
+	writeJSONFile(t, filepath.Join(rel, "measurements", "snp-gce.json"), refvalues.SNP{Mode: "snp", Measurements: []refvalues.SNPEntry{{Name: "gce", Digest: strings.Repeat("00", 48)}}})
+	writeBoundTDX(t, rel, tdxFromQuote(t, rawQuote))
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(report)
+	reserved := append([]byte(nil), raw...)
+	reserved[0x4c] ^= 1 // a must-be-zero byte: the report no longer parses
+	tampered := filepath.Join(dir, "reserved.bin")
+	os.WriteFile(tampered, reserved, 0o644)
+	shortSigned := append([]byte(nil), rawQuote...)
+	binary.LittleEndian.PutUint32(shortSigned[632:], 64)
+	short := filepath.Join(dir, "short.dat")
+	os.WriteFile(short, shortSigned, 0o644)
+
+	for _, c := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		// go-tdx-guest's parser panicked on a signed-data size of 0–133.
+		{"short signed data", []string{"check", "tdx", rel, "--quote", short}, outcome.Input.Value, "fewer than the 590 its fixed parts need"},
+		// A changed report whose fields no longer parse is not authentic.
+		{"tampered reserved byte", []string{"check", "snp", rel, "--report", tampered, "--vcek", vcek, "--verify-at", "2024-01-01"}, outcome.Signature.Value, "signature does not verify over its bytes"},
+		{"FIFO report", []string{"check", "snp", rel, "--report", fifo, "--vcek", vcek}, outcome.Input.Value, "a FIFO"},
+		{"device quote", []string{"check", "tdx", rel, "--quote", "/dev/zero"}, outcome.Input.Value, "a device"},
+		{"FIFO event log", []string{"check", "tdx", rel, "--quote", quote, "--event-log", fifo}, outcome.Input.Value, "a FIFO"},
+		{"zero time", []string{"check", "tdx", rel, "--quote", quote, "--verify-at", "0001-01-01"}, outcome.Usage.Value, "before 2010-01-01"},
+		{"empty nonce", []string{"check", "tdx", rel, "--quote", quote, "--nonce", ""}, outcome.Usage.Value, "--nonce is empty"},
+		{"empty GPU nonce", []string{"check", "tdx", rel, "--quote", quote, "--gpu-nonce", ""}, outcome.Usage.Value, "--gpu-nonce is empty"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			done := make(chan struct{})
+			var code int
+			var errOut string
+			go func() { code, _, errOut = runCLI(t, c.args...); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("still running after 20 s")
+			}
+			if code != c.code || !strings.Contains(errOut, c.stderr) {
+				t.Fatalf("exit %d, want %d with %q\n%s", code, c.code, c.stderr, errOut)
+			}
+		})
+	}
+}
+
+// TestCheckNamesTheRoots: with --amd-roots the verdict names the roots
+// given (by subject and SHA-256), not the pinned ones; the time used is
+// stated even when --verify-at is left at now.
+func TestCheckNamesTheRoots(t *testing.T) {
+	dir := t.TempDir()
+	signer, err := sevtest.DefaultTestOnlyCertChain(kds.ProductName(sevabi.DefaultSevProduct()), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := filepath.Join(dir, "roots.pem")
+	os.WriteFile(roots, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: signer.Ask.Raw}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: signer.Ark.Raw})...), 0o644)
+	vcek := filepath.Join(dir, "vcek.der")
+	os.WriteFile(vcek, signer.Vcek.Raw, 0o644)
+	r := &spb.Report{Version: 2, Policy: 0x30000, SignatureAlgo: 1, ReportData: make([]byte, sevabi.ReportDataSize),
+		FamilyId: make([]byte, 16), ImageId: make([]byte, 16), Measurement: make([]byte, 48), HostData: make([]byte, sevabi.HostDataSize),
+		IdKeyDigest: make([]byte, 48), AuthorKeyDigest: make([]byte, 48), ReportId: make([]byte, sevabi.ReportIDSize),
+		ReportIdMa: make([]byte, sevabi.ReportIDMASize), ChipId: make([]byte, sevabi.ChipIDSize), Signature: make([]byte, sevabi.SignatureSize)}
+	raw, _ := sevabi.ReportToAbiBytes(r)
+	rs, ss, _ := signer.Sign(sevabi.SignedComponent(raw))
+	sevabi.SetSignature(rs, ss, raw)
+	report := filepath.Join(dir, "report.bin")
+	os.WriteFile(report, raw, 0o644)
+	rel := filepath.Join(dir, "rel")
+	writeJSONFile(t, filepath.Join(rel, "measurements", "snp-x.json"), refvalues.SNP{Mode: "snp", Measurements: []refvalues.SNPEntry{{Name: "x", Digest: strings.Repeat("00", 48)}}})
+	code, out, errOut := runCLI(t, "check", "snp", rel, "--report", report, "--vcek", vcek, "--amd-roots", roots, "--product", "Milan", "--json")
+	var res verify.EvidenceCheck
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 0 {
+		t.Fatalf("exit %d %v\n%s%s", code, err, out, errOut)
+	}
+	if strings.Contains(res.Authentic, "pinned in cvmkit") || !strings.Contains(res.Authentic, "the given AMD roots (") || !strings.Contains(res.Authentic, "sha256:") {
+		t.Fatalf("authentic: %s", res.Authentic)
+	}
+	if at, err := time.Parse(time.RFC3339, res.VerifiedAt); err != nil || time.Since(at) > time.Hour || !strings.Contains(res.Authentic, res.VerifiedAt) {
+		t.Fatalf("verified_at %q (%v), authentic %q", res.VerifiedAt, err, res.Authentic)
 	}
 }

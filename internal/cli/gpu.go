@@ -16,6 +16,7 @@ import (
 	"github.com/cvmkit/cvmkit/measure/gpu/spdm"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/release"
+	"github.com/cvmkit/cvmkit/verify"
 	"github.com/spf13/cobra"
 )
 
@@ -52,16 +53,26 @@ func (f *verifyAtFlag) time() (time.Time, error) {
 	case strings.HasPrefix(s, "@"):
 		var sec int64
 		if _, err := fmt.Sscanf(s, "@%d", &sec); err == nil {
-			return time.Unix(sec, 0).UTC(), nil
+			return realTime(f.value, time.Unix(sec, 0).UTC())
 		}
 	default:
 		for _, layout := range []string{time.RFC3339, time.DateOnly} {
 			if t, err := time.Parse(layout, s); err == nil {
-				return t.UTC(), nil
+				return realTime(f.value, t.UTC())
 			}
 		}
 	}
 	return time.Time{}, outcome.UsageError(fmt.Errorf("--verify-at %q is not a time", f.value), "give RFC 3339 like 2025-01-31T12:00:00Z, a date like 2025-01-31, @UNIX-SECONDS or now")
+}
+
+// realTime refuses a --verify-at no attestation certificate can be valid
+// at (0001-01-01 is Go's zero time, which the verification libraries take
+// as "now" while the output would name the year 1).
+func realTime(flag string, t time.Time) (time.Time, error) {
+	if err := verify.CheckVerifyTime(t); err != nil {
+		return time.Time{}, outcome.UsageError(fmt.Errorf("--verify-at %q: %w", flag, err), "give the time the evidence or RIM was produced at (2025-01-31), or now")
+	}
+	return t, nil
 }
 
 // readOCSP reads --ocsp-response files (DER).
@@ -231,9 +242,10 @@ func chainNames(c []gpu.CertificateReference) string {
 
 func (a *app) gpuCheckCmd() *cobra.Command {
 	var (
-		report, chainFile, evidence, refFile, nonce string
-		ocspFiles                                   []string
-		at                                          verifyAtFlag
+		report, chainFile, evidence, refFile string
+		nonce                                hexFlag
+		ocspFiles                            []string
+		at                                   verifyAtFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "check (--report HEX --cert-chain PEM | --evidence JSON) --reference REF.json",
@@ -272,11 +284,9 @@ reference does not allow.`,
 			if err != nil {
 				return err
 			}
-			var wantNonce []byte
-			if nonce != "" {
-				if wantNonce, err = decodeHexFlag(nonce, 32); err != nil {
-					return outcome.UsageError(fmt.Errorf("--nonce: %w", err), "give the 32-byte nonce as 64 hex digits")
-				}
+			wantNonce, err := nonce.bytes(cmd, 32, 32)
+			if err != nil {
+				return err
 			}
 			ref, err := readReference(refFile)
 			if err != nil {
@@ -304,18 +314,10 @@ reference does not allow.`,
 	cmd.Flags().StringVar(&chainFile, "cert-chain", "", "the GPU's attestation-key certificate chain, PEM, leaf first")
 	cmd.Flags().StringVar(&evidence, "evidence", "", "an evidence JSON file with one or more GPUs (NVIDIA attestation SDK, NRAS or Trustee format)")
 	cmd.Flags().StringVar(&refFile, "reference", "", "reference values written by 'cvmkit gpu reference -o'")
-	cmd.Flags().StringVar(&nonce, "nonce", "", "the nonce the verifier sent, 64 hex digits; the report must answer it")
+	nonce.register(cmd, "nonce", "the nonce the verifier sent, 64 hex digits; the report must answer it")
 	cmd.Flags().StringArrayVar(&ocspFiles, "ocsp-response", nil, "a DER OCSP response for a certificate of a device chain; repeat for each")
 	at.register(cmd, "the device certificate chain")
 	return cmd
-}
-
-func decodeHexFlag(s string, n int) ([]byte, error) {
-	b, err := spdm.DecodeReport([]byte(s))
-	if err != nil || len(b) != n {
-		return nil, fmt.Errorf("%q is not %d bytes of hex", s, n)
-	}
-	return b, nil
 }
 
 func readReference(path string) (*gpu.Reference, error) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cvmkit/cvmkit/measure/gpu/spdm"
+	"github.com/cvmkit/cvmkit/outcome"
 )
 
 // loadReport reads a hex report fixture and its chain.
@@ -479,5 +480,62 @@ func TestSwitchPair(t *testing.T) {
 	}
 	if len(c.Indices) != 31 || len(c.Mismatches()) != 0 {
 		t.Fatalf("switch: %d indices, mismatches %v", len(c.Indices), c.Mismatches())
+	}
+}
+
+// TestCheckAllOneEntryPerGPU: evidence that repeats one GPU is refused for
+// the repeat (a thousand copies of one report are not a thousand GPUs), and
+// an "arch" that is not the device certificate's chip is a mismatch.
+func TestCheckAllOneEntryPerGPU(t *testing.T) {
+	d := readFixture(t, "nvtrust/rims/1010_0200_882_96005E0001_PROD.swidtag")
+	rim, err := VerifyRIM(d, RIMOptions{ChainOptions: ChainOptions{At: signerNotBefore(t, d).Add(time.Hour)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := NewReference([]*RIM{rim}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := ParseItems(readFixture(t, "attestation-sdk/evidence/multi_gpu_hopper.json"), "ev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, _ := CheckAll(items, ref, nil, ChainOptions{At: now})
+	devices := map[string]bool{}
+	for _, g := range res.GPUs {
+		if g.Device == "" || devices[g.Device] || strings.Contains(g.Error, "same GPU") {
+			t.Fatalf("four distinct GPUs: %+v", g)
+		}
+		devices[g.Device] = true
+	}
+	repeated := []Item{items[0], items[1], items[0]}
+	res, _, err = CheckAll(repeated, ref, nil, ChainOptions{At: now})
+	var mm *outcome.MismatchError
+	if res.OK || !strings.Contains(res.GPUs[2].Error, "the same GPU as GPU 0") || res.GPUs[2].OK {
+		t.Fatalf("repeated GPU: %+v", res.GPUs[2])
+	}
+	// The first failure of the set is GPU 0's version (policy); the
+	// repeat is a mismatch of its own.
+	if err == nil {
+		t.Fatal("no error")
+	}
+	one := []Item{items[0], items[0]}
+	one[0].Arch, one[1].Arch = "", ""
+	res, _, _ = CheckAll(one, ref, nil, ChainOptions{At: now})
+	if !strings.Contains(res.GPUs[1].Error, "device identity") {
+		t.Fatalf("repeat: %+v", res.GPUs[1])
+	}
+	wrong := items[0]
+	wrong.Arch = "BLACKWELL"
+	_, _, err = CheckAll([]Item{wrong}, ref, nil, ChainOptions{At: now})
+	if !errors.As(err, &mm) || mm.Register != "arch" || !strings.Contains(mm.Want, "HOPPER") {
+		t.Fatalf("wrong arch: %v", err)
+	}
+	wrong.Arch = "hopper"
+	if _, _, err = CheckAll([]Item{wrong}, ref, nil, ChainOptions{At: now}); errors.As(err, &mm) {
+		t.Fatalf("arch in another case: %v", err)
+	}
+	if _, _, err := CheckAll(make([]Item, MaxGPUs+1), ref, nil, ChainOptions{At: now}); err == nil {
+		t.Fatal("more GPUs than a node has")
 	}
 }

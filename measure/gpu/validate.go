@@ -3,9 +3,9 @@ package gpu
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cvmkit/cvmkit/measure/gpu/spdm"
-
 	"github.com/cvmkit/cvmkit/outcome"
 )
 
@@ -27,10 +27,13 @@ type CheckResult struct {
 
 // GPUResult is one GPU's verdict and what it was judged on.
 type GPUResult struct {
-	Index         int         `json:"index"`
-	Source        string      `json:"source"`
-	Arch          string      `json:"arch,omitempty"`
-	UUID          string      `json:"uuid,omitempty"`
+	Index  int    `json:"index"`
+	Source string `json:"source"`
+	Arch   string `json:"arch,omitempty"`
+	UUID   string `json:"uuid,omitempty"`
+	// Device is the GPU's device identity (its identity certificate's
+	// serial number).
+	Device        string      `json:"device,omitempty"`
 	OK            bool        `json:"ok"`
 	Error         string      `json:"error,omitempty"`
 	HWModel       string      `json:"hwmodel,omitempty"`
@@ -72,6 +75,15 @@ func Check(i int, it Item, ref *Reference, wantNonce []byte, opts ChainOptions) 
 		return g, nil, Classify(err, it.Source)
 	}
 	g.HWModel, g.Product, g.DriverVersion, g.VBIOSVersion, g.VBIOSRIMID = v.HWModel, v.Product, v.DriverVersion(), v.VBIOSVersion(), v.VBIOSRIMID()
+	g.Device = deviceID(v.Chain)
+	if it.Arch != "" {
+		// The evidence's own "arch" is a claim next to the signed report:
+		// it must name the chip the device certificate does.
+		want, known := archOf(v.Product)
+		if !known || !strings.EqualFold(it.Arch, want) {
+			return g, v.Chain, &outcome.MismatchError{Subject: "GPU report " + it.Source, Register: "arch", Want: orUnknown(want, v.Product), Got: it.Arch}
+		}
+	}
 	g.Nonce, g.NonceChecked, g.FWIDChecked = fmt.Sprintf("%x", v.Nonce), ropts.Nonce != nil, v.FWIDChecked
 	for _, c := range v.Chain.Certs {
 		g.Chain = append(g.Chain, c.Subject.CommonName)
@@ -103,6 +115,52 @@ func Check(i int, it Item, ref *Reference, wantNonce []byte, opts ChainOptions) 
 	return g, v.Chain, nil
 }
 
+// MaxEvidenceSize bounds a GPU evidence file: about 10 KiB per GPU.
+const MaxEvidenceSize = 16 << 20
+
+// MaxGPUs bounds the GPUs of one evidence file: NVIDIA's largest
+// confidential-computing nodes have 8 GPUs and 4 NVSwitches; the bound
+// leaves room for larger nodes and keeps hostile evidence bounded.
+const MaxGPUs = 256
+
+// deviceID names the physical device a verified chain belongs to: the
+// serial number of its device identity certificate (the chain's second
+// certificate, "… GSP BROM" or "… FSP BROM", which NVIDIA provisions per
+// chip), or the certificate's SHA-256 when it has no serial number
+// attribute.
+func deviceID(c *Chain) string {
+	if c == nil || len(c.Certs) < 2 {
+		return ""
+	}
+	id := c.Certs[1]
+	if id.Subject.SerialNumber != "" {
+		return id.Subject.SerialNumber
+	}
+	return Fingerprint(id)
+}
+
+// archOf is the architecture name NVIDIA's evidence formats ("arch":
+// HOPPER, BLACKWELL, LS10) use for the chip the device certificate names
+// (GH100, GB100, LS10).
+func archOf(product string) (string, bool) {
+	switch {
+	case strings.HasPrefix(product, "GH1"):
+		return "HOPPER", true
+	case strings.HasPrefix(product, "GB1"), strings.HasPrefix(product, "GB2"):
+		return "BLACKWELL", true
+	case strings.HasPrefix(product, "LS10"):
+		return "LS10", true
+	}
+	return "", false
+}
+
+func orUnknown(arch, product string) string {
+	if arch == "" {
+		return "the architecture of " + product + " (not known to cvmkit)"
+	}
+	return arch + " (the device certificate's chip " + product + ")"
+}
+
 func orNoBlock(s string) string {
 	if s == "" {
 		return "no block"
@@ -113,14 +171,29 @@ func orNoBlock(s string) string {
 // CheckAll checks every GPU of a node with Check: the result lists each
 // GPU, the error is the first GPU's failure, and the chains checked are
 // returned (for OCSP responses that must have answered for one).
+//
+// Each GPU must appear once: evidence that repeats a device (the same
+// device identity certificate) is refused, so that one GPU's report
+// cannot be counted as several. At most MaxGPUs are checked.
 func CheckAll(items []Item, ref *Reference, wantNonce []byte, opts ChainOptions) (*CheckResult, []*Chain, error) {
+	if len(items) > MaxGPUs {
+		return nil, nil, outcome.InputError(fmt.Errorf("the evidence holds %d GPUs, more than the %d one node can have", len(items), MaxGPUs))
+	}
 	res := &CheckResult{OK: true}
 	var firstErr error
 	var chains []*Chain
+	seen := map[string]int{}
 	for i, it := range items {
 		g, chain, err := Check(i, it, ref, wantNonce, opts)
 		if chain != nil {
 			chains = append(chains, chain)
+		}
+		if first, dup := seen[g.Device]; dup && g.Device != "" {
+			g.OK = false
+			err = &outcome.MismatchError{Subject: "GPU report " + it.Source, Register: "device identity",
+				Want: "a GPU that appears once in the evidence", Got: fmt.Sprintf("the same GPU as GPU %d (device %s)", first, g.Device)}
+		} else if g.Device != "" {
+			seen[g.Device] = i
 		}
 		if err != nil {
 			g.Error = err.Error()
