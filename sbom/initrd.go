@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -28,9 +29,22 @@ const (
 	maxInitrdEntries = 1 << 20
 	// maxInitrdExpanded bounds the bytes read after decompression.
 	maxInitrdExpanded = 8 << 30
-	// maxInspect is the largest file inside the initrd that is read into
-	// memory to identify it; larger files are hashed in passing only.
+	// maxInspect is the largest file inside the initrd that is identified
+	// (and the largest a compressed module may expand to); larger files
+	// are hashed in passing only.
 	maxInspect = 256 << 20
+	// maxInMemory is the largest file held in memory to identify it;
+	// larger ones go to an unlinked temporary file, so that what one file
+	// costs in memory is bounded whatever the initrd holds.
+	maxInMemory = 16 << 20
+	// maxModinfo is the largest .modinfo section read (a module's holds
+	// a few KiB of NUL-separated key=value strings), compressed or not:
+	// its declared size is checked before it is read.
+	maxModinfo = 1 << 20
+	// maxInitrdParts is the most programs and modules listed one by one
+	// (a distribution's initrd with every module has a few thousand);
+	// beyond it files are counted and the description says so.
+	maxInitrdParts = 8192
 	// maxCPIOName is the longest entry name accepted (PATH_MAX).
 	maxCPIOName = 4096
 )
@@ -65,11 +79,11 @@ func InitrdPart(ctx context.Context, file string, r io.Reader) (Part, error) {
 	ir := &initrdReader{ctx: ctx}
 	err := ir.segments(bufio.NewReaderSize(cr, 64<<10))
 	if err != nil {
-		return Part{}, fmt.Errorf("sbom: initrd %s: %w", file, err)
+		return Part{}, fmt.Errorf("initrd %s: %w", file, err)
 	}
 	// Whatever was not parsed still counts towards the digest.
 	if _, err := io.Copy(io.Discard, &ctxReader{ctx: ctx, r: cr}); err != nil {
-		return Part{}, fmt.Errorf("sbom: initrd %s: %w", file, err)
+		return Part{}, fmt.Errorf("initrd %s: %w", file, err)
 	}
 	p := Part{Kind: Initrd, Name: path.Base(file), File: file, SHA256: hex.EncodeToString(h.Sum(nil)), Size: cr.n, Parts: ir.parts}
 	desc := []string{"initial RAM disk"}
@@ -77,6 +91,9 @@ func InitrdPart(ctx context.Context, file string, r io.Reader) (Part, error) {
 		desc[0] += " (" + strings.Join(ir.formats, ", ") + ")"
 	}
 	desc = append(desc, fmt.Sprintf("%d programs and kernel modules listed", len(ir.parts)))
+	if ir.unlisted > 0 {
+		desc = append(desc, fmt.Sprintf("%d more files not inspected: at most %d programs and modules are listed", ir.unlisted, maxInitrdParts))
+	}
 	if ir.other > 0 {
 		desc = append(desc, fmt.Sprintf("%d other files, covered by the initrd's digest", ir.other))
 	}
@@ -88,6 +105,7 @@ func InitrdPart(ctx context.Context, file string, r io.Reader) (Part, error) {
 type initrdReader struct {
 	ctx      context.Context
 	parts    []Part
+	unlisted int
 	formats  []string
 	notes    []string
 	entries  int
@@ -125,28 +143,27 @@ func (ir *initrdReader) segments(br *bufio.Reader) error {
 			}
 		case bytes.HasPrefix(head, magicZstd):
 			ir.addFormat("zstd")
-			zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+			// The segment's frames, passed on exactly (the decoder reads
+			// ahead), with their declared windows checked first.
+			zr, err := zstd.NewReader(zstdSegment(br), zstd.WithDecoderConcurrency(1),
+				zstd.WithDecoderMaxWindow(maxDecoderWindow), zstd.WithDecoderMaxMemory(maxInitrdExpanded))
 			if err != nil {
 				return err
 			}
-			// The zstd decoder reads ahead, so a zstd stream is the last
-			// segment; it may hold several frames (and archives).
 			err = ir.archives(zr)
 			zr.Close()
 			if err != nil {
 				return fmt.Errorf("zstd segment: %w", err)
 			}
-			return nil
 		case bytes.HasPrefix(head, magicXZ):
 			ir.addFormat("xz")
-			zr, err := xz.NewReader(br)
+			zr, err := xz.ReaderConfig{SingleStream: true}.NewReader(xzStream(br))
 			if err != nil {
 				return fmt.Errorf("xz segment: %w", err)
 			}
 			if err := ir.archives(zr); err != nil {
 				return fmt.Errorf("xz segment: %w", err)
 			}
-			return nil
 		default:
 			for name, m := range otherMagic {
 				if bytes.HasPrefix(head, m) {
@@ -308,16 +325,23 @@ func (ir *initrdReader) file(name string, size uint64, or *offsetReader) error {
 		ir.other++
 		return or.discard(size)
 	}
+	if len(ir.parts) >= maxInitrdParts {
+		ir.unlisted++
+		return or.discard(size)
+	}
 	// Read as the bytes arrive: a header that declares a large size in a
-	// short file allocates no more than the file holds.
-	data, err := io.ReadAll(io.LimitReader(or, int64(size)))
+	// short file costs no more than the file holds.
+	sp := &spool{}
+	defer sp.Close()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(sp, h), io.LimitReader(or, int64(size)))
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	if uint64(len(data)) != size {
+	if uint64(n) != size {
 		return fmt.Errorf("%s: %w", name, io.ErrUnexpectedEOF)
 	}
-	p, ok, err := identify(ir.ctx, name, data)
+	p, ok, err := identify(ir.ctx, name, sp, hex.EncodeToString(h.Sum(nil)))
 	if err != nil {
 		return err
 	}
@@ -333,17 +357,21 @@ func (ir *initrdReader) file(name string, size uint64, or *offsetReader) error {
 // .modinfo), a Go program (its build information) or another ELF
 // executable or library. Modules may be zstd- or xz-compressed (.ko.zst,
 // .ko.xz), as Linux's module loader accepts them.
-func identify(ctx context.Context, name string, data []byte) (Part, bool, error) {
-	sum := sha256.Sum256(data)
-	p := Part{File: name, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}
+func identify(ctx context.Context, name string, data *spool, sum string) (Part, bool, error) {
+	p := Part{File: name, SHA256: sum, Size: data.Len()}
 	elfData, compressed, err := decompressModule(name, data)
 	if err != nil {
 		return Part{}, false, err
 	}
-	if !bytes.HasPrefix(elfData, magicELF) {
+	if elfData != data {
+		defer elfData.Close()
+	}
+	var magic [4]byte
+	if _, err := elfData.ReadAt(magic[:], 0); err != nil || !bytes.Equal(magic[:], magicELF) {
 		return Part{}, false, nil
 	}
-	f, err := elf.NewFile(bytes.NewReader(elfData))
+	ra := io.NewSectionReader(elfData, 0, elfData.Len())
+	f, err := elf.NewFile(ra)
 	if err != nil {
 		// An ELF header that debug/elf cannot read: list it by digest.
 		p.Kind, p.Name = Program, path.Base(name)
@@ -352,12 +380,9 @@ func identify(ctx context.Context, name string, data []byte) (Part, bool, error)
 	}
 	defer f.Close()
 	if s := f.Section(".modinfo"); s != nil && f.Type == elf.ET_REL {
-		info, err := s.Data()
-		if err == nil {
-			return modulePart(p, info, compressed), true, nil
-		}
+		return modulePart(p, s, compressed), true, nil
 	}
-	if bi, err := buildinfo.Read(bytes.NewReader(elfData)); err == nil {
+	if bi, err := buildinfo.Read(ra); err == nil {
 		p.Kind, p.Name = Program, bi.Path
 		if p.Name == "" {
 			p.Name = path.Base(name)
@@ -399,21 +424,24 @@ func hasInterp(f *elf.File) bool {
 	return false
 }
 
-// decompressModule returns a .ko.zst or .ko.xz module's ELF bytes (bounded
-// by maxInspect), or data itself.
-func decompressModule(name string, data []byte) ([]byte, string, error) {
+// decompressModule returns a .ko.zst or .ko.xz module's ELF bytes (at
+// most maxInspect, in a spool of their own), or data itself.
+func decompressModule(name string, data *spool) (*spool, string, error) {
+	var magic [6]byte
+	data.ReadAt(magic[:], 0)
+	src := io.NewSectionReader(data, 0, data.Len())
 	var r io.Reader
 	var kind string
 	switch {
-	case strings.HasSuffix(name, ".ko.zst") && bytes.HasPrefix(data, magicZstd):
-		d, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxInspect))
+	case strings.HasSuffix(name, ".ko.zst") && bytes.HasPrefix(magic[:], magicZstd):
+		d, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxDecoderWindow), zstd.WithDecoderMaxMemory(maxInspect))
 		if err != nil {
 			return nil, "", err
 		}
 		defer d.Close()
 		r, kind = d, "zstd"
-	case strings.HasSuffix(name, ".ko.xz") && bytes.HasPrefix(data, magicXZ):
-		d, err := xz.NewReader(bytes.NewReader(data))
+	case strings.HasSuffix(name, ".ko.xz") && bytes.HasPrefix(magic[:], magicXZ):
+		d, err := xz.ReaderConfig{SingleStream: true}.NewReader(xzStream(bufio.NewReader(src)))
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: %w", name, err)
 		}
@@ -421,40 +449,65 @@ func decompressModule(name string, data []byte) ([]byte, string, error) {
 	default:
 		return data, "", nil
 	}
-	out, err := io.ReadAll(io.LimitReader(r, maxInspect+1))
+	out := &spool{}
+	n, err := io.Copy(out, io.LimitReader(r, maxInspect+1))
 	if err != nil {
+		out.Close()
 		return nil, "", fmt.Errorf("%s: %w", name, err)
 	}
-	if len(out) > maxInspect {
+	if n > maxInspect {
+		out.Close()
 		return nil, "", fmt.Errorf("%s: decompresses to more than %d MiB", name, maxInspect>>20)
 	}
 	return out, kind, nil
 }
 
 // modulePart reads a module's .modinfo: NUL-separated key=value strings
-// (include/linux/moduleparam.h __MODULE_INFO; modinfo(8) prints them).
-func modulePart(p Part, info []byte, compressed string) Part {
+// (include/linux/moduleparam.h __MODULE_INFO; modinfo(8) prints them). The
+// section's declared size (its uncompressed size when SHF_COMPRESSED) is
+// checked before anything is read or decompressed.
+func modulePart(p Part, s *elf.Section, compressed string) Part {
+	p.Kind = Module
+	p.Name = strings.SplitN(path.Base(p.File), ".ko", 2)[0]
+	desc := "Linux kernel module"
+	if compressed != "" {
+		desc += " (" + compressed + "-compressed)"
+	}
+	if s.Size > maxModinfo {
+		p.Description = fmt.Sprintf("%s whose .modinfo declares %d bytes, more than the %d KiB cvmkit reads: named by its file", desc, s.Size, maxModinfo>>10)
+		return p
+	}
+	info, err := io.ReadAll(io.LimitReader(s.Open(), maxModinfo+1))
+	if err != nil || len(info) > maxModinfo {
+		p.Description = desc + " whose .modinfo cannot be read: named by its file"
+		return p
+	}
 	kv := map[string]string{}
-	for _, f := range bytes.Split(info, []byte{0}) {
-		if k, v, ok := strings.Cut(string(f), "="); ok {
-			if _, seen := kv[k]; !seen {
-				kv[k] = v
+	for rest := info; len(rest) > 0; {
+		f := rest
+		if i := bytes.IndexByte(rest, 0); i >= 0 {
+			f, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		k, v, ok := bytes.Cut(f, []byte("="))
+		if !ok {
+			continue
+		}
+		switch key := string(k); key {
+		case "name", "vermagic", "version", "license", "description":
+			if _, seen := kv[key]; !seen {
+				kv[key] = string(v)
 			}
 		}
 	}
-	p.Kind = Module
-	p.Name = kv["name"]
-	if p.Name == "" {
-		p.Name = strings.SplitN(path.Base(p.File), ".ko", 2)[0]
+	if kv["name"] != "" {
+		p.Name = kv["name"]
 	}
 	release, _, _ := strings.Cut(kv["vermagic"], " ")
 	p.Version = release
 	if v := kv["version"]; v != "" {
 		p.Version = v
-	}
-	desc := "Linux kernel module"
-	if compressed != "" {
-		desc += " (" + compressed + "-compressed)"
 	}
 	if release != "" {
 		desc += " for kernel " + release
@@ -467,6 +520,63 @@ func modulePart(p Part, info []byte, compressed string) Part {
 	}
 	p.Description = desc
 	return p
+}
+
+// spool holds a file's bytes: in memory up to maxInMemory, then in an
+// unlinked temporary file (nothing is left behind if the process is
+// killed). It is read back with ReadAt.
+type spool struct {
+	mem []byte
+	f   *os.File
+	n   int64
+}
+
+func (s *spool) Write(p []byte) (int, error) {
+	if s.f == nil && int64(len(s.mem))+int64(len(p)) <= maxInMemory {
+		s.mem = append(s.mem, p...)
+		s.n += int64(len(p))
+		return len(p), nil
+	}
+	if s.f == nil {
+		f, err := os.CreateTemp("", "cvmkit-sbom-inspect-*")
+		if err != nil {
+			return 0, err
+		}
+		os.Remove(f.Name())
+		if _, err := f.Write(s.mem); err != nil {
+			f.Close()
+			return 0, err
+		}
+		s.f, s.mem = f, nil
+	}
+	n, err := s.f.Write(p)
+	s.n += int64(n)
+	return n, err
+}
+
+func (s *spool) ReadAt(p []byte, off int64) (int, error) {
+	if s.f != nil {
+		return s.f.ReadAt(p, off)
+	}
+	if off >= int64(len(s.mem)) {
+		return 0, io.EOF
+	}
+	n := copy(p, s.mem[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Len is the number of bytes written.
+func (s *spool) Len() int64 { return s.n }
+
+func (s *spool) Close() {
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+	s.mem = nil
 }
 
 func noEOF(err error) error {

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
+	"github.com/cvmkit/cvmkit/sbom/internal/initrdtest"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // initrdTree is a small initrd's content made with real tools: cvmkit's
@@ -218,6 +221,19 @@ func FuzzInitrdPart(f *testing.F) {
 	f.Add(append([]byte(hdr+"x\x00\x00\x00\x00\x00"), []byte("070701")...))
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0})
 	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3})
+	// Real compressed segments (Go's encoders) followed by another
+	// segment, and a module with a compressed .modinfo.
+	mod := initrdtest.CPIO(initrdtest.Entry{Name: "m.ko", Data: initrdtest.Module([]byte("name=m\x00vermagic=6.12 SMP\x00"))})
+	var zb, xb bytes.Buffer
+	zw, _ := zstd.NewWriter(&zb)
+	zw.Write(mod)
+	zw.Close()
+	xw, _ := xz.NewWriter(&xb)
+	xw.Write(mod)
+	xw.Close()
+	f.Add(append(zb.Bytes(), mod...))
+	f.Add(append(append(xb.Bytes(), 0, 0, 0, 0), mod...))
+	f.Add(initrdtest.Gzip(initrdtest.CPIO(initrdtest.Entry{Name: "z.ko", Data: initrdtest.CompressedModule(initrdtest.ZlibZeros(4<<10), 1<<31)})))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -233,7 +249,13 @@ func FuzzIdentify(f *testing.F) {
 	f.Add("/lib/modules/a.ko", []byte("\x7fELF\x02\x01\x01"))
 	f.Add("/lib/modules/a.ko.zst", []byte{0x28, 0xb5, 0x2f, 0xfd})
 	f.Add("/lib/modules/a.ko.xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0})
+	f.Add("/lib/modules/a.ko", initrdtest.Module([]byte("name=a\x00vermagic=6.12 SMP\x00")))
+	f.Add("/lib/modules/b.ko", initrdtest.CompressedModule(initrdtest.ZlibZeros(1<<10), 1<<31))
+	f.Add("/bin/x", initrdtest.ELFHeader(2))
 	f.Fuzz(func(t *testing.T, name string, b []byte) {
-		_, _, _ = identify(context.Background(), name, b)
+		sp := &spool{}
+		sp.Write(b)
+		defer sp.Close()
+		_, _, _ = identify(context.Background(), name, sp, "")
 	})
 }

@@ -76,7 +76,7 @@ func FilePart(kind Kind, name, file string, r io.Reader) (Part, error) {
 	h := sha256.New()
 	n, err := io.Copy(h, r)
 	if err != nil {
-		return Part{}, fmt.Errorf("sbom: reading %s: %w", file, err)
+		return Part{}, fmt.Errorf("reading %s: %w", file, err)
 	}
 	return Part{Kind: kind, Name: name, File: file, SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, nil
 }

@@ -102,7 +102,7 @@ func (l *LicenseScanner) wait(ctx context.Context) (context.Context, error) {
 		return nil, ctx.Err()
 	}
 	if l.err != nil {
-		return nil, fmt.Errorf("sbom: %w", l.err)
+		return nil, fmt.Errorf("licence scanner: %w", l.err)
 	}
 	return l.ctx, nil
 }
@@ -110,7 +110,7 @@ func (l *LicenseScanner) wait(ctx context.Context) (context.Context, error) {
 // FromDir catalogues the root filesystem in dir.
 func FromDir(ctx context.Context, dir string, o Options) (*Documents, error) {
 	if o.Name == "" {
-		return nil, errors.New("sbom: a name for the root filesystem is required")
+		return nil, errors.New("a name for the root filesystem is required")
 	}
 	if o.Licenses != nil {
 		var err error
@@ -120,13 +120,13 @@ func FromDir(ctx context.Context, dir string, o Options) (*Documents, error) {
 	}
 	src, err := directorysource.New(directorysource.Config{Path: dir, Base: dir, Alias: source.Alias{Name: o.Name, Version: o.Version}})
 	if err != nil {
-		return nil, fmt.Errorf("sbom: %w", err)
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
 	}
 	defer src.Close()
 	cfg := syft.DefaultCreateSBOMConfig().WithTool("cvmkit", o.Tool)
 	s, err := syft.CreateSBOM(ctx, src, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("sbom: cataloguing %s: %w", dir, err)
+		return nil, fmt.Errorf("cataloguing %s: %w", dir, err)
 	}
 	spdxEnc, err := spdxjson.NewFormatEncoderWithConfig(spdxjson.EncoderConfig{Version: "2.3"})
 	if err != nil {
@@ -160,7 +160,7 @@ func FromDir(ctx context.Context, dir string, o Options) (*Documents, error) {
 func FromEROFS(ctx context.Context, image io.ReaderAt, o Options) (*Documents, error) {
 	fsys, err := erofs.Open(image)
 	if err != nil {
-		return nil, fmt.Errorf("sbom: not an EROFS image: %w", err)
+		return nil, fmt.Errorf("not an EROFS image: %w", err)
 	}
 	tmp, err := os.MkdirTemp("", "cvmkit-sbom-*")
 	if err != nil {
@@ -283,11 +283,11 @@ func contentHash(m map[string]any) (string, error) {
 func normaliseSPDX(raw []byte, o Options) ([]byte, error) {
 	m, err := decode(raw)
 	if err != nil {
-		return nil, fmt.Errorf("sbom: syft's SPDX output: %w", err)
+		return nil, fmt.Errorf("syft's SPDX output: %w", err)
 	}
 	ci, ok := m["creationInfo"].(map[string]any)
 	if !ok {
-		return nil, errors.New("sbom: SPDX document without creationInfo")
+		return nil, errors.New("syft's SPDX document has no creationInfo")
 	}
 	ci["created"] = o.Epoch.UTC().Format(time.RFC3339)
 	// SPDX 2.3 §6.8: the creators are the tools that made the document
@@ -310,11 +310,11 @@ func normaliseSPDX(raw []byte, o Options) ([]byte, error) {
 func normaliseCycloneDX(raw []byte, o Options) ([]byte, error) {
 	m, err := decode(raw)
 	if err != nil {
-		return nil, fmt.Errorf("sbom: syft's CycloneDX output: %w", err)
+		return nil, fmt.Errorf("syft's CycloneDX output: %w", err)
 	}
 	md, ok := m["metadata"].(map[string]any)
 	if !ok {
-		return nil, errors.New("sbom: CycloneDX document without metadata")
+		return nil, errors.New("syft's CycloneDX document has no metadata")
 	}
 	md["timestamp"] = o.Epoch.UTC().Format(time.RFC3339)
 	if c, ok := md["component"].(map[string]any); ok {

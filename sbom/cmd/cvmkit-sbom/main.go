@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/internal/fileio"
 	"github.com/cvmkit/cvmkit/internal/version"
 	"github.com/cvmkit/cvmkit/measure/tdx"
 	"github.com/cvmkit/cvmkit/sbom"
@@ -109,6 +110,10 @@ func sbomMain(ctx context.Context, args []string, licenses *sbom.LicenseScanner)
 		fmt.Fprintf(os.Stderr, "cvmkit-sbom: error: %v\n", err)
 		return 3
 	}
+	if !fi.IsDir() && !fi.Mode().IsRegular() {
+		fmt.Fprintf(os.Stderr, "cvmkit-sbom: error: %s: not a folder or a regular file (an EROFS image)\n", input)
+		return 3
+	}
 	if o.Parts, err = bootParts(ctx, kernel, initrd, firmware, vars); err != nil {
 		fmt.Fprintf(os.Stderr, "cvmkit-sbom: error: %v\n", err)
 		return 3
@@ -156,7 +161,7 @@ func (n *namedFiles) Set(v string) error {
 }
 
 // maxKernel bounds the kernel image read into memory (bzImages are tens of
-// MiB; UKIs with a large initrd a few hundred).
+// MiB; UKIs with a large initrd a few hundred), counted on the bytes read.
 const maxKernel = 1 << 30
 
 // bootParts describes the boot chain's files. The kernel's version comes
@@ -166,14 +171,7 @@ const maxKernel = 1 << 30
 func bootParts(ctx context.Context, kernel, initrd string, firmware, vars namedFiles) ([]sbom.Part, error) {
 	var parts []sbom.Part
 	if kernel != "" {
-		fi, err := os.Stat(kernel)
-		if err != nil {
-			return nil, err
-		}
-		if fi.Size() > maxKernel {
-			return nil, fmt.Errorf("%s: a kernel image of %d bytes is larger than %d MiB", kernel, fi.Size(), maxKernel>>20)
-		}
-		data, err := os.ReadFile(kernel)
+		data, err := fileio.ReadAll(kernel, "--kernel", maxKernel)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +185,7 @@ func bootParts(ctx context.Context, kernel, initrd string, firmware, vars namedF
 		}
 	}
 	if initrd != "" {
-		f, err := os.Open(initrd)
+		f, _, err := fileio.Open(initrd, "--initrd")
 		if err != nil {
 			return nil, err
 		}
@@ -204,7 +202,7 @@ func bootParts(ctx context.Context, kernel, initrd string, firmware, vars namedF
 		what  string
 	}{{sbom.Firmware, firmware, "firmware image"}, {sbom.FirmwareVars, vars, "firmware variable store template"}} {
 		for _, nf := range l.files {
-			f, err := os.Open(nf[1])
+			f, _, err := fileio.Open(nf[1], "--"+map[sbom.Kind]string{sbom.Firmware: "firmware", sbom.FirmwareVars: "firmware-vars"}[l.kind])
 			if err != nil {
 				return nil, err
 			}

@@ -3,17 +3,36 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/cvmkit/cvmkit/sbom/internal/initrdtest"
 )
 
 // The test binary is cvmkit-sbom when CVMKIT_SBOM_TEST_MAIN is set.
 func TestMain(m *testing.M) {
 	if os.Getenv("CVMKIT_SBOM_TEST_MAIN") != "" {
-		os.Exit(run())
+		code := run()
+		if os.Getenv("CVMKIT_SBOM_TEST_HWM") != "" {
+			// The process's own peak RSS (VmHWM of its address space since
+			// exec): the rusage of a child started with vfork also counts
+			// the parent's pages.
+			if b, err := os.ReadFile("/proc/self/status"); err == nil {
+				for _, l := range strings.Split(string(b), "\n") {
+					if strings.HasPrefix(l, "VmHWM:") {
+						fmt.Fprintln(os.Stderr, l)
+					}
+				}
+			}
+		}
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
@@ -87,5 +106,94 @@ func TestJobFromStdin(t *testing.T) {
 	}
 	if _, stderr, code := sbomCmd(t, `{"name":"demo"}`, "--job-stdin"); code != 2 || !strings.Contains(stderr, "JSON array") {
 		t.Fatalf("malformed job: exit %d, stderr %q; want a usage error", code, stderr)
+	}
+}
+
+// TestHostileInitrdMemory: the hostile-input pass's initrds, through the
+// helper as a process, each within a peak RSS of 256 MiB (the helper
+// alone, with syft's licence scanner, is about 200 MiB): a 64 KiB gzip
+// initrd with a 64 MiB .modinfo of zeros (2.1 GiB before), a 2 MiB one
+// whose compressed .modinfo declares and holds 2 GiB (out of memory
+// before), and 300,000 tiny ELF files in 1 MiB (2.85 GiB, 25.6 s and a
+// 475 MB SBOM before).
+func TestHostileInitrdMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("makes a 2 GiB zlib stream and runs the helper three times: the long tier")
+	}
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	inputs := map[string]string{
+		"modinfo of zeros": write("zeros.img", initrdtest.Gzip(initrdtest.CPIO(initrdtest.Entry{Name: "lib/modules/bomb.ko", Data: initrdtest.Module(make([]byte, 64<<20))}))),
+		"compressed modinfo": write("zlib.img", initrdtest.CPIO(initrdtest.Entry{Name: "lib/modules/zbomb.ko",
+			Data: initrdtest.CompressedModule(initrdtest.ZlibZeros(2<<30), 2<<30)})),
+		"300k tiny ELF files": write("tiny.img", initrdtest.GzipStream(func(w io.Writer) {
+			hdr := initrdtest.ELFHeader(2)
+			for i := range 300000 {
+				fmt.Fprintf(w, "070701%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x", 1, 0o100755, 0, 0, 1, 0, len(hdr), 0, 0, 0, 0, 12, 0)
+				fmt.Fprintf(w, "bin/f%06d\x00\x00\x00", i)
+				w.Write(hdr)
+			}
+			w.Write(initrdtest.CPIO())
+		})),
+	}
+	in := root(t)
+	for name, initrd := range inputs {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "sbom")
+			c := exec.Command(os.Args[0], "--name", "demo", "--initrd", initrd, "-o", out, in)
+			c.Env = append(os.Environ(), "CVMKIT_SBOM_TEST_MAIN=1", "CVMKIT_SBOM_TEST_HWM=1")
+			var e bytes.Buffer
+			c.Stderr = &e
+			start := time.Now()
+			if err := c.Run(); err != nil {
+				t.Fatalf("%v\n%s", err, e.String())
+			}
+			var kib int64
+			if _, err := fmt.Sscanf(e.String()[strings.Index(e.String(), "VmHWM:"):], "VmHWM: %d kB", &kib); err != nil {
+				t.Fatalf("no VmHWM line: %v\n%s", err, e.String())
+			}
+			rss := kib << 10
+			fi, _ := os.Stat(filepath.Join(out, "sbom.spdx.json"))
+			t.Logf("peak RSS %d MiB, %v, SPDX %d KiB", rss>>20, time.Since(start).Round(time.Millisecond), fi.Size()>>10)
+			if rss > 256<<20 {
+				t.Fatalf("peak RSS %d MiB, more than 256 MiB", rss>>20)
+			}
+		})
+	}
+}
+
+// TestNotRegularInputs: a FIFO or a device given as the kernel, the
+// initrd or the image is refused at once (they hung or ran out of memory:
+// /dev/zero passed the kernel's size check, which trusted stat).
+func TestNotRegularInputs(t *testing.T) {
+	in := root(t)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--kernel", "/dev/zero", in}, {"--initrd", fifo, in}, {"--firmware", "ovmf=" + fifo, in}, {fifo},
+	} {
+		done := make(chan struct{})
+		var code int
+		var stderr string
+		go func() {
+			_, stderr, code = sbomCmd(t, "", append([]string{"--name", "demo", "-o", filepath.Join(t.TempDir(), "out")}, args...)...)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%v: still running after 30 s", args)
+		}
+		if code != 3 || !strings.Contains(stderr, "not a") {
+			t.Fatalf("%v: exit %d\n%s", args, code, stderr)
+		}
 	}
 }
