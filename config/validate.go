@@ -161,11 +161,23 @@ func (c *Config) validate() {
 		}
 	}
 	c.validateTargets()
-	if r.Secrets != "" {
-		out := string(r.Output)
-		if out == "" {
-			out = DefaultOutput
+	out := string(r.Output)
+	if out == "" {
+		out = DefaultOutput
+	}
+	if m := r.Model; m != nil && m.Keyset != "" {
+		// The data key in the clear: never inside what is published, nor
+		// inside the secrets folder (built whole by every release).
+		if Overlaps(string(m.Keyset), out) {
+			d.failAt("model.keyset", fmt.Sprintf("the data key %q is inside the release folder %q: it would be published", m.Keyset, out),
+				"keep it beside the release, for example model.keyset: "+path.Clean(out)+"-data-key.keyset")
 		}
+		if r.Secrets != "" && Overlaps(string(m.Keyset), string(r.Secrets)) {
+			d.failAt("model.keyset", fmt.Sprintf("the data key %q is inside the secrets folder %q, which every release builds anew", m.Keyset, r.Secrets),
+				"keep it in its own place, for example model.keyset: keys/data-key.keyset")
+		}
+	}
+	if r.Secrets != "" {
 		if Overlaps(string(r.Secrets), out) {
 			d.failAt("secrets", fmt.Sprintf("the secrets folder %q and the release folder %q overlap: the data key would be published", r.Secrets, out),
 				"put the secrets folder beside the release, for example secrets: "+path.Clean(out)+".secrets")

@@ -12,7 +12,6 @@ package release
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -119,20 +118,60 @@ func SecretsFolder(c *config.Config, flag, out string) (string, error) {
 // CheckSecretsFolder refuses a secrets folder that exists or that overlaps
 // the release folder out (the key would be published).
 func CheckSecretsFolder(secrets, out string) error {
-	as, err1 := filepath.Abs(secrets)
-	ao, err2 := filepath.Abs(out)
-	if err := errors.Join(err1, err2); err != nil {
+	if err := CheckSecretOutput(secrets, "the secrets folder", out); err != nil {
 		return err
-	}
-	if config.Overlaps(as, ao) {
-		return outcome.UsageError(fmt.Errorf("the secrets folder %q and the release folder %q overlap: the data key would be published", secrets, out),
-			"give --secrets-out (or secrets: in cvmkit.yaml) a folder beside the release, such as "+filepath.Clean(out)+".secrets")
 	}
 	if _, err := os.Lstat(secrets); err == nil {
 		return outcome.UsageError(fmt.Errorf("secrets folder %q already exists", secrets),
 			"load its keys into the key authority and remove it, or choose another with --secrets-out (cvmkit never writes into an existing secrets folder)")
 	}
 	return nil
+}
+
+// CheckSecretOutput refuses a secret output (a folder or file holding a
+// key in the clear: the secrets folder, a keyset file) that lies inside a
+// published folder or holds one, compared by where they really are: through
+// symbolic links of their existing ancestors, so that a secret cannot reach
+// the release through a linked parent folder. what names the output in the
+// error.
+func CheckSecretOutput(secret, what string, published ...string) error {
+	rs, err := RealPath(secret)
+	if err != nil {
+		return err
+	}
+	for _, p := range published {
+		rp, err := RealPath(p)
+		if err != nil {
+			return err
+		}
+		if config.Overlaps(rs, rp) {
+			return outcome.UsageError(fmt.Errorf("%s %q and the published folder %q overlap: the data key would be published (resolved: %s and %s)", what, secret, p, rs, rp),
+				"keep keys beside the release folder, never in it, such as "+filepath.Clean(p)+".secrets")
+		}
+	}
+	return nil
+}
+
+// RealPath is path made absolute with the symbolic links of its longest
+// existing ancestor resolved (the rest does not exist yet).
+func RealPath(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			for i := len(rest) - 1; i >= 0; i-- {
+				real = filepath.Join(real, rest[i])
+			}
+			return real, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return abs, nil
+		}
+		rest = append(rest, filepath.Base(dir))
+	}
 }
 
 // Run makes the release folder o.Output from the config, stage by stage.

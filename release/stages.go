@@ -230,14 +230,13 @@ func (r *run) dataKey() (*encrypt.DataKey, bool, string, error) {
 	if err != nil {
 		return nil, false, "", err
 	}
-	bin, _, err := k.Cleartext()
-	if err != nil {
+	if err := CheckSecretOutput(p, "model.keyset", r.o.Output); err != nil {
 		return nil, false, "", err
 	}
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, false, "", err
 	}
-	if err := atomicfile.WriteFile(p, bin, 0o600); err != nil {
+	if err := writeKeyset(p, k, r.progress); err != nil {
 		return nil, false, "", err
 	}
 	return k, true, " (created data key " + ks + ", deterministic; keep it secret)", nil
@@ -358,6 +357,18 @@ func Encrypt(ctx context.Context, j EncryptJob) (*encrypt.Manifest, []*encrypt.W
 	} else if secrets != "" {
 		return nil, nil, "", outcome.UsageError(errors.New("--secrets-out is only used with a trustee recipient"), "drop --secrets-out")
 	}
+	if j.KeysetOut != "" {
+		published := []string{j.Output}
+		if secrets != "" {
+			published = append(published, secrets)
+		}
+		if err := CheckSecretOutput(j.KeysetOut, "the keyset file", published...); err != nil {
+			return nil, nil, "", err
+		}
+		if _, err := os.Lstat(j.KeysetOut); err == nil {
+			return nil, nil, "", outcome.UsageError(fmt.Errorf("the keyset file %q already exists", j.KeysetOut), "cvmkit never overwrites a key file (it may be the only copy of a data key): choose a new name or move the old file away")
+		}
+	}
 	var m *encrypt.Manifest
 	err := Folders(j.Output, secrets, j.Progress, func(tmp, secretsTmp string) error {
 		var err error
@@ -365,23 +376,39 @@ func Encrypt(ctx context.Context, j EncryptJob) (*encrypt.Manifest, []*encrypt.W
 			return err
 		}
 		if secretsTmp != "" {
-			_, err = encrypt.WriteSecrets(secretsTmp, wraps)
+			if _, err = encrypt.WriteSecrets(secretsTmp, wraps); err != nil {
+				return err
+			}
 		}
-		return err
+		// The keyset is written before either folder is committed: if it
+		// cannot be, nothing is, and no ciphertext exists whose only key
+		// was lost.
+		if j.KeysetOut != "" {
+			return writeKeyset(j.KeysetOut, j.Key, j.Progress)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, nil, "", err
 	}
-	if j.KeysetOut != "" {
-		bin, _, err := j.Key.Cleartext()
-		if err != nil {
-			return nil, nil, "", err
-		}
-		if err := atomicfile.WriteNewFile(j.KeysetOut, bin, 0o600); err != nil {
-			return nil, nil, "", err
-		}
-	}
 	return m, wraps, secrets, nil
+}
+
+// writeKeyset writes the data key in the clear to a new file (mode 0600,
+// never over another), reporting leftovers of killed runs it removed.
+func writeKeyset(path string, key *encrypt.DataKey, w io.Writer) error {
+	bin, _, err := key.Cleartext()
+	if err != nil {
+		return err
+	}
+	removed, err := atomicfile.WriteNewFile(path, bin, 0o600)
+	for _, s := range removed {
+		fmt.Fprintf(w, "cvmkit: removed %s, left by an interrupted run (it may have held a key)\n", s)
+	}
+	if err != nil {
+		return outcome.InputError(err, "give the keyset file a path in an existing folder you can write to")
+	}
+	return nil
 }
 
 // BuildInputs returns what a build needs besides the config: the epoch

@@ -46,6 +46,13 @@ func Create(path string, perm fs.FileMode) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating %q: %w", path, err)
 	}
+	// Locked while it is written: a leftover of a killed run is unlocked,
+	// and RemoveStale removes it (it may hold a secret).
+	if err := lockFile(f); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("creating %q: %w", path, err)
+	}
 	return &File{File: f, path: path, perm: perm}, nil
 }
 
@@ -216,10 +223,10 @@ func (t *DirTx) Abort() {
 	t.lock.Close()
 }
 
-// RemoveStale removes the ".name.tmp-*" siblings of path that no live
-// process holds (leftovers of runs killed before they could clean up, which
-// may hold secrets) and returns their names. A folder another run is still
-// filling is locked and kept.
+// RemoveStale removes the ".name.tmp-*" siblings of path, folders and
+// files, that no live process holds (leftovers of runs killed before they
+// could clean up, which may hold secrets) and returns their names. A folder
+// or file another run is still writing is locked and kept.
 func RemoveStale(path string) ([]string, error) {
 	parent, base := filepath.Split(filepath.Clean(path))
 	if parent == "" {
@@ -232,7 +239,7 @@ func RemoveStale(path string) ([]string, error) {
 	var removed []string
 	for _, m := range matches {
 		fi, err := os.Lstat(m)
-		if err != nil || !fi.IsDir() {
+		if err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
 			continue
 		}
 		l, err := tryLockDir(m)
@@ -263,18 +270,21 @@ func globEscape(s string) string {
 
 // WriteNewFile writes data to path atomically with mode perm, and fails if
 // path exists (also if it appears while the data is written): it never
-// replaces a file, for outputs that may be the only copy of a key.
-func WriteNewFile(path string, data []byte, perm fs.FileMode) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
+// replaces a file, for outputs that may be the only copy of a key. Leftover
+// temporary files of killed runs beside path are removed first and named
+// in removed (they may hold a key in the clear).
+func WriteNewFile(path string, data []byte, perm fs.FileMode) (removed []string, err error) {
+	if removed, err = RemoveStale(path); err != nil {
+		return removed, err
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	f, err := Create(path, perm)
 	if err != nil {
-		return fmt.Errorf("creating %q: %w", path, err)
+		return removed, err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
+	defer f.Abort()
+	if f.direct {
+		return removed, fmt.Errorf("writing %q: it exists (a device or pipe), and a key file is never written over another file", path)
+	}
 	_, err = f.Write(data)
 	if err == nil {
 		err = f.Chmod(perm)
@@ -282,14 +292,11 @@ func WriteNewFile(path string, data []byte, perm fs.FileMode) error {
 	if err == nil {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
-		err = os.Link(tmp, path) // fails with EEXIST instead of replacing
+		err = os.Link(f.File.Name(), path) // fails with EEXIST instead of replacing
 	}
 	if err != nil {
-		return fmt.Errorf("writing %q: %w", path, err)
+		return removed, fmt.Errorf("writing %q: %w", path, err)
 	}
-	return nil
+	return removed, nil
 }

@@ -220,3 +220,33 @@ func TestStaleFromKilledRun(t *testing.T) {
 		t.Fatalf("leftover still there: %v", err)
 	}
 }
+
+// TestRemoveStaleFiles: a temporary file a live writer holds is kept; one
+// nobody holds (a writer killed between write and rename or link, which may
+// have held a key) is removed and named.
+func TestRemoveStaleFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "k.keyset")
+	live, err := Create(path, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Abort()
+	dead := filepath.Join(dir, ".k.keyset.tmp-999")
+	if err := os.WriteFile(dead, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := WriteNewFile(path, []byte("key"), 0o600)
+	if err != nil || len(removed) != 1 || removed[0] != dead {
+		t.Fatalf("removed %v, %v", removed, err)
+	}
+	if _, err := os.Stat(live.Name()); err != nil {
+		t.Fatalf("the live writer's file was removed: %v", err)
+	}
+	if _, err := WriteNewFile(path, []byte("other"), 0o600); err == nil {
+		t.Fatal("WriteNewFile replaced a key file")
+	}
+	if b, _ := os.ReadFile(path); string(b) != "key" {
+		t.Fatalf("%q", b)
+	}
+}

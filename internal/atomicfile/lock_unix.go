@@ -8,14 +8,14 @@ import (
 	"syscall"
 )
 
-// lockDir takes an exclusive flock on the folder dir, held until the
-// returned file is closed or the process dies.
+// lockDir takes an exclusive flock on the folder (or file) dir, held until
+// the returned file is closed or the process dies.
 func lockDir(dir string) (*os.File, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFile(f); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -30,4 +30,10 @@ func tryLockDir(dir string) (*os.File, error) {
 		return nil, nil
 	}
 	return f, err
+}
+
+// lockFile takes an exclusive flock on an open file, held until every
+// descriptor of it is closed or the process dies.
+func lockFile(f *os.File) error {
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -111,11 +110,6 @@ looks complete. The format is specified in docs/weights-format.md.`,
 			}
 			if releaseID == "" {
 				return outcome.UsageError(errors.New("--release-id is required: it is bound into every file"), "use the release name and version, such as llama@1.4.0")
-			}
-			if keysetOut != "" {
-				if _, err := os.Lstat(keysetOut); err == nil {
-					return outcome.UsageError(fmt.Errorf("--keyset-out %q already exists", keysetOut), "cvmkit never overwrites a key file (it may be the only copy of a data key): choose a new name or move the old file away")
-				}
 			}
 			if len(typed) == 0 && keysetOut == "" {
 				return outcome.UsageError(errors.New("no --recipient: nobody could ever decrypt the weights"), "add --recipient hpke:FILE (see cvmkit keygen --hpke), or --keyset-out FILE to keep the key yourself")
