@@ -2,6 +2,7 @@ package refvalues
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -71,4 +72,16 @@ func MeasurementPlatform(name string) string {
 		}
 	}
 	return ""
+}
+
+// DisplayPath is a file name as shown to a person in text output and
+// error messages: quoted (Go syntax) when it holds anything but printable
+// characters, so that a name with a newline cannot forge a line of output.
+func DisplayPath(name string) string {
+	for _, r := range name {
+		if !strconv.IsPrint(r) {
+			return strconv.Quote(name)
+		}
+	}
+	return name
 }

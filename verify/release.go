@@ -6,12 +6,16 @@ package verify
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/cvmkit/cvmkit/internal/fileio"
 	"github.com/cvmkit/cvmkit/outcome"
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/sign"
 )
 
@@ -90,13 +94,20 @@ func Release(dir string, check func(bundle []byte) ([]byte, error), trusted stri
 	var invErr error
 	for _, e := range entries {
 		rel := sign.AttestationsDir + "/" + e.Name()
-		if !expected[rel] {
+		switch {
+		case !expected[rel]:
 			rep.Files = append(rep.Files, FileResult{Path: rel, Status: "extra"})
-			invErr = outcome.InventoryError(fmt.Errorf("%s: unexpected %s", dir, rel))
+			invErr = outcome.InventoryError(fmt.Errorf("%s: unexpected %s", dir, refvalues.DisplayPath(rel)))
+		case !e.Type().IsRegular():
+			// A statement or bundle replaced by a symbolic link (which may
+			// point outside the folder), a FIFO (which would block) or a
+			// device is not the file that was signed.
+			rep.Files = append(rep.Files, FileResult{Path: rel, Status: "not a regular file"})
+			invErr = outcome.InventoryError(fmt.Errorf("%s: %s is not a regular file (%s): a release holds only files and folders", dir, rel, fileio.TypeName(e.Type())))
 		}
 	}
 	for rel := range expected {
-		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
+		if _, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
 			rep.Files = append(rep.Files, FileResult{Path: rel, Status: "missing"})
 			invErr = outcome.InventoryError(fmt.Errorf("%s: %s is missing", dir, rel))
 		}
@@ -134,6 +145,15 @@ func Release(dir string, check func(bundle []byte) ([]byte, error), trusted stri
 		return rep, outcome.InventoryError(err)
 	}
 	rep.Files = compareSubjects(rv.Subject, actual)
+	// A folder no signed file lies in (an added empty folder) is extra too.
+	emptyDirs, err := foldersWithout(dir, actual)
+	if err != nil {
+		rep.add("subjects", Failed, err.Error())
+		return rep, outcome.InventoryError(err)
+	}
+	for _, d := range emptyDirs {
+		rep.Files = append(rep.Files, FileResult{Path: d + "/", Status: "extra"})
+	}
 	var missing, extra, changed []string
 	for _, f := range rep.Files {
 		switch f.Status {
@@ -176,8 +196,45 @@ func Release(dir string, check func(bundle []byte) ([]byte, error), trusted stri
 	return rep, nil
 }
 
+// maxAttestation bounds a statement or bundle read (a statement lists every
+// file of the release: a few hundred KiB for thousands of files).
+const maxAttestation = 64 << 20
+
+// foldersWithout lists the folders of dir (slash paths, the attestations
+// folder aside) that hold none of the files.
+func foldersWithout(dir string, files []sign.Subject) ([]string, error) {
+	holds := map[string]bool{}
+	for _, f := range files {
+		for d := path.Dir(f.Name); d != "."; d = path.Dir(d) {
+			holds[d] = true
+		}
+	}
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		switch {
+		case rel == ".":
+			return nil
+		case rel == sign.AttestationsDir:
+			return fs.SkipDir
+		case !holds[rel]:
+			out = append(out, rel)
+			return fs.SkipDir
+		}
+		return nil
+	})
+	return out, err
+}
+
 func verifyStatement(dir, base string, check func([]byte) ([]byte, error)) (*sign.Statement, error) {
-	bundle, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(sign.BundlePath(base))))
+	bundle, err := fileio.ReadAll(filepath.Join(dir, filepath.FromSlash(sign.BundlePath(base))), sign.BundlePath(base), maxAttestation)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +242,7 @@ func verifyStatement(dir, base string, check func([]byte) ([]byte, error)) (*sig
 	if err != nil {
 		return nil, outcome.SignatureError(fmt.Errorf("%s: %w", sign.BundlePath(base), err))
 	}
-	file, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(sign.StatementPath(base))))
+	file, err := fileio.ReadAll(filepath.Join(dir, filepath.FromSlash(sign.StatementPath(base))), sign.StatementPath(base), maxAttestation)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +356,11 @@ func list(l []string) string {
 	if len(l) == 0 {
 		return "none"
 	}
-	return strings.Join(l, ", ")
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = refvalues.DisplayPath(s)
+	}
+	return strings.Join(q, ", ")
 }
 
 func firstWith(l []FileResult, status string) FileResult {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
@@ -64,6 +65,18 @@ func TestScripts(t *testing.T) {
 			"cvmkit-flip": flipCmd,
 			"cvmkit-mode": modeCmd,
 			"fake-vault":  fakeVaultCmd,
+			"cvmkit-mkfifo": func(ts *testscript.TestScript, neg bool, args []string) {
+				ts.Check(syscall.Mkfifo(ts.MkAbs(args[0]), 0o644))
+			},
+			// cvmkit-newline-file [-rm] DIR A B: create (or remove) the file
+			// "A\nB" in DIR (testscript cannot spell a newline in a name).
+			"cvmkit-newline-file": func(ts *testscript.TestScript, neg bool, args []string) {
+				if args[0] == "-rm" {
+					ts.Check(os.Remove(filepath.Join(ts.MkAbs(args[1]), args[2]+"\n"+args[3])))
+					return
+				}
+				ts.Check(os.WriteFile(filepath.Join(ts.MkAbs(args[0]), args[1]+"\n"+args[2]), nil, 0o644))
+			},
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/release"
 	"github.com/cvmkit/cvmkit/verify"
 	"github.com/spf13/cobra"
@@ -104,14 +105,14 @@ func printVerify(w io.Writer, rep *verify.Report) {
 	for _, f := range rep.Files {
 		if f.Status != verify.OK {
 			bad++
-			fmt.Fprintf(w, "  %s %s\n", f.Status, f.Path)
+			fmt.Fprintf(w, "  %s %s\n", f.Status, refvalues.DisplayPath(f.Path))
 		}
 	}
 	if len(rep.Rebuild) > 0 {
 		fmt.Fprintln(w, "rebuild:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, c := range rep.Rebuild {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Path, c.Status, c.Detail)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", refvalues.DisplayPath(c.Path), c.Status, c.Detail)
 		}
 		tw.Flush()
 	}

@@ -73,17 +73,31 @@ func regular(path string, fi fs.FileInfo) error {
 		return nil
 	case path == os.DevNull && m&fs.ModeCharDevice != 0:
 		return nil
-	case m.IsDir():
-		return fmt.Errorf("%w: a directory", ErrNotRegular)
 	case m&fs.ModeNamedPipe != 0:
-		return fmt.Errorf("%w: a FIFO (named pipe), which cvmkit does not read because it blocks until written", ErrNotRegular)
-	case m&(fs.ModeDevice|fs.ModeCharDevice) != 0:
-		return fmt.Errorf("%w: a device", ErrNotRegular)
-	case m&fs.ModeSocket != 0:
-		return fmt.Errorf("%w: a socket", ErrNotRegular)
+		return fmt.Errorf("%w: %s, which cvmkit does not read because it blocks until written", ErrNotRegular, TypeName(m))
 	default:
-		return fmt.Errorf("%w (mode %s)", ErrNotRegular, m)
+		return fmt.Errorf("%w: %s", ErrNotRegular, TypeName(m))
 	}
+}
+
+// TypeName names the type of a file that is not a regular file, for
+// messages ("a FIFO (named pipe)").
+func TypeName(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO (named pipe)"
+	case m&(fs.ModeDevice|fs.ModeCharDevice) != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsRegular():
+		return "a regular file"
+	}
+	return "a file of mode " + m.String()
 }
 
 // tooLarge is the error for an input over its limit.
