@@ -24,7 +24,26 @@ output=${INPUT_OUTPUT:-dist}
 want=${INPUT_CVMKIT_VERSION:-source}
 
 log() { echo "cvmkit-action: $*" >&2; }
-fail() { echo "::error title=cvmkit::$*" >&2; exit 1; }
+fail() { echo "::error title=cvmkit::${*//$'\n'/ }" >&2; exit 1; }
+
+# Inputs are data, never syntax: a newline in a path would inject step
+# outputs (GITHUB_OUTPUT is line-based), and the args are split on
+# whitespace without glob expansion (a workspace file named like a flag
+# must not become one).
+for v in config output want; do
+  case ${!v} in *$'\n'*|*$'\r'*) fail "input $v holds a line break: give a path on one line" ;; esac
+done
+case ${INPUT_ARGS:-} in *$'\n'*|*$'\r'*) fail "input args holds a line break: give the arguments on one line" ;; esac
+read -r -a args <<<"${INPUT_ARGS:-}"
+
+# output NAME VALUE appends a step output in GitHub's multi-line form
+# (NAME<<DELIMITER ... DELIMITER) with a delimiter the value does not hold.
+output() {
+  local d
+  d="cvmkit_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  case $2 in *"$d"*) fail "step output $1 holds its delimiter" ;; esac
+  printf '%s<<%s\n%s\n%s\n' "$1" "$d" "$2" "$d" >>"$out_file"
+}
 
 # 1. cvmkit and its helpers.
 if [ "$want" = source ]; then
@@ -60,9 +79,12 @@ export PATH="$bin:$PATH"
 version=$(cvmkit version --json | jq -r '.version + " " + (.commit // "")')
 log "cvmkit $version"
 
-# 2. The release.
-# shellcheck disable=SC2086 # INPUT_ARGS is a list of arguments
-cvmkit release -f "$config" -o "$output" ${INPUT_ARGS:-}
+# 2. The release. Its result (--json) names the folders it wrote: the
+# secrets folder may be set by --secrets-out or the config's secrets.
+cvmkit release -f "$config" -o "$output" --json ${args[@]+"${args[@]}"} >"$tmp/result.json"
+jq -r '.stages[] | "cvmkit-action: \(.stage) \(.status) \(.detail // "")"' "$tmp/result.json" >&2
+secrets=$(jq -r '.secrets // empty' "$tmp/result.json")
+[ -z "$secrets" ] || [ -d "$secrets" ] || secrets=
 
 # 3. Never a secret in what is uploaded: the secrets folder is beside the
 # release, and no Tink keyset may be inside it.
@@ -78,11 +100,9 @@ measurements=$(cd "$output/measurements" && jq -cn '
     .[$d.name] = (if $d.doc.measurements then
         ($d.doc.measurements | map({key: .name, value: .digest}) | from_entries)
       else {mrtd: [$d.doc.mrtd[].value], rtmr: $d.doc.rtmr} end))' ./*.json)
-{
-  echo "release-dir=$output"
-  echo "secrets-dir=$output.secrets"
-  echo "root-hash=$root_hash"
-  echo "measurements=$measurements"
-  echo "cvmkit-version=$version"
-} >>"$out_file"
+output release-dir "$output"
+output secrets-dir "$secrets"
+output root-hash "$root_hash"
+output measurements "$measurements"
+output cvmkit-version "$version"
 log "release in $output (root hash $root_hash)"

@@ -50,7 +50,17 @@ fi
 
 echo "== step outputs"
 cat "$GITHUB_OUTPUT"
-get() { sed -n "s/^$1=//p" "$GITHUB_OUTPUT"; }
+# get NAME: a step output, read as the runner reads GITHUB_OUTPUT (NAME=VALUE
+# lines, or NAME<<DELIMITER, the value's lines, DELIMITER).
+get() {
+  awk -v name="$1" '
+    d != "" { if ($0 == d) { d = ""; done = 1; next } if (!done) { out = out (n++ ? "\n" : "") $0 }; next }
+    index($0, name "<<") == 1 { d = substr($0, length(name) + 3); next }
+    index($0, name "=") == 1 && !done { out = substr($0, length(name) + 2); done = 1 }
+    END { print out }' "$GITHUB_OUTPUT"
+}
+# names: every output name the file declares.
+names() { awk 'd != "" { if ($0 == d) d = ""; next } /<</ { split($0, a, "<<"); print a[1]; d = a[2]; next } /=/ { split($0, a, "="); print a[1] }' "$GITHUB_OUTPUT" | sort; }
 [ "$(get release-dir)" = "$work/dist" ] || { echo "test-action: release-dir wrong" >&2; exit 1; }
 [ -d "$(get secrets-dir)" ] || { echo "test-action: no secrets folder" >&2; exit 1; }
 hash=$(get root-hash)
@@ -59,6 +69,26 @@ get measurements | jq -e '."snp-qemu-epyc"."qemu-EPYC-Milan-2vcpu" | length == 9
 get measurements | jq -e '."tdx-qemu-td".mrtd[0] | length == 96' >/dev/null || { echo "test-action: MRTD missing" >&2; exit 1; }
 if grep -rlq primaryKeyId "$work/dist"; then echo "test-action: a keyset in the uploaded folder" >&2; exit 1; fi
 "$root/bin/cvmkit" verify "$work/dist" --key "$root/examples/quickstart/cache/cosign.pub" >/dev/null 2>&1 || [ $# -gt 0 ] || { echo "test-action: the release does not verify" >&2; exit 1; }
+[ "$(names | tr '\n' ' ')" = "cvmkit-version measurements release-dir root-hash secrets-dir " ] || { echo "test-action: unexpected step outputs: $(names)" >&2; exit 1; }
+if [ $# -eq 0 ]; then
+  # Hostile inputs (issue 23 item 8). A line break in the output path
+  # injected step outputs: refused, and nothing is written.
+  : >"$GITHUB_OUTPUT"
+  if (cd "$root/examples/quickstart" && INPUT_OUTPUT=$'$work/d\ninjected-key=evil' "$root/scripts/action.sh") 2>"$work/err"; then
+    echo "test-action: an output path with a line break was taken" >&2; exit 1
+  fi
+  grep -q "input output holds a line break" "$work/err" && [ ! -s "$GITHUB_OUTPUT" ] || { cat "$work/err" >&2; echo "test-action: injected outputs" >&2; exit 1; }
+  # The args are not glob-expanded (a workspace file named like a flag
+  # redirected the secrets), and secrets-dir is where the secrets went.
+  ws=$work/workspace
+  cp -r "$root/examples/quickstart/." "$ws"
+  rm -rf "$ws/dist" "$ws/dist.secrets"
+  touch "$ws/--secrets-out=globbed"
+  : >"$GITHUB_OUTPUT"
+  (cd "$ws" && INPUT_OUTPUT=$work/dist3 INPUT_ARGS='--secrets-out=keys-glob*' "$root/scripts/action.sh") 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+  [ "$(get secrets-dir)" = "keys-glob*" ] && [ -d "$ws/keys-glob*" ] && [ ! -e "$ws/globbed" ] || { echo "test-action: secrets-dir $(get secrets-dir); the args were globbed or secrets-dir is not where the secrets are" >&2; exit 1; }
+  echo "test-action: a line break in an input is refused; args are not globbed; secrets-dir follows --secrets-out"
+fi
 if [ $# -gt 0 ]; then
   # A changed archive is refused before anything runs.
   a=$(ls "$work/releases/$INPUT_CVMKIT_VERSION"/*.tar.gz)
