@@ -371,3 +371,14 @@ func FuzzValidName(f *testing.F) {
 		}
 	})
 }
+
+// TestNullDocument: a document that is a YAML null (~, null, an anchor of
+// nothing) is refused, not taken as a valid empty release (the FuzzParse
+// target found &00).
+func TestNullDocument(t *testing.T) {
+	for _, doc := range []string{"~\n", "null\n", "&a\n", "&00", "--- ~\n"} {
+		if _, err := Parse("c.yaml", []byte(doc)); err == nil || !strings.Contains(err.Error(), "the config is empty (a YAML null)") {
+			t.Errorf("%q: %v", doc, err)
+		}
+	}
+}

@@ -11,7 +11,7 @@ import (
 // FuzzParse: no input may panic the loader or make it accept a config that
 // fails its own invariants.
 func FuzzParse(f *testing.F) {
-	seeds := []string{minimal, "", "a: [", "kind: Release\n", minimal + "x: &a [*a]\n"}
+	seeds := []string{minimal, "", "a: [", "kind: Release\n", minimal + "x: &a [*a]\n", "~", "null", "&a", "&00", "- a"}
 	if b, err := os.ReadFile(filepath.Join("..", "examples", "quickstart", "cvmkit.yaml")); err == nil {
 		seeds = append(seeds, string(b))
 	}

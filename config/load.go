@@ -107,6 +107,14 @@ func parse(path string, data []byte) (*Config, error) {
 		root = root.Content[0]
 	}
 	c.d.nodes[""] = root
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		// A document that is a null (~, null, an anchor of nothing) is no
+		// release: never an empty valid one (the decoder takes a null
+		// for "not given").
+		c.d.fail(root, "", "the config is empty (a YAML null), not a mapping of keys (apiVersion, kind, metadata, image …)",
+			"start from examples/quickstart/cvmkit.yaml or run: cvmkit config schema")
+		return nil, c.err()
+	}
 	c.d.decode(root, reflect.ValueOf(&c.Release).Elem(), "")
 	// Validate even after decoding problems, so every problem is listed at
 	// once, except where the document is not a mapping of known keys at all.

@@ -33,6 +33,7 @@ import (
 	"github.com/anchore/syft/syft/format/spdxjson"
 	"github.com/anchore/syft/syft/source"
 	"github.com/anchore/syft/syft/source/directorysource"
+	"github.com/cvmkit/cvmkit/internal/atomicfile"
 	"github.com/erofs/go-erofs"
 	"github.com/google/uuid"
 
@@ -162,13 +163,15 @@ func FromEROFS(ctx context.Context, image io.ReaderAt, o Options) (*Documents, e
 	if err != nil {
 		return nil, fmt.Errorf("not an EROFS image: %w", err)
 	}
-	tmp, err := os.MkdirTemp("", "cvmkit-sbom-*")
+	// A locked private folder: one left by a killed run is removed by the
+	// next one.
+	tmp, err := atomicfile.NewTempDir("cvmkit-sbom-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
-	root := filepath.Join(tmp, "rootfs")
-	if err := extract(fsys, root); err != nil {
+	defer tmp.Remove()
+	root := filepath.Join(tmp.Path, "rootfs")
+	if err := extract(ctx, fsys, root); err != nil {
 		return nil, err
 	}
 	return FromDir(ctx, root, o)
@@ -177,12 +180,15 @@ func FromEROFS(ctx context.Context, image io.ReaderAt, o Options) (*Documents, e
 // extract copies directories, regular files and symbolic links (the things
 // syft reads) out of fsys. Devices, FIFOs and sockets are left out; modes
 // are kept but made readable, since only cataloguing reads the copy.
-func extract(fsys fs.FS, dst string) error {
+func extract(ctx context.Context, fsys fs.FS, dst string) error {
 	rl, _ := fsys.(interface {
 		ReadLink(string) (string, error)
 	})
 	return fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		target := filepath.Join(dst, filepath.FromSlash(p))

@@ -300,3 +300,53 @@ func WriteNewFile(path string, data []byte, perm fs.FileMode) (removed []string,
 	}
 	return removed, nil
 }
+
+// TempDir is a private temporary folder (mode 0700) in the system's
+// temporary folder, locked while this process uses it: a run killed before
+// it could remove its folder leaves it unlocked, and the next TempDir with
+// the same prefix removes it (listed in Stale).
+type TempDir struct {
+	Path  string
+	Stale []string
+	lock  *os.File
+}
+
+// NewTempDir removes the unlocked leftovers named prefix* in the system's
+// temporary folder, then creates a new one.
+func NewTempDir(prefix string) (*TempDir, error) {
+	matches, err := filepath.Glob(filepath.Join(os.TempDir(), globEscape(prefix)+"*"))
+	if err != nil {
+		return nil, err
+	}
+	t := &TempDir{}
+	for _, m := range matches {
+		fi, err := os.Lstat(m)
+		if err != nil || !fi.IsDir() {
+			continue
+		}
+		l, err := tryLockDir(m)
+		if err != nil || l == nil {
+			continue // held by a live run, or not ours to judge
+		}
+		err = os.RemoveAll(m)
+		l.Close()
+		if err == nil {
+			t.Stale = append(t.Stale, m)
+		}
+	}
+	if t.Path, err = os.MkdirTemp("", prefix+"*"); err != nil {
+		return nil, err
+	}
+	if t.lock, err = lockDir(t.Path); err != nil {
+		os.RemoveAll(t.Path)
+		return nil, err
+	}
+	return t, nil
+}
+
+// Remove removes the folder and releases its lock.
+func (t *TempDir) Remove() error {
+	err := os.RemoveAll(t.Path)
+	t.lock.Close()
+	return err
+}

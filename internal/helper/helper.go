@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/cvmkit/cvmkit/outcome"
 )
@@ -44,10 +46,24 @@ func Find(name, env string, getenv func(string) (string, bool)) (string, error) 
 // returned.
 func Run(ctx context.Context, path string, env []string, args ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
-	c := exec.CommandContext(ctx, path, args...)
+	c := command(ctx, path, args...)
 	c.Stdout, c.Stderr = &stdout, &stderr
 	c.Env = append(os.Environ(), env...)
 	return result(path, c.Run(), &stdout, &stderr)
+}
+
+// StopGrace is how long a cancelled helper has between SIGTERM and
+// SIGKILL to remove its temporary files (cvmkit-sbom's extracted root
+// filesystem).
+const StopGrace = 10 * time.Second
+
+// command is exec.CommandContext whose cancellation sends SIGTERM first
+// (the helper cleans up and exits), then SIGKILL after StopGrace.
+func command(ctx context.Context, path string, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, path, args...)
+	c.Cancel = func() error { return c.Process.Signal(syscall.SIGTERM) }
+	c.WaitDelay = StopGrace
+	return c
 }
 
 // Process is a helper started ahead of its job: it does its fixed set-up
@@ -65,7 +81,7 @@ type Process struct {
 // Start starts the helper at path with args; its job is given later with
 // Finish, or never (Abort). An error starting it is returned by Finish.
 func Start(ctx context.Context, path string, args ...string) *Process {
-	p := &Process{path: path, cmd: exec.CommandContext(ctx, path, args...)}
+	p := &Process{path: path, cmd: command(ctx, path, args...)}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if p.stdin, p.err = p.cmd.StdinPipe(); p.err == nil {
 		p.err = p.cmd.Start()

@@ -146,6 +146,19 @@ func ParseTDVF(image []byte) (*TDVF, error) {
 		}
 		t.Sections = append(t.Sections, s)
 	}
+	// MR.EXTEND hashes every byte of its sections: bound their sum as one
+	// image is bounded (in OVMF only the BFV and CFV, parts of the image,
+	// are extended), so that 64 sections of 64 MiB each cannot make one
+	// measurement hash 6 GiB.
+	var extended uint64
+	for _, s := range t.Sections {
+		if s.Attributes&AttrMRExtend != 0 {
+			extended += s.MemoryDataSize
+		}
+	}
+	if extended > MaxSize {
+		return nil, fmt.Errorf("the MR.EXTEND sections add up to %#x bytes, more than a firmware image can be (%d MiB)", extended, MaxSize>>20)
+	}
 	for i, a := range t.Sections {
 		for _, b := range t.Sections[i+1:] {
 			if a.MemoryAddress < b.MemoryAddress+b.MemoryDataSize && b.MemoryAddress < a.MemoryAddress+a.MemoryDataSize {

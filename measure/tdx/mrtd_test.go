@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cvmkit/cvmkit/measure/ovmf"
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
-// largestTDVF is the most work ParseTDVF lets through: 64 MR.EXTEND
-// sections of the largest size a firmware image can have (about 6 GiB of
-// hashing), in td-shim's metadata layout.
+// largestTDVF is the most work ParseTDVF lets through: 64 sections that
+// fill the 4 GiB below the firmware's end (2^20 pages added), the first
+// MR.EXTEND over the largest size a firmware image can have (about
+// 0.3 GiB of hashing in all), in td-shim's metadata layout.
 func largestTDVF(t *testing.T) ([]byte, *ovmf.TDVF) {
 	t.Helper()
 	const n, size = 64, ovmf.MaxSize
@@ -29,7 +32,9 @@ func largestTDVF(t *testing.T) ([]byte, *ovmf.TDVF) {
 		binary.LittleEndian.PutUint64(e[8:], uint64(i)*size)
 		binary.LittleEndian.PutUint64(e[16:], size)
 		binary.LittleEndian.PutUint32(e[24:], uint32(ovmf.TDVFPermMem))
-		binary.LittleEndian.PutUint32(e[28:], ovmf.AttrMRExtend)
+		if i == 0 {
+			binary.LittleEndian.PutUint32(e[28:], ovmf.AttrMRExtend)
+		}
 	}
 	binary.LittleEndian.PutUint32(img[len(img)-0x20:], 0x100)
 	td, err := ovmf.ParseTDVF(img)
@@ -69,5 +74,31 @@ func TestHostileTDVFRefusedFast(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("refused after %v", d)
+	}
+}
+
+// TestHostileTDVFExtends: 64 MR.EXTEND sections of 64 MiB each (6 GiB of
+// hashing: 33.6 s in the hostile-input pass, from a 16 KiB file) are
+// refused while parsing.
+func TestHostileTDVFExtends(t *testing.T) {
+	img, _ := largestTDVF(t)
+	for i := 1; i < 64; i++ {
+		binary.LittleEndian.PutUint32(img[0x110+16+32*i+28:], ovmf.AttrMRExtend)
+	}
+	if _, err := ovmf.ParseTDVF(img); err == nil || !strings.Contains(err.Error(), "MR.EXTEND sections add up to") {
+		t.Fatalf("6 GiB of MR.EXTEND: %v", err)
+	}
+}
+
+// TestStructureBeforeMeasuring: a TDVF without the CFV section Measure
+// needs is refused before MRTD is computed (the refusal came after 33.6 s
+// of hashing): with a cancelled context the error is still the CFV one.
+func TestStructureBeforeMeasuring(t *testing.T) {
+	img, _ := largestTDVF(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err := Measure(ctx, Spec{Firmware: Input{Data: img, File: refvalues.File{Path: "hostile.fd"}}})
+	if err == nil || !strings.Contains(err.Error(), "no CFV section") {
+		t.Fatalf("%v", err)
 	}
 }

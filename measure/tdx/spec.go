@@ -133,6 +133,11 @@ func Measure(ctx context.Context, s Spec) (*refvalues.TDX, *Prediction, error) {
 	if err != nil {
 		return nil, nil, outcome.InputError(fmt.Errorf("firmware %q: %w", s.Firmware.File.Path, err), "give the whole OVMF.fd built with TDX support (IntelTdxX64 or OvmfPkgX64), the file QEMU loads with -bios")
 	}
+	// The structure the prediction needs is checked before any hashing.
+	cfv, ok := td.Section(ovmf.TDVFCFV)
+	if !ok {
+		return nil, nil, outcome.InputError(fmt.Errorf("firmware %q has no CFV section in its TDX metadata", s.Firmware.File.Path))
+	}
 	for _, sec := range td.Sections {
 		doc.Sections = append(doc.Sections, refvalues.TDVFSection{DataOffset: sec.DataOffset, RawDataSize: sec.RawDataSize, MemoryAddress: sec.MemoryAddress,
 			MemoryDataSize: sec.MemoryDataSize, Type: sec.Type.String(), Attributes: sec.Attributes})
@@ -200,10 +205,6 @@ func Measure(ctx context.Context, s Spec) (*refvalues.TDX, *Prediction, error) {
 	}
 	if in.KernelBlob == KernelPatched && s.Kernel != nil && s.Memory == 0 {
 		return nil, nil, usage("QEMU's kernel patch depends on the memory size: give %s (or --kernel-blob unpatched for QEMU 10+ with edk2 202502+)", s.name("memory"))
-	}
-	cfv, ok := td.Section(ovmf.TDVFCFV)
-	if !ok {
-		return nil, nil, outcome.InputError(fmt.Errorf("firmware %q has no CFV section in its TDX metadata", s.Firmware.File.Path))
 	}
 	if in.SecureBoot, err = SecureBootFromStore(image[cfv.DataOffset:cfv.DataOffset+cfv.RawDataSize], s.SecureBoot); err != nil {
 		return nil, nil, outcome.InputError(fmt.Errorf("firmware %q: %w", s.Firmware.File.Path, err))
