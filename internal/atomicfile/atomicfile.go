@@ -232,14 +232,21 @@ func RemoveStale(path string) ([]string, error) {
 	if parent == "" {
 		parent = "."
 	}
-	matches, err := filepath.Glob(filepath.Join(parent, "."+globEscape(base)+".tmp-*"))
+	return removeUnlocked(filepath.Join(parent, "."+globEscape(base)+".tmp-*"), true)
+}
+
+// removeUnlocked removes the folders (and, with files, regular files)
+// matching pattern that no live process holds locked, and returns their
+// names.
+func removeUnlocked(pattern string, files bool) ([]string, error) {
+	matches, err := filepath.Glob(pattern)
 	if err != nil {
 		return nil, err
 	}
 	var removed []string
 	for _, m := range matches {
 		fi, err := os.Lstat(m)
-		if err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
+		if err != nil || !(fi.IsDir() || files && fi.Mode().IsRegular()) {
 			continue
 		}
 		l, err := tryLockDir(m)
@@ -314,26 +321,11 @@ type TempDir struct {
 // NewTempDir removes the unlocked leftovers named prefix* in the system's
 // temporary folder, then creates a new one.
 func NewTempDir(prefix string) (*TempDir, error) {
-	matches, err := filepath.Glob(filepath.Join(os.TempDir(), globEscape(prefix)+"*"))
+	stale, err := removeUnlocked(filepath.Join(os.TempDir(), globEscape(prefix)+"*"), false)
 	if err != nil {
 		return nil, err
 	}
-	t := &TempDir{}
-	for _, m := range matches {
-		fi, err := os.Lstat(m)
-		if err != nil || !fi.IsDir() {
-			continue
-		}
-		l, err := tryLockDir(m)
-		if err != nil || l == nil {
-			continue // held by a live run, or not ours to judge
-		}
-		err = os.RemoveAll(m)
-		l.Close()
-		if err == nil {
-			t.Stale = append(t.Stale, m)
-		}
-	}
+	t := &TempDir{Stale: stale}
 	if t.Path, err = os.MkdirTemp("", prefix+"*"); err != nil {
 		return nil, err
 	}

@@ -95,13 +95,27 @@ func (f *hexFlag) bytes(cmd *cobra.Command, min, max int) ([]byte, error) {
 	return b, nil
 }
 
-// readEvidenceFile reads one evidence input through its size limit
-// ("" reads nothing).
-func readEvidenceFile(path, flag string, max int64) ([]byte, error) {
-	if path == "" {
-		return nil, nil
+// evidenceFile is an evidence input named by a flag: its path ("" reads
+// nothing), its size limit and where its bytes go.
+type evidenceFile struct {
+	path, flag string
+	max        int64
+	dst        *[]byte
+}
+
+// readEvidenceFiles reads each given input through its size limit.
+func readEvidenceFiles(files ...evidenceFile) error {
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		b, err := fileio.ReadAll(f.path, f.flag, f.max)
+		if err != nil {
+			return err
+		}
+		*f.dst = b
 	}
-	return fileio.ReadAll(path, flag, max)
+	return nil
 }
 
 func (a *app) checkSNPCmd() *cobra.Command {
@@ -140,14 +154,9 @@ measurement, or a field differs; 6 only the TCB is older than the minimum.`,
 				return err
 			}
 			ev := verify.SNPEvidence{Source: report, Product: product}
-			for _, f := range []struct {
-				path, flag string
-				max        int64
-				dst        *[]byte
-			}{{report, "--report", evidence.MaxReportSize, &ev.Report}, {vcek, "--vcek", evidence.MaxCertificateSize, &ev.VCEK}, {roots, "--amd-roots", evidence.MaxCertificateSize, &ev.Roots}} {
-				if *f.dst, err = readEvidenceFile(f.path, f.flag, f.max); err != nil {
-					return err
-				}
+			if err := readEvidenceFiles(evidenceFile{report, "--report", evidence.MaxReportSize, &ev.Report},
+				evidenceFile{vcek, "--vcek", evidence.MaxCertificateSize, &ev.VCEK}, evidenceFile{roots, "--amd-roots", evidence.MaxCertificateSize, &ev.Roots}); err != nil {
+				return err
 			}
 			rel, err := readRelease(args[0])
 			if err != nil {
@@ -298,14 +307,9 @@ a register or event differs; 6 only the DEBUG attribute is set.`,
 				return err
 			}
 			ev := verify.TDXEvidence{Source: quote}
-			for _, f := range []struct {
-				path, flag string
-				max        int64
-				dst        *[]byte
-			}{{quote, "--quote", evidence.MaxQuoteSize, &ev.Quote}, {roots, "--intel-roots", evidence.MaxCertificateSize, &ev.Roots}, {eventLog, "--event-log", evidence.MaxEventLogSize, &ev.EventLog}} {
-				if *f.dst, err = readEvidenceFile(f.path, f.flag, f.max); err != nil {
-					return err
-				}
+			if err := readEvidenceFiles(evidenceFile{quote, "--quote", evidence.MaxQuoteSize, &ev.Quote},
+				evidenceFile{roots, "--intel-roots", evidence.MaxCertificateSize, &ev.Roots}, evidenceFile{eventLog, "--event-log", evidence.MaxEventLogSize, &ev.EventLog}); err != nil {
+				return err
 			}
 			if ev.Collateral, err = readCollateral(tcbInfo, qeIdentity, tcbChain); err != nil {
 				return err

@@ -15,8 +15,6 @@ func readInput(path, flag string, max int64) ([]byte, refvalues.File, error) {
 	return fileio.Read(path, flag, max)
 }
 
-func unwrapPath(err error) error { return fileio.UnwrapPath(err) }
-
 // newOutput checks that an output folder does not exist yet: cvmkit builds
 // output folders whole and never merges into or replaces one.
 func newOutput(path string) error {
