@@ -37,3 +37,18 @@ func tryLockDir(dir string) (*os.File, error) {
 func lockFile(f *os.File) error {
 	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 }
+
+// LockFolder waits for an exclusive flock on the folder dir and holds it
+// until the returned file is closed or the process dies: for work that
+// must run once at a time in a fixed place (a firmware build).
+func LockFolder(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}

@@ -123,6 +123,7 @@ logs go to stderr. Exit codes are listed in docs/exit-codes.md.`,
 		a.policyCmd(),
 		a.releaseCmd(),
 		a.verifyCmd(),
+		a.firmwareCmd(),
 	)
 	return root
 }

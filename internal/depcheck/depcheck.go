@@ -58,9 +58,10 @@ var Layout = map[string]Role{
 	// every stage.
 	"refvalues": Base,
 
-	"build":   Domain,
-	"measure": Domain,
-	"encrypt": Domain,
+	"build":    Domain,
+	"firmware": Domain,
+	"measure":  Domain,
+	"encrypt":  Domain,
 	// sbom is its own Go module (sbom/go.mod, so that the core module
 	// never compiles syft); the checker reads both modules.
 	"sbom":     Domain,

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Build a firmware recipe twice, in two caches, from two working folders,
+# with two time zones, umasks and locales, and compare the two files byte
+# for byte (docs/firmware.md). The sources are fetched once into the first
+# cache (or taken from FIRMWARE_SOURCES, a folder holding the tarballs).
+#   scripts/firmware-check.sh [RECIPE]      (default amdsev)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+recipe=${1:-amdsev}
+cvmkit=${CVMKIT:-$root/bin/cvmkit}
+work=$(mktemp -d "${TMPDIR:-/tmp}/cvmkit-firmware-check.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/a/cache" "$work/b/cache" "$work/b/elsewhere"
+if [ -n "${FIRMWARE_SOURCES:-}" ]; then
+  cp "$FIRMWARE_SOURCES"/*.tar.xz "$work/a/cache/"
+fi
+start=$(date +%s)
+(cd "$work/a" && umask 022 && TZ=UTC LC_ALL=C "$cvmkit" firmware build "$recipe" --cache "$work/a/cache" -o "$work/a/$recipe.fd" >/dev/null)
+mid=$(date +%s)
+cp "$work/a/cache"/*.tar.xz "$work/b/cache/"
+(cd "$work/b/elsewhere" && umask 077 && TZ=Pacific/Kiritimati LC_ALL=C.UTF-8 LANG=de_DE.UTF-8 "$cvmkit" firmware build "$recipe" --cache "$work/b/cache" -o "$work/b/$recipe.fd" >/dev/null)
+end=$(date +%s)
+a=$(sha256sum <"$work/a/$recipe.fd" | cut -d' ' -f1)
+b=$(sha256sum <"$work/b/$recipe.fd" | cut -d' ' -f1)
+echo "firmware-check: $recipe build 1 (TZ=UTC, umask 022): $a in $((mid - start)) s"
+echo "firmware-check: $recipe build 2 (TZ=Pacific/Kiritimati, umask 077, another folder): $b in $((end - mid)) s"
+if [ "$a" != "$b" ]; then
+  cmp "$work/a/$recipe.fd" "$work/b/$recipe.fd" | head -n 1 >&2 || true
+  echo "firmware-check: FAILED: the two builds differ" >&2
+  exit 1
+fi
+echo "firmware-check: OK: identical"
