@@ -72,7 +72,9 @@ func TestSourceDigestChecked(t *testing.T) {
 	}
 	cache := t.TempDir()
 	_, err := Build(context.Background(), r, Options{CacheDir: cache, Installed: installed,
-		Fetch: func(ctx context.Context, s Source, dst string) error { return os.WriteFile(dst, []byte("not edk2"), 0o644) }})
+		Fetch: func(ctx context.Context, s Source, dst string) error {
+			return os.WriteFile(dst, []byte("not edk2"), 0o644)
+		}})
 	if err == nil || !strings.Contains(err.Error(), "the recipe pins "+r.Sources[0].SHA256) {
 		t.Fatalf("%v", err)
 	}
