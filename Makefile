@@ -18,7 +18,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GORELEASER  := github.com/goreleaser/goreleaser/v2@v2.15.1
 QUICKSTART  := examples/quickstart
 
-.PHONY: all build initbin deps demo-inputs demo test test-short lint docs release-check snapshot test-action fuzz fuzz-smoke clean
+.PHONY: all build initbin deps demo-inputs demo test test-short lint docs release-check snapshot test-action fuzz fuzz-smoke firmware-check clean
 all: build
 
 # cvmkit embeds cmd/cvmkit-init (internal/initbin), built first. The helper
@@ -87,6 +87,11 @@ snapshot:
 FUZZTIME ?= 1m
 fuzz:
 	./scripts/fuzz-all.sh $(FUZZTIME)
+
+# The firmware recipes built twice (other folder, time zone, umask, locale)
+# and compared byte for byte (docs/firmware.md): a few minutes each.
+firmware-check: build
+	./scripts/firmware-check.sh amdsev
 
 # CI's fuzz tier: every target for a few seconds, so a target that no
 # longer builds, crashes on its seeds or stalls is seen.

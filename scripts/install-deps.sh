@@ -24,10 +24,19 @@ declare -A deb=(
   [qemu-system-x86_64]=qemu-system-x86
   [xmllint]=libxml2-utils
   [xmlsec1]=xmlsec1
+  # The firmware recipes' toolchain (docs/firmware.md; versions checked by
+  # cvmkit firmware build).
+  [nasm]=nasm
+  [iasl]=acpica-tools
+  [patch]=patch
+  [gcc-12]=gcc-12
 )
 # Files the tests read (path → package).
 declare -A files=(
   [/usr/lib/systemd/boot/efi/linuxx64.efi.stub]=systemd-boot-efi
+  [/usr/include/uuid/uuid.h]=uuid-dev
+  [/usr/bin/python3]=python3
+  [/usr/lib/apt/apt-helper]=apt
 )
 
 missing=()
