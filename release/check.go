@@ -85,3 +85,109 @@ func FirmwareProblems(c *config.Config) []config.Problem {
 	}
 	return ps
 }
+
+// Unbound is a configuration whose launch values will leave parts of the
+// image unbound, decided from the config, the firmware and the kernel
+// before anything is built: what the policies stage's binding check
+// (policy.FromReferenceValues) will find.
+type Unbound struct {
+	// Path is the configuration's place in the config
+	// ("platforms.snp[0]"); Name its name.
+	Path, Name string
+	// Parts are what is unbound: kernel, initrd, cmdline, rootfs.
+	Parts []string
+	Why   string
+}
+
+func (u Unbound) String() string {
+	return fmt.Sprintf("%s (%s) leaves %s unbound: %s", u.Path, u.Name, strings.Join(u.Parts, ", "), u.Why)
+}
+
+// PredictUnbound says which configurations of c will leave parts of the
+// image unbound, reading the firmware (does it have the SEV-SNP
+// kernel-hashes table?) and the kernel (does its EFI stub measure RTMR2?).
+// Inputs that cannot be read are skipped: the input checks report them.
+func PredictUnbound(c *config.Config) []Unbound {
+	var out []Unbound
+	rootfs := strings.Contains(c.Image.Cmdline, "{{.Root}}")
+	boot := func() []string { return []string{"kernel", "initrd", "cmdline", "rootfs"} }
+	params := func() []string { return []string{"initrd", "cmdline", "rootfs"} }
+	fwCache := map[string]*ovmf.Firmware{}
+	firmware := func(name string) *ovmf.Firmware {
+		if fw, ok := fwCache[name]; ok {
+			return fw
+		}
+		var fw *ovmf.Firmware
+		if f := c.FirmwareByName(name); f != nil {
+			if img, err := os.ReadFile(c.Resolve(f.Path)); err == nil {
+				fw, _ = ovmf.Parse(img)
+			}
+		}
+		fwCache[name] = fw
+		return fw
+	}
+	for i, s := range c.Platforms.SNP {
+		u := Unbound{Path: fmt.Sprintf("platforms.snp[%d]", i), Name: s.Name}
+		fw := firmware(s.Firmware)
+		switch {
+		case fw == nil:
+			continue
+		case !s.KernelHashes:
+			u.Parts, u.Why = boot(), "kernelHashes is not set, so the launch digest binds the firmware only (QEMU kernel-hashes=on with a firmware that has the SEV-SNP kernel-hashes table binds the kernel, initrd and command line)"
+		default:
+			if _, ok := fw.Section(ovmf.SNPKernelHashes); !ok && s.Mode != "sev" && s.Mode != "seves" {
+				u.Parts, u.Why = boot(), fmt.Sprintf("firmware %q has no SEV-SNP kernel-hashes table, so the launch digest binds the firmware only", s.Firmware)
+			}
+		}
+		if len(u.Parts) == 0 && !rootfs {
+			u.Parts, u.Why = []string{"rootfs"}, "image.cmdline has no {{.Root}}: the measured command line does not carry the dm-verity root hash"
+		}
+		if len(u.Parts) > 0 {
+			out = append(out, u)
+		}
+	}
+	var kernel *tdx.KernelInfo
+	kernelRead := false
+	for i, t := range c.Platforms.TDX {
+		u := Unbound{Path: fmt.Sprintf("platforms.tdx[%d]", i), Name: t.Name}
+		switch {
+		case t.EDK2Profile == "":
+			u.Parts, u.Why = boot(), "no edk2Profile, so RTMR1 and RTMR2 are not computed and MRTD binds the firmware only"
+		case t.GuestMeasuresRTMR2 != nil && !*t.GuestMeasuresRTMR2:
+			u.Parts, u.Why = params(), "RTMR2 stays zero: guestMeasuresRTMR2 is false, so it binds neither the command line nor the initrd"
+		case t.GuestMeasuresRTMR2 == nil:
+			if !kernelRead {
+				kernelRead = true
+				if b, err := os.ReadFile(c.Resolve(c.Image.Kernel.Path)); err == nil {
+					if ki, err := tdx.ReadKernelInfo(b); err == nil {
+						kernel = ki
+					}
+				}
+			}
+			if kernel != nil && !kernel.MeasuresCC {
+				u.Parts, u.Why = params(), "RTMR2 stays zero: "+kernel.Reason
+			}
+		}
+		if len(u.Parts) == 0 && !rootfs {
+			u.Parts, u.Why = []string{"rootfs"}, "image.cmdline has no {{.Root}}: the measured command line does not carry the dm-verity root hash"
+		}
+		if len(u.Parts) > 0 {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// BindingProblems is PredictUnbound as config problems, for a config that
+// asks for key-authority policies without allowUnbound: what the
+// policies stage would refuse after building, encrypting and measuring.
+func BindingProblems(c *config.Config, allow bool) []config.Problem {
+	if allow || c.KeyAuthorities.AllowUnbound || len(c.KeyAuthorities.Targets) == 0 {
+		return nil
+	}
+	var ps []config.Problem
+	for _, u := range PredictUnbound(c) {
+		ps = append(ps, c.Problem(u.Path, fmt.Sprintf("configuration %s would leave %s unbound: %s; key-authority policies would release the model key to a VM running any of them", u.Name, strings.Join(u.Parts, ", "), u.Why), UnboundHint))
+	}
+	return ps
+}

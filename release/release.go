@@ -187,6 +187,17 @@ func Run(ctx context.Context, c *config.Config, o Options) (*Result, error) {
 		r.progress = io.Discard
 	}
 	res := &Result{Release: r.release, Output: o.Output, Secrets: o.Secrets}
+	// The binding check, before the first stage: a release that the
+	// policies stage would refuse is refused now, every configuration at
+	// once; with allowUnbound each one is named on the progress stream.
+	if ps := BindingProblems(c, o.AllowUnbound); len(ps) > 0 {
+		return nil, outcome.PolicyError(&config.Error{Problems: ps})
+	}
+	if o.AllowUnbound || c.KeyAuthorities.AllowUnbound {
+		for _, u := range PredictUnbound(c) {
+			fmt.Fprintf(r.progress, "cvmkit: warning: allowUnbound: %s\n", u)
+		}
+	}
 	// cvmkit-sbom starts now and builds its licence scanner while the image
 	// is built; the sbom stage gives it the image.
 	r.sbomHelper = StartSBOM(ctx, o.Getenv)

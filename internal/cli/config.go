@@ -67,7 +67,9 @@ Exit code 0 when the config is valid, 3 when it is not (docs/exit-codes.md).`,
 					err = c.CheckInputs()
 					res.Checked = true
 					if err == nil {
-						err = problems(release.FirmwareProblems(c))
+						// What the policies stage would refuse, decided now
+						// from the firmware and the kernel.
+						err = problems(append(release.FirmwareProblems(c), release.BindingProblems(c, false)...))
 					}
 				}
 			}
