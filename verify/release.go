@@ -5,11 +5,13 @@ package verify
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,6 +26,9 @@ const (
 	OK      = "ok"
 	Failed  = "failed"
 	Skipped = "skipped"
+	// Warning is a check that passed with a reservation the user must
+	// read (a release made with allowUnbound).
+	Warning = "warning"
 )
 
 // Check is one check run (or skipped) and what it found.
@@ -193,7 +198,57 @@ func Release(dir string, check func(bundle []byte) ([]byte, error), trusted stri
 	}
 	rep.Values = values
 	rep.add("reference values", OK, describeValues(values))
+	bindingSummary(rep, dir)
 	return rep, nil
+}
+
+// bindingSummary adds what the release's configurations bind, from its
+// (verified) bindings.json files: a release made with allowUnbound says so
+// here as loudly as when it was made.
+func bindingSummary(rep *Report, dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, refvalues.KeyAuthorityDir, "*", refvalues.BindingsFile))
+	if len(files) == 0 {
+		rep.add("binding", Skipped, "the release has no key-authority policies (no bindings.json)")
+		return
+	}
+	seen := map[string]bool{}
+	groups := map[string][]string{}
+	n := 0
+	for _, f := range files {
+		var b refvalues.Bindings
+		raw, err := fileio.ReadAll(f, "bindings.json", maxAttestation)
+		if err != nil || json.Unmarshal(raw, &b) != nil {
+			continue
+		}
+		for _, c := range b.Configurations {
+			if seen[c.Configuration] {
+				continue
+			}
+			seen[c.Configuration] = true
+			n++
+			if len(c.Unbound) == 0 {
+				continue
+			}
+			var why []string
+			for _, u := range c.Unbound {
+				if w := c.Why[u]; w != "" && !slices.Contains(why, w) {
+					why = append(why, w)
+				}
+			}
+			key := strings.Join(c.Unbound, ", ") + " unbound: " + strings.Join(why, "; ")
+			groups[key] = append(groups[key], c.Configuration)
+		}
+	}
+	if len(groups) == 0 {
+		rep.add("binding", OK, fmt.Sprintf("all %d configurations bind the firmware, kernel, initrd, command line and root filesystem", n))
+		return
+	}
+	var lines []string
+	for k, names := range groups {
+		lines = append(lines, fmt.Sprintf("%d of %d configurations (%s) leave %s", len(names), n, strings.Join(names, ", "), k))
+	}
+	sort.Strings(lines)
+	rep.add("binding", Warning, "made with allowUnbound: "+strings.Join(lines, "; "))
 }
 
 // maxAttestation bounds a statement or bundle read (a statement lists every
