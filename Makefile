@@ -18,7 +18,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GORELEASER  := github.com/goreleaser/goreleaser/v2@v2.15.1
 QUICKSTART  := examples/quickstart
 
-.PHONY: all build initbin deps demo-inputs demo test test-short lint docs release-check snapshot test-action fuzz fuzz-smoke firmware-check clean
+.PHONY: all build initbin deps demo-inputs demo test test-short lint docs release-check snapshot test-action fuzz fuzz-smoke firmware firmware-check clean
 all: build
 
 # cvmkit embeds cmd/cvmkit-init (internal/initbin), built first. The helper
@@ -45,7 +45,7 @@ demo: build demo-inputs
 
 # make test builds what its own tests need (the embedded cvmkit-init, which
 # example_gpu's release puts into an initrd), so it passes on a fresh clone.
-test: deps demo-inputs initbin
+test: deps demo-inputs initbin firmware
 	./scripts/reproducible-build.sh
 	$(GO) test -timeout 30m ./...
 	cd sbom && $(GO) test -timeout 20m ./...
@@ -87,6 +87,13 @@ snapshot:
 FUZZTIME ?= 1m
 fuzz:
 	./scripts/fuzz-all.sh $(FUZZTIME)
+
+# The amdsev firmware (SEV-SNP kernel hashes) built from pinned source into
+# the quickstart's cache: a few minutes the first time, then taken from the
+# cache by its recipe digest (docs/firmware.md). The SNP vectors of the
+# built firmware (TestBuiltAmdSevVectors) read it there.
+firmware: build
+	$(BIN) firmware build amdsev --cache $(QUICKSTART)/cache/firmware -o $(QUICKSTART)/cache/OVMF.amdsev.fd
 
 # The firmware recipes built twice (other folder, time zone, umask, locale)
 # and compared byte for byte (docs/firmware.md): a few minutes each.

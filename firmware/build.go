@@ -80,6 +80,13 @@ func Build(ctx context.Context, r Recipe, o Options) (*Result, error) {
 	if o.CacheDir == "" {
 		return nil, outcome.UsageError(errors.New("firmware: no cache folder given"))
 	}
+	// The build's steps run in the build folder: the cache is named by
+	// its absolute path.
+	cache, err := filepath.Abs(o.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	o.CacheDir = cache
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}

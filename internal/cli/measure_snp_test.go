@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // snpVector is one entry of ../shared/vectors/snp.json or
@@ -110,4 +113,66 @@ func TestSNPVectors(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestBuiltAmdSevVectors: the SEV-SNP launch digests of the firmware
+// 'cvmkit firmware build amdsev' makes, with the kernel, initrd and command
+// line bound through its kernel-hashes table, equal virtee sev-snp-measure's
+// (measure/snp/testdata/amdsev-sev-snp-measure.json: 36 vectors, 1/2/4
+// vCPUs of EPYC-v4/Milan/Genoa, with an initrd, an empty initrd, none, and
+// Debian's kernel). The firmware is the one make firmware builds into the
+// quickstart's cache (make test builds it first).
+func TestBuiltAmdSevVectors(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	shared := testenv.Shared(t)
+	var v struct {
+		FirmwareSHA256 string `json:"firmware_sha256"`
+		Vectors        []struct {
+			VCPUs    int    `json:"vcpus"`
+			VCPUType string `json:"vcpu_type"`
+			Kernel   string `json:"kernel"`
+			Initrd   string `json:"initrd"`
+			Append   string `json:"append"`
+			Digest   string `json:"digest"`
+		} `json:"vectors"`
+	}
+	b, err := os.ReadFile(filepath.Join(root, "measure", "snp", "testdata", "amdsev-sev-snp-measure.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatal(err)
+	}
+	fw := filepath.Join(root, "examples", "quickstart", "cache", "OVMF.amdsev.fd")
+	if got := fileSHA256(fw); got != v.FirmwareSHA256 {
+		msg := fmt.Sprintf("%s (sha256 %q) is not the amdsev firmware the vectors were computed for (%s): run make firmware", fw, got, v.FirmwareSHA256)
+		if testenv.InCI() {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	for _, c := range v.Vectors {
+		args := []string{"measure", "snp", "--json", "--ovmf", fw, "--vcpus", fmt.Sprint(c.VCPUs), "--vcpu-type", c.VCPUType,
+			"--kernel", filepath.Join(shared, c.Kernel), "--append", c.Append}
+		if c.Initrd != "" {
+			args = append(args, "--initrd", filepath.Join(shared, c.Initrd))
+		}
+		code, out, errOut := runCLI(t, args...)
+		var doc refvalues.SNP
+		if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || len(doc.Measurements) != 1 {
+			t.Fatalf("%v: exit %d %s", args, code, errOut)
+		}
+		if !doc.KernelHashes || doc.Measurements[0].Digest != c.Digest {
+			t.Errorf("%d × %s, kernel %s, initrd %q, append %q: %s, sev-snp-measure %s (kernel hashes %v)", c.VCPUs, c.VCPUType, c.Kernel, c.Initrd, c.Append, doc.Measurements[0].Digest, c.Digest, doc.KernelHashes)
+		}
+	}
+}
+
+func fileSHA256(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
