@@ -252,9 +252,19 @@ func (p *Prediction) bootEvents(in Inputs, add func(int, uint32, string, [Digest
 	add(1, EvEFIAction, actionExitBootSvc, actionDigest(actionExitBootSvc))
 	add(1, EvEFIAction, actionExitBootSvcDone, actionDigest(actionExitBootSvcDone))
 
+	// An empty -initrd is no initrd to the firmware: edk2-stable202502's
+	// X86QemuLoadImageLib appends " initrd=initrd" only when fw_cfg's
+	// initrd size is > 0 (X86QemuLoadImageLib.c, "if (InitrdSize > 0)"),
+	// and QemuKernelLoaderFsDxe publishes no blob of size 0 (its
+	// FetchBlob: "if (Size == 0) return EFI_SUCCESS"), so the EFI stub
+	// finds no initrd to measure. (QEMU's own setup-header patch above
+	// still sees the -initrd option.)
+	if in.HasInitrd && initrdSize == 0 && !p.UKI {
+		hasInitrd = false
+	}
 	// LoadOptions as OVMF's X86QemuLoadImageLib builds them for direct boot.
 	opts := cmdline
-	if in.HasInitrd { // OVMF adds initrd= only for -initrd, not for a UKI's own .initrd
+	if in.HasInitrd && initrdSize > 0 { // OVMF adds initrd= only for a non-empty -initrd, not for a UKI's own .initrd
 		if in.Profile.atLeast(Edk2Stable202508) {
 			opts = "initrd=initrd"
 			if cmdline != "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
 	"github.com/cvmkit/cvmkit/measure/ovmf"
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 // tdxVector is one entry of ../shared/vectors/tdx.json.
@@ -227,5 +228,33 @@ func TestTDXRegisterVectors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEmptyInitrdIsNoInitrd: an empty -initrd gives the RTMR2 of no initrd
+// (edk2-stable202502's X86QemuLoadImageLib appends " initrd=initrd" only
+// for an initrd size > 0, and QemuKernelLoaderFsDxe publishes no blob of
+// size 0, so the EFI stub measures no initrd): 36482cf4… for
+// "console=ttyS0" with Debian's 6.1 kernel told to measure; cvmkit gave
+// 72e1ff3e… (a " initrd=initrd" suffix and an initrd event) before.
+func TestEmptyInitrdIsNoInitrd(t *testing.T) {
+	shared := testenv.Shared(t)
+	fw := readShared(t, shared, "fixtures/firmware/trixie/OVMF.fd")
+	kernel := readShared(t, shared, "fixtures/tdx/kernel/debian-linux-image-6.1.0-56-amd64_6.1.192-2/vmlinuz-6.1.0-56-amd64")
+	yes := true
+	rtmr2 := func(initrd *Input) string {
+		doc, _, err := Measure(context.Background(), Spec{Firmware: Input{Data: fw, File: refvalues.File{Path: "OVMF.fd"}}, Memory: 2 << 30, VCPUs: 2,
+			Kernel: &Input{Data: kernel, File: refvalues.File{Path: "vmlinuz"}}, Initrd: initrd, Cmdline: "console=ttyS0",
+			QEMUVersion: "9.2.0", Profile: Edk2Stable202502, GuestMeasuresRTMR2: &yes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *doc.RTMR[2]
+	}
+	none := rtmr2(nil)
+	empty := rtmr2(&Input{Data: []byte{}, File: refvalues.File{Path: "empty.img"}})
+	const want = "36482cf4d077603c0123f112545737a9b4f47ee76b20e1bc943e1ea5a03df893ebc47967930dcac5a72ab07b1122d47a"
+	if none != want || empty != want {
+		t.Fatalf("RTMR2 without an initrd %s, with an empty one %s, want %s", none, empty, want)
 	}
 }
