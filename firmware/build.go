@@ -13,10 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
+	"github.com/cvmkit/cvmkit/internal/helper"
 	"github.com/cvmkit/cvmkit/outcome"
 )
 
@@ -138,10 +138,8 @@ func Build(ctx context.Context, r Recipe, o Options) (*Result, error) {
 	run := func(what, dir, script string) error {
 		fmt.Fprintf(o.Progress, "cvmkit: firmware %s: %s …\n", r.Name, what)
 		fmt.Fprintf(logf, "== %s\n$ %s\n", what, script)
-		c := exec.CommandContext(ctx, "bash", "-c", "set -eu; umask 022; "+script)
+		c := helper.Command(ctx, "bash", "-c", "set -eu; umask 022; "+script)
 		c.Dir, c.Env, c.Stdout, c.Stderr = dir, env, logf, logf
-		c.Cancel = func() error { return c.Process.Signal(syscall.SIGTERM) }
-		c.WaitDelay = 10 * time.Second
 		if err := c.Run(); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -91,5 +91,5 @@ func Trust(ctx context.Context, o TrustOptions) (func([]byte) ([]byte, error), s
 		return check, "keyless: Fulcio certificate for " + cmp.Or(identity, identityRegexp) + " from " + cmp.Or(issuer, issuerRegexp) + ", Rekor entry", nil
 	}
 	return nil, "", outcome.UsageError(errors.New("say whom to trust: --key cosign.pub, or --certificate-identity and --certificate-oidc-issuer"),
-		"a release is verified against its signer: the public key the release was signed with (cosign.pub from 'cvmkit keygen --signing', or a KMS key URI), or for a keyless release the workflow identity and OIDC issuer with --trusted-root")
+		"a release is verified against its signer: the public key the release was signed with (cosign.pub from 'cvmkit keygen --signing', or a KMS key URI), or for a keyless release the workflow identity and OIDC issuer, with Sigstore's trusted root")
 }

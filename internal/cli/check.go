@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/cvmkit/cvmkit/evidence"
@@ -205,9 +204,9 @@ func (a *app) renderCheck(res *verify.EvidenceCheck, err error) error {
 
 func printCheck(w io.Writer, res *verify.EvidenceCheck) {
 	if res.Release != "" {
-		fmt.Fprintf(w, "release        %s\n", quoteName(res.Release))
+		fmt.Fprintf(w, "release        %s\n", refvalues.DisplayPath(res.Release))
 	}
-	fmt.Fprintf(w, "evidence       %s\n", quoteName(res.Evidence))
+	fmt.Fprintf(w, "evidence       %s\n", refvalues.DisplayPath(res.Evidence))
 	fmt.Fprintf(w, "authentic      %s\n", res.Authentic)
 	if m := res.Match; m != nil {
 		if m.Configuration != "" {
@@ -248,17 +247,6 @@ func printCheck(w io.Writer, res *verify.EvidenceCheck) {
 		printGPUCheck(w, res.GPU)
 	}
 	fmt.Fprintf(w, "\n%s\n", res.Verdict)
-}
-
-// quoteName quotes a name that holds anything but printable characters,
-// so that a file name cannot forge a line of output.
-func quoteName(s string) string {
-	for _, r := range s {
-		if !strconv.IsPrint(r) {
-			return strconv.Quote(s)
-		}
-	}
-	return s
 }
 
 // readRelease reads a release folder's documents for a check.

@@ -46,7 +46,7 @@ func Find(name, env string, getenv func(string) (string, bool)) (string, error) 
 // returned.
 func Run(ctx context.Context, path string, env []string, args ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
-	c := command(ctx, path, args...)
+	c := Command(ctx, path, args...)
 	c.Stdout, c.Stderr = &stdout, &stderr
 	c.Env = append(os.Environ(), env...)
 	return result(path, c.Run(), &stdout, &stderr)
@@ -57,9 +57,10 @@ func Run(ctx context.Context, path string, env []string, args ...string) ([]byte
 // filesystem).
 const StopGrace = 10 * time.Second
 
-// command is exec.CommandContext whose cancellation sends SIGTERM first
-// (the helper cleans up and exits), then SIGKILL after StopGrace.
-func command(ctx context.Context, path string, args ...string) *exec.Cmd {
+// Command is exec.CommandContext whose cancellation sends SIGTERM first
+// (the program cleans up and exits), then SIGKILL after StopGrace: for
+// helpers and for the tools a firmware build runs.
+func Command(ctx context.Context, path string, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, path, args...)
 	c.Cancel = func() error { return c.Process.Signal(syscall.SIGTERM) }
 	c.WaitDelay = StopGrace
@@ -81,7 +82,7 @@ type Process struct {
 // Start starts the helper at path with args; its job is given later with
 // Finish, or never (Abort). An error starting it is returned by Finish.
 func Start(ctx context.Context, path string, args ...string) *Process {
-	p := &Process{path: path, cmd: command(ctx, path, args...)}
+	p := &Process{path: path, cmd: Command(ctx, path, args...)}
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if p.stdin, p.err = p.cmd.StdinPipe(); p.err == nil {
 		p.err = p.cmd.Start()
