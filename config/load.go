@@ -208,6 +208,10 @@ type Input struct {
 	// Digest is the pin, if any.
 	Digest Digest `json:"digest,omitempty"`
 	Dir    bool   `json:"dir,omitempty"`
+	// Recipe is the firmware recipe that builds a missing file (a
+	// firmware entry's build.recipe): release makes it, so CheckInputs
+	// accepts its absence.
+	Recipe string `json:"recipe,omitempty"`
 }
 
 // Inputs lists every input file and folder the config names, in key order.
@@ -236,6 +240,18 @@ func walkInputs(v reflect.Value, path string, out *[]Input) {
 		if v.Type() == fileType {
 			f := v.Interface().(File)
 			*out = append(*out, Input{Key: path, Path: string(f.Path), Digest: f.Digest})
+			return
+		}
+		if v.Type() == reflect.TypeFor[Firmware]() {
+			f := v.Interface().(Firmware)
+			in := Input{Key: path, Path: string(f.Path), Digest: f.Digest}
+			if f.Build != nil {
+				in.Recipe = f.Build.Recipe
+			}
+			*out = append(*out, in)
+			if f.Vars != nil {
+				walkInputs(reflect.ValueOf(*f.Vars), join(path, "vars"), out)
+			}
 			return
 		}
 		if v.Type() == reflect.TypeFor[Kernel]() {
@@ -281,6 +297,8 @@ func (c *Config) CheckInputs() error {
 		p := c.Resolve(Path(in.Path))
 		fi, err := os.Stat(p)
 		switch {
+		case err != nil && in.Recipe != "" && os.IsNotExist(err):
+			continue // cvmkit release builds it (firmware[].build)
 		case err != nil:
 			c.d.failAt(key, fmt.Sprintf("input %q: %v", in.Path, unwrapPathError(err)), fmt.Sprintf("paths are relative to the config's folder %q; create the file or fix the path", c.Dir))
 			continue

@@ -120,6 +120,26 @@ type Firmware struct {
 	Name string `yaml:"name" required:"true" doc:"Name the platforms refer to."`
 	File `yaml:",inline"`
 	Vars *File `yaml:"vars" doc:"Variable store template (OVMF_VARS), when it is a separate file."`
+	// Build names the recipe that makes the file: release builds it when
+	// the file is missing, verify --rebuild builds it again.
+	Build *FirmwareBuild `yaml:"build" doc:"Build the file from pinned source with a firmware recipe (cvmkit firmware list, docs/firmware.md): cvmkit release builds it into path when path is missing (cached by the recipe's digest), cvmkit verify --rebuild builds it again and compares the bytes. The digest must be the recipe's."`
+	// Origin says where a file that is not built comes from.
+	Origin *Origin `yaml:"origin" doc:"Where the file comes from (a Debian package), recorded in the launch recipes so an operator gets the same firmware."`
+}
+
+// FirmwareBuild is a firmware built from a recipe of package firmware.
+type FirmwareBuild struct {
+	Recipe string `yaml:"recipe" required:"true" doc:"Firmware recipe: amdsev (SEV-SNP kernel hashes) or tdx (TDX RTMRs)."`
+	Cache  Path   `yaml:"cache" output:"true" doc:"Folder for the fetched sources and built firmware, by recipe digest. Default $XDG_CACHE_HOME/cvmkit/firmware."`
+}
+
+// Origin is where an input file comes from: a file inside a Debian
+// package of a given version.
+type Origin struct {
+	Package string `yaml:"package" required:"true" doc:"Debian package name, for example ovmf."`
+	Version string `yaml:"version" required:"true" doc:"The package's version, for example 2025.02-8+deb13u1."`
+	File    string `yaml:"file" required:"true" doc:"The file's path inside the package, for example usr/share/ovmf/OVMF.fd."`
+	Suite   string `yaml:"suite" doc:"The Debian release that ships it, for example trixie."`
 }
 
 // Platforms lists the launch configurations.

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
@@ -116,7 +117,7 @@ func Build(ctx context.Context, r Recipe, o Options) (*Result, error) {
 		}
 	}
 	root := filepath.Join(BuildRoot, digest[:16])
-	if err := os.MkdirAll(BuildRoot, 0o755); err != nil {
+	if err := makeBuildRoot(); err != nil {
 		return nil, err
 	}
 	lock, err := atomicfile.LockFolder(BuildRoot)
@@ -203,6 +204,30 @@ func Build(ctx context.Context, r Recipe, o Options) (*Result, error) {
 	}
 	fmt.Fprintf(o.Progress, "cvmkit: firmware %s: built %s (sha256 %s) in %.0f s\n", r.Name, out, p.SHA256, time.Since(start).Seconds())
 	return &Result{Path: out, Provenance: p, Seconds: time.Since(start).Seconds()}, nil
+}
+
+// makeBuildRoot creates BuildRoot as a shared folder any user may build
+// in (sticky and world-writable, as /var/tmp itself: each build's folder
+// belongs to its user), and refuses one that another user owns, who could
+// change the sources under a build.
+func makeBuildRoot() error {
+	if err := os.Mkdir(BuildRoot, 0o755); err == nil {
+		if err := os.Chmod(BuildRoot, os.ModeSticky|0o777); err != nil {
+			return err
+		}
+	} else if !os.IsExist(err) {
+		return err
+	}
+	fi, err := os.Lstat(BuildRoot)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !fi.IsDir() || (ok && st.Uid != 0 && int(st.Uid) != os.Getuid()) {
+		return outcome.InputError(fmt.Errorf("firmware: %s is not a folder owned by root or by this user", BuildRoot),
+			"remove it (cvmkit creates it, sticky like /var/tmp, so that every user can build in it)")
+	}
+	return nil
 }
 
 // buildEnv is the whole environment of the build: nothing of the caller's

@@ -140,6 +140,24 @@ var Recipes = map[string]Recipe{
 		// gave these bytes in 183 and 172 s.
 		SHA256: "6cb8bdd80fcafeb22aa7d5dd1473d39ea54020b9e4e8ff9169b2b2958685140c",
 	},
+	// tdx is Debian trixie's own OVMF.fd recipe (debian/rules build-ovmf,
+	// OVMF_4M_NO_SECBOOT_FLAGS): OvmfPkgX64 with CC_MEASUREMENT_ENABLE,
+	// whose TdTcg2Dxe extends RTMR0 and RTMR1 as edk2-stable202502 does.
+	"tdx": {
+		Name: "tdx",
+		Description: "edk2 OvmfPkg/OvmfPkgX64 (RELEASE, GCC5) as Debian builds its OVMF.fd, measuring TDX RTMR0 and RTMR1 " +
+			"(profile edk2-stable202502): MRTD binds the firmware, RTMR1 the kernel, RTMR2 (the guest's EFI stub) the initrd and command line",
+		Upstream: "edk2 2025.02 (edk2-stable202502), Debian trixie 2025.02-8+deb13u1 with its patches",
+		Sources:  edk2Trixie,
+		Platform: "OvmfPkg/OvmfPkgX64.dsc",
+		// debian/rules: OVMF_4M_NO_SECBOOT_FLAGS = OVMF_COMMON_FLAGS
+		// (COMMON_FLAGS, -DTPM2_ENABLE=TRUE) + NO_STRICTNX_COMMON_FLAGS.
+		Flags:           append(debianFlags("2025.02-8+deb13u1", "11/08/2025"), "-DTPM2_ENABLE=TRUE", "--pcd", "PcdUninstallMemAttrProtocol=TRUE"),
+		Output:          "Build/OvmfX64/RELEASE_GCC5/FV/OVMF.fd",
+		Toolchain:       bookwormToolchain,
+		SourceDateEpoch: 1762625177,
+		TDXProfile:      "edk2-stable202502",
+	},
 }
 
 // Names lists the recipes in name order.

@@ -27,6 +27,20 @@ type File struct {
 	SHA256 string `json:"sha256"`
 }
 
+// Origin is where a firmware file comes from: built by cvmkit from a
+// recipe (Recipe, RecipeDigest, Upstream, Build) or taken from a Debian
+// package (Package, Version, File, Suite).
+type Origin struct {
+	Recipe       string `json:"recipe,omitempty"`
+	RecipeDigest string `json:"recipe_digest,omitempty"`
+	Upstream     string `json:"upstream,omitempty"`
+	Build        string `json:"build,omitempty"`
+	Package      string `json:"package,omitempty"`
+	Version      string `json:"version,omitempty"`
+	File         string `json:"file,omitempty"`
+	Suite        string `json:"suite,omitempty"`
+}
+
 // Image is the guest image of the release.
 type Image struct {
 	Kernel, Initrd, RootFS File
@@ -53,6 +67,7 @@ type SNP struct {
 	IDAuth        string
 	AuthorKey     bool
 	Firmware      File
+	Origin        *Origin
 }
 
 // TDX is one measured TDX launch.
@@ -65,6 +80,7 @@ type TDX struct {
 	Memory        int64
 	VCPUs         int
 	Firmware      File
+	Origin        *Origin
 	ACPITables    *File
 	// KernelMeasuresRTMR2 says whether the guest kernel measures its
 	// command line and initrd (recorded so the operator knows RTMR2).
@@ -82,6 +98,12 @@ type Recipe struct {
 	// Expect is what the launched VM's attestation must report.
 	Expect map[string]string `json:"expect"`
 	Files  map[string]File   `json:"files"`
+	// Firmware says where the firmware file comes from, so that the
+	// operator gets the same bytes: a recipe anyone can rebuild, or a
+	// distribution package (absent when the config does not say).
+	Firmware *Origin `json:"firmware_origin,omitempty"`
+	// Host is what the host must provide to start this VM.
+	Host []string `json:"host,omitempty"`
 	// QEMU is the qemu-system-x86_64 command, when the VMM is QEMU: Args
 	// exactly as measured, with paths relative to the release folder
 	// (the firmware under its file name beside it).
@@ -97,6 +119,29 @@ type QEMU struct {
 	Binary     string   `json:"binary"`
 	Args       []string `json:"args"`
 }
+
+// The oldest upstream QEMU releases whose objects the recipes use:
+// sev-snp-guest arrived in QEMU 9.1 (with KVM_SEV_INIT2), tdx-guest in
+// QEMU 10.1. docs/launch.md's table is generated from these.
+const (
+	SNPMinQEMU = "9.1"
+	TDXMinQEMU = "10.1"
+)
+
+// SNPHost and TDXHost are what a host must provide to start the VMs the
+// recipes describe (docs/launch.md lists them).
+var (
+	SNPHost = []string{
+		"an AMD EPYC host (Milan, Genoa or Turin) with SEV-SNP enabled in the BIOS and SNP firmware loaded",
+		"a host kernel with KVM SEV-SNP support (Linux 6.11 or later upstream; kvm_amd loaded with sev_snp=1, the default when the firmware supports it)",
+		"QEMU " + SNPMinQEMU + " or later with KVM (the sev-snp-guest object), and read-write access to /dev/sev for the user running it",
+	}
+	TDXHost = []string{
+		"an Intel Xeon host with TDX (4th generation, Sapphire Rapids, or later) enabled in the BIOS, with the TDX module loaded",
+		"a host kernel with KVM TDX support (Linux 6.16 or later upstream, or a distribution's TDX host kernel; kvm_intel loaded with tdx=1)",
+		"QEMU " + TDXMinQEMU + " or later upstream with KVM (the tdx-guest object), or a distribution build with the TDX patches",
+	}
+)
 
 // defaultSNPMemory is the memory a recipe gives an SEV-SNP guest: it does
 // not enter the launch digest, so the operator may change it.
@@ -142,7 +187,7 @@ func commonTail(img Image) []string {
 func ForSNP(release string, img Image, s SNP) (*Recipe, error) {
 	r := &Recipe{Schema: Schema, Release: release, Configuration: s.Configuration, Platform: "snp", Document: s.Document,
 		Expect: map[string]string{"measurement": s.Measurement, "policy": fmt.Sprintf("%#x", s.Policy)},
-		Files:  imageFiles(img, s.Firmware)}
+		Files:  imageFiles(img, s.Firmware), Firmware: s.Origin}
 	if len(s.HostData) > 0 {
 		r.Expect["host_data"] = fmt.Sprintf("%x", s.HostData)
 	}
@@ -184,7 +229,8 @@ func ForSNP(release string, img Image, s SNP) (*Recipe, error) {
 		"-bios", firmwareName(s.Firmware),
 	}
 	args = append(args, commonTail(img)...)
-	r.QEMU = &QEMU{MinVersion: "9.1", Binary: "qemu-system-x86_64", Args: args}
+	r.QEMU = &QEMU{MinVersion: SNPMinQEMU, Binary: "qemu-system-x86_64", Args: args}
+	r.Host = SNPHost
 	r.Notes = append(r.Notes,
 		"free to change: the memory size (-m and the memory backend's size, equal), -serial and other devices that add no firmware or VMSA state; the digest does not cover them",
 		"must not change: -cpu, -smp, the sev-snp-guest object's policy, kernel-hashes, host-data and id-block, -bios, -kernel, -initrd, -append",
@@ -202,7 +248,7 @@ func ForTDX(release string, img Image, t TDX) (*Recipe, error) {
 		return nil, errors.New("tdx " + t.Configuration + ": no vCPU count or memory size")
 	}
 	r := &Recipe{Schema: Schema, Release: release, Configuration: t.Configuration, Platform: "tdx", Document: t.Document,
-		Expect: map[string]string{"mr_td": t.MRTD}, Files: imageFiles(img, t.Firmware)}
+		Expect: map[string]string{"mr_td": t.MRTD}, Files: imageFiles(img, t.Firmware), Firmware: t.Origin, Host: TDXHost}
 	for i, v := range t.RTMR {
 		if v != nil {
 			r.Expect[fmt.Sprintf("rtmr%d", i)] = *v
@@ -220,7 +266,7 @@ func ForTDX(release string, img Image, t TDX) (*Recipe, error) {
 		"-bios", firmwareName(t.Firmware),
 	}
 	args = append(args, commonTail(img)...)
-	r.QEMU = &QEMU{MinVersion: "10.1", Binary: "qemu-system-x86_64", Args: args}
+	r.QEMU = &QEMU{MinVersion: TDXMinQEMU, Binary: "qemu-system-x86_64", Args: args}
 	if t.QEMUVersion != "" {
 		r.QEMU.MinVersion = t.QEMUVersion
 		r.Notes = append(r.Notes, "measured for QEMU "+t.QEMUVersion+": MRTD's page order and the kernel QEMU hands to the firmware depend on the QEMU version")

@@ -286,7 +286,7 @@ func FromReferenceValues(rv *refvalues.Release) (*Values, []refvalues.Binding, e
 	}
 	var reports []refvalues.Binding
 	for _, l := range v.Launches {
-		r := refvalues.Binding{Configuration: l.Name, Platform: l.Platform, Binds: l.Binds, Unbound: l.Unbound()}
+		r := refvalues.Binding{Configuration: l.Name, Platform: l.Platform, Binds: l.Binds, Unbound: append([]string{}, l.Unbound()...)}
 		switch {
 		case l.Platform == SNP && l.MinTCB == nil:
 			r.MinimumTCB = "any (no minimumTCB in the config: every SVN from 0 is accepted)"

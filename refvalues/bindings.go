@@ -3,11 +3,12 @@ package refvalues
 // Binding is one configuration's entry of bindings.json: which inputs its
 // launch values bind (policy.Bindable), which they leave unbound and why.
 type Binding struct {
-	Configuration string            `json:"configuration"`
-	Platform      string            `json:"platform"`
-	Binds         []string          `json:"binds"`
-	Unbound       []string          `json:"unbound,omitempty"`
-	Why           map[string]string `json:"why,omitempty"`
+	Configuration string   `json:"configuration"`
+	Platform      string   `json:"platform"`
+	Binds         []string `json:"binds"`
+	// Unbound is always present, empty when everything is bound.
+	Unbound []string          `json:"unbound"`
+	Why     map[string]string `json:"why,omitempty"`
 	// Platform settings the policies check besides the measurements, with
 	// the defaults in force when the config set none.
 	MinimumTCB string `json:"snp_minimum_tcb,omitempty"`

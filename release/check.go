@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/firmware"
 	"github.com/cvmkit/cvmkit/measure/ovmf"
 	"github.com/cvmkit/cvmkit/measure/snp"
 	"github.com/cvmkit/cvmkit/measure/tdx"
@@ -46,8 +47,20 @@ func PlatformProblems(c *config.Config) []config.Problem {
 func FirmwareProblems(c *config.Config) []config.Problem {
 	var ps []config.Problem
 	parsed := map[string]*ovmf.Firmware{}
+	recipes := map[string]firmware.Recipe{}
 	for i, f := range c.Firmware {
+		if f.Build != nil {
+			r, err := FirmwareRecipe(f)
+			if err != nil {
+				ps = append(ps, c.Problem(fmt.Sprintf("firmware[%d].build.recipe", i), err.Error(), "run 'cvmkit firmware list'; pin the digest the recipe builds"))
+				continue
+			}
+			recipes[f.Name] = r
+		}
 		img, err := os.ReadFile(c.Resolve(f.Path))
+		if os.IsNotExist(err) && f.Build != nil {
+			continue // release builds it; its recipe says what it measures
+		}
 		if err == nil {
 			var fw *ovmf.Firmware
 			if fw, err = ovmf.Parse(img); err == nil {
@@ -68,11 +81,17 @@ func FirmwareProblems(c *config.Config) []config.Problem {
 		}
 	}
 	for i, s := range c.Platforms.SNP {
+		p := fmt.Sprintf("platforms.snp[%d]", i)
 		fw := parsed[s.Firmware]
+		if r, ok := recipes[s.Firmware]; ok && fw == nil {
+			if s.KernelHashes && !r.KernelHashes {
+				ps = append(ps, c.Problem(p+".kernelHashes", fmt.Sprintf("firmware %q (recipe %s) has no SNP_KERNEL_HASHES section: kernel-hashes=on cannot bind the kernel, initrd and command line under SEV-SNP", s.Firmware, r.Name), "use the amdsev recipe, or set kernelHashes: false"))
+			}
+			continue
+		}
 		if fw == nil {
 			continue
 		}
-		p := fmt.Sprintf("platforms.snp[%d]", i)
 		if _, ok := fw.Section(ovmf.SNPKernelHashes); s.KernelHashes && !ok && s.Mode != "sev" && s.Mode != "seves" {
 			ps = append(ps, c.Problem(p+".kernelHashes", fmt.Sprintf("firmware %q has no SNP_KERNEL_HASHES section: kernel-hashes=on cannot bind the kernel, initrd and command line under SEV-SNP", s.Firmware), "use an OvmfPkg/AmdSev/AmdSevX64 build, or set kernelHashes: false"))
 		}
@@ -112,32 +131,42 @@ func PredictUnbound(c *config.Config) []Unbound {
 	rootfs := strings.Contains(c.Image.Cmdline, "{{.Root}}")
 	boot := func() []string { return []string{"kernel", "initrd", "cmdline", "rootfs"} }
 	params := func() []string { return []string{"initrd", "cmdline", "rootfs"} }
-	fwCache := map[string]*ovmf.Firmware{}
-	firmware := func(name string) *ovmf.Firmware {
-		if fw, ok := fwCache[name]; ok {
-			return fw
+	// hasHashes says whether the firmware has the SEV-SNP kernel-hashes
+	// table: read from its bytes, or from its recipe when release is yet
+	// to build it; known is false when neither can be read.
+	type facts struct{ known, hashes bool }
+	fwCache := map[string]facts{}
+	hasHashes := func(name string) facts {
+		if f, ok := fwCache[name]; ok {
+			return f
 		}
-		var fw *ovmf.Firmware
+		var ff facts
 		if f := c.FirmwareByName(name); f != nil {
-			if img, err := os.ReadFile(c.Resolve(f.Path)); err == nil {
-				fw, _ = ovmf.Parse(img)
+			img, err := os.ReadFile(c.Resolve(f.Path))
+			if err == nil {
+				if fw, err := ovmf.Parse(img); err == nil {
+					_, ff.hashes = fw.Section(ovmf.SNPKernelHashes)
+					ff.known = true
+				}
+			} else if f.Build != nil {
+				if r, err := FirmwareRecipe(*f); err == nil {
+					ff = facts{true, r.KernelHashes}
+				}
 			}
 		}
-		fwCache[name] = fw
-		return fw
+		fwCache[name] = ff
+		return ff
 	}
 	for i, s := range c.Platforms.SNP {
 		u := Unbound{Path: fmt.Sprintf("platforms.snp[%d]", i), Name: s.Name}
-		fw := firmware(s.Firmware)
+		fw := hasHashes(s.Firmware)
 		switch {
-		case fw == nil:
+		case !fw.known:
 			continue
 		case !s.KernelHashes:
 			u.Parts, u.Why = boot(), "kernelHashes is not set, so the launch digest binds the firmware only (QEMU kernel-hashes=on with a firmware that has the SEV-SNP kernel-hashes table binds the kernel, initrd and command line)"
-		default:
-			if _, ok := fw.Section(ovmf.SNPKernelHashes); !ok && s.Mode != "sev" && s.Mode != "seves" {
-				u.Parts, u.Why = boot(), fmt.Sprintf("firmware %q has no SEV-SNP kernel-hashes table, so the launch digest binds the firmware only", s.Firmware)
-			}
+		case !fw.hashes && s.Mode != "sev" && s.Mode != "seves":
+			u.Parts, u.Why = boot(), fmt.Sprintf("firmware %q has no SEV-SNP kernel-hashes table, so the launch digest binds the firmware only", s.Firmware)
 		}
 		if len(u.Parts) == 0 && !rootfs {
 			u.Parts, u.Why = []string{"rootfs"}, "image.cmdline has no {{.Root}}: the measured command line does not carry the dm-verity root hash"

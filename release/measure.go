@@ -333,13 +333,30 @@ func firmwareFile(fw config.Firmware) launch.File {
 	return launch.File{Path: string(fw.Path), SHA256: strings.TrimPrefix(string(fw.Digest), "sha256:")}
 }
 
+// firmwareOrigin is where the config says a firmware comes from: its
+// recipe (anyone can rebuild it) or a Debian package; nil when it does not
+// say.
+func firmwareOrigin(fw config.Firmware) *launch.Origin {
+	switch {
+	case fw.Build != nil:
+		r, err := FirmwareRecipe(fw)
+		if err != nil {
+			return nil // refused before the stages run
+		}
+		return &launch.Origin{Recipe: r.Name, RecipeDigest: r.Digest(), Upstream: r.Upstream, Build: "cvmkit firmware build " + r.Name}
+	case fw.Origin != nil:
+		return &launch.Origin{Package: fw.Origin.Package, Version: fw.Origin.Version, File: fw.Origin.File, Suite: fw.Origin.Suite}
+	}
+	return nil
+}
+
 // snpRecipes writes launch/DOC.ENTRY.json for each measured SEV-SNP launch.
 func (r *run) snpRecipes(doc, rel string, fw config.Firmware, s config.SNP, res *refvalues.SNP) ([]string, error) {
 	var outs []string
 	for _, e := range res.Measurements {
 		l := launch.SNP{Configuration: doc + "." + e.Name, Document: rel, Measurement: e.Digest, VMM: e.VMM, Mode: string(s.Mode),
 			VCPUType: e.VCPUType, VCPUs: e.VCPUs, Policy: uint64(*s.Policy), GuestFeatures: uint64(*s.GuestFeatures),
-			KernelHashes: s.KernelHashes, IDBlock: e.IDBlock, IDAuth: e.IDAuth, Firmware: firmwareFile(fw)}
+			KernelHashes: s.KernelHashes, IDBlock: e.IDBlock, IDAuth: e.IDAuth, Firmware: firmwareFile(fw), Origin: firmwareOrigin(fw)}
 		if s.HostData != nil {
 			l.HostData = []byte(*s.HostData)
 		}
@@ -369,7 +386,7 @@ func (r *run) tdxRecipes(doc, rel string, fw config.Firmware, t config.TDX, res 
 			name += "." + m.PageOrder
 		}
 		l := launch.TDX{Configuration: name, Document: rel, MRTD: m.Value, RTMR: res.RTMR, QEMUVersion: t.QEMUVersion, Memory: int64(t.Memory),
-			VCPUs: res.VCPUs, Firmware: firmwareFile(fw), KernelMeasuresRTMR2: res.GuestCC != nil && *res.GuestCC}
+			VCPUs: res.VCPUs, Firmware: firmwareFile(fw), Origin: firmwareOrigin(fw), KernelMeasuresRTMR2: res.GuestCC != nil && *res.GuestCC}
 		if t.ACPITables != nil {
 			l.ACPITables = &launch.File{Path: string(t.ACPITables.Path), SHA256: strings.TrimPrefix(string(t.ACPITables.Digest), "sha256:")}
 		}

@@ -52,6 +52,9 @@ type Options struct {
 	// encryption progress; nil discards them.
 	Progress io.Writer
 	Log      *slog.Logger
+	// Firmware says how firmware the config builds from a recipe is made
+	// before the first stage (its Progress and Getenv default to these).
+	Firmware FirmwareOptions
 }
 
 // Stage is one line of the release summary.
@@ -70,7 +73,9 @@ type Result struct {
 	// Secrets is the folder of key-authority secrets, when the release has
 	// any: never to be published.
 	Secrets string  `json:"secrets,omitempty"`
-	Stages  []Stage `json:"stages"`
+	// Firmware is the firmware built from recipes before the stages.
+	Firmware []PreparedFirmware `json:"firmware,omitempty"`
+	Stages   []Stage            `json:"stages"`
 }
 
 // Stages are the pipeline's stage names, in order.
@@ -198,11 +203,25 @@ func Run(ctx context.Context, c *config.Config, o Options) (*Result, error) {
 			fmt.Fprintf(r.progress, "cvmkit: warning: allowUnbound: %s\n", u)
 		}
 	}
+	// Firmware built from a recipe is made (or found in its cache) before
+	// anything else: every stage after reads it by its pinned digest.
+	fo := o.Firmware
+	if fo.Progress == nil {
+		fo.Progress = r.progress
+	}
+	if fo.Getenv == nil {
+		fo.Getenv = o.Getenv
+	}
+	fws, err := PrepareFirmware(ctx, c, fo)
+	if err != nil {
+		return nil, err
+	}
+	res.Firmware = fws
 	// cvmkit-sbom starts now and builds its licence scanner while the image
 	// is built; the sbom stage gives it the image.
 	r.sbomHelper = StartSBOM(ctx, o.Getenv)
 	defer r.sbomHelper.Abort()
-	err := Folders(o.Output, o.Secrets, r.progress, func(tmp, secretsTmp string) error {
+	err = Folders(o.Output, o.Secrets, r.progress, func(tmp, secretsTmp string) error {
 		r.dir, r.secrets = tmp, secretsTmp
 		for i, name := range Stages {
 			st, err := r.stage(ctx, i+1, name)

@@ -122,6 +122,20 @@ func Write(path string, perm fs.FileMode, fill func(io.Writer) error) error {
 	return f.Commit()
 }
 
+// Copy copies the file src to path through a temporary file: path holds
+// either its old contents or all of src's.
+func Copy(path, src string, perm fs.FileMode) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return Write(path, perm, func(w io.Writer) error {
+		_, err := io.Copy(w, f)
+		return err
+	})
+}
+
 // Dir builds a folder atomically: fill writes into a temporary sibling
 // folder, which is renamed to path only when fill succeeds. path must not
 // exist yet (an existing folder is never merged into or replaced), so a

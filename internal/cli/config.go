@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/outcome"
@@ -91,6 +92,15 @@ Exit code 0 when the config is valid, 3 when it is not (docs/exit-codes.md).`,
 				how := fmt.Sprintf("%d inputs checked", len(res.Inputs))
 				if skipInputs {
 					how = fmt.Sprintf("%d inputs not opened (--skip-inputs)", len(res.Inputs))
+				}
+				var built []string
+				for _, in := range res.Inputs {
+					if in.Recipe != "" {
+						built = append(built, in.Path+" (recipe "+in.Recipe+")")
+					}
+				}
+				if len(built) > 0 {
+					how += "; built from source by cvmkit release when missing: " + strings.Join(built, ", ")
 				}
 				fmt.Fprintf(w, "%s: valid (release %s %s; %s)\n", res.File, res.Release.Name, res.Release.Version, how)
 			})

@@ -1,14 +1,8 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 
 	"github.com/cvmkit/cvmkit/firmware"
 	"github.com/cvmkit/cvmkit/internal/atomicfile"
@@ -33,13 +27,7 @@ same bytes (docs/firmware.md).`,
 
 // firmwareCache is where built firmware and sources are kept by default.
 func (a *app) firmwareCache() string {
-	if d, ok := a.lookupEnv("XDG_CACHE_HOME"); ok && d != "" {
-		return filepath.Join(d, "cvmkit", "firmware")
-	}
-	if h, ok := a.lookupEnv("HOME"); ok && h != "" {
-		return filepath.Join(h, ".cache", "cvmkit", "firmware")
-	}
-	return filepath.Join(os.TempDir(), "cvmkit-firmware-cache")
+	return firmware.DefaultCache(a.lookupEnv)
 }
 
 func (a *app) firmwareBuildCmd() *cobra.Command {
@@ -69,15 +57,15 @@ Debian archive apt is configured for. The first build takes a few minutes.`,
 			if cache == "" {
 				cache = a.firmwareCache()
 			}
-			res, err := firmware.Build(cmd.Context(), r, firmware.Options{CacheDir: cache, Rebuild: rebuild, Jobs: jobs, Progress: a.stderr, Fetch: aptFetch})
+			res, err := firmware.Build(cmd.Context(), r, firmware.Options{CacheDir: cache, Rebuild: rebuild, Jobs: jobs, Progress: a.stderr, Fetch: firmware.AptFetch})
 			if err != nil {
 				return err
 			}
 			if out != "" {
-				if err := copyFile(res.Path, out); err != nil {
+				if err := atomicfile.Copy(out, res.Path, 0o644); err != nil {
 					return err
 				}
-				if err := copyFile(res.Path+".provenance.json", out+".provenance.json"); err != nil {
+				if err := atomicfile.Copy(out+".provenance.json", res.Path+".provenance.json", 0o644); err != nil {
 					return err
 				}
 			}
@@ -121,33 +109,4 @@ func (a *app) firmwareListCmd() *cobra.Command {
 			})
 		},
 	}
-}
-
-// aptFetch downloads a source tarball with apt's own downloader, which
-// uses apt's configured archive, proxy and authentication, and checks the
-// SHA-256 as it goes.
-func aptFetch(ctx context.Context, s firmware.Source, dst string) error {
-	helper := "/usr/lib/apt/apt-helper"
-	if _, err := os.Stat(helper); err != nil {
-		return outcome.InputError(errors.New("apt-helper is not installed: firmware sources are fetched with apt (Debian's apt package)"),
-			"download "+s.URL+" into the cache folder yourself")
-	}
-	c := exec.CommandContext(ctx, helper, "download-file", s.URL, dst, "SHA256:"+s.SHA256)
-	b, err := c.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(b)))
-	}
-	return nil
-}
-
-func copyFile(src, dst string) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
-		_, err := io.Copy(w, f)
-		return err
-	})
 }

@@ -15,6 +15,7 @@ import (
 func (a *app) verifyCmd() *cobra.Command {
 	var (
 		key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot, rebuild, initBinary string
+		skipFirmware                                                                          bool
 	)
 	cmd := &cobra.Command{
 		Use:   "verify DIR (--key cosign.pub | --certificate-identity ID --certificate-oidc-issuer URL --trusted-root FILE) [--rebuild cvmkit.yaml]",
@@ -37,11 +38,15 @@ func (a *app) verifyCmd() *cobra.Command {
      gpu.verifyAt) are recomputed and compared, and every SEV-SNP and TDX
      value of measurements/snp-*.json and tdx-*.json is recomputed from the
      inputs the documents name by digest (config inputs, rebuilt image).
+     Firmware the config builds from a recipe (firmware[].build) is built
+     again from source first (minutes; --skip-firmware-build takes the file
+     as it is, by its pinned digest, and says so).
 
 Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 5 a changed file or a rebuilt artifact that differs, 3 a bad config.`,
 		Example: `  cvmkit verify dist --key cosign.pub
   cvmkit verify dist --key cosign.pub --rebuild cvmkit.yaml
+  cvmkit verify dist --key cosign.pub --rebuild cvmkit.yaml --skip-firmware-build
 
   # A keyless release signed in GitHub Actions:
   cvmkit verify dist --trusted-root trusted_root.json \
@@ -55,7 +60,7 @@ Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 			}
 			rep, err := verify.Release(args[0], check, trusted)
 			if err == nil && rebuild != "" {
-				err = a.rebuild(cmd.Context(), rep, rebuild, initBinary)
+				err = a.rebuild(cmd.Context(), rep, rebuild, initBinary, skipFirmware)
 			} else if err == nil {
 				rep.Checks = append(rep.Checks, verify.Check{Name: "rebuild", Status: verify.Skipped, Detail: "no --rebuild cvmkit.yaml"})
 			}
@@ -72,6 +77,7 @@ Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 	cmd.Flags().StringVar(&issuerRegexp, "certificate-oidc-issuer-regexp", "", "keyless: a regular expression the issuer must match")
 	cmd.Flags().StringVar(&trustedRoot, "trusted-root", "", "keyless: a sigstore trusted_root.json (Fulcio CAs, Rekor keys); cvmkit never fetches it")
 	cmd.Flags().StringVar(&rebuild, "rebuild", "", "rebuild from this release config and compare every artifact")
+	cmd.Flags().BoolVar(&skipFirmware, "skip-firmware-build", false, "with --rebuild: take firmware built from a recipe as it is (its digest checked) instead of building it again")
 	cmd.Flags().StringVar(&initBinary, "init-binary", "", "with --rebuild: the cvmkit-init the release was built with, if not the embedded one")
 	return cmd
 }
@@ -82,7 +88,7 @@ func (a *app) trust(ctx context.Context, key, identity, identityRegexp, issuer, 
 }
 
 // rebuild rebuilds the release from its config and compares.
-func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary string) error {
+func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary string, skipFirmware bool) error {
 	c, err := loadChecked(file)
 	if err != nil {
 		return err
@@ -92,7 +98,7 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 		return err
 	}
 	return release.Rebuild(ctx, rep, release.RebuildOptions{Config: c, ConfigName: "--rebuild " + file, Epoch: t, InitBinary: initBin,
-		Version: Version().Version, Getenv: a.lookupEnv, Progress: a.stderr})
+		Version: Version().Version, Getenv: a.lookupEnv, Progress: a.stderr, SkipFirmwareBuild: skipFirmware})
 }
 
 func printVerify(w io.Writer, rep *verify.Report) {
