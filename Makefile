@@ -18,7 +18,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GORELEASER  := github.com/goreleaser/goreleaser/v2@v2.15.1
 QUICKSTART  := examples/quickstart
 
-.PHONY: all build initbin deps demo-inputs demo test test-short lint docs release-check snapshot test-action fuzz fuzz-smoke firmware firmware-check clean
+.PHONY: all build initbin deps demo-deps demo-inputs demo test test-short lint docs release-check snapshot test-action fuzz fuzz-smoke firmware firmware-check clean
 all: build
 
 # cvmkit embeds cmd/cvmkit-init (internal/initbin), built first. The helper
@@ -35,12 +35,17 @@ initbin:
 deps:
 	./scripts/install-deps.sh
 
+# What make demo needs (the firmware recipes' toolchain: cvmkit release
+# builds the quickstart's SEV-SNP firmware from source on the first run).
+demo-deps:
+	./scripts/install-deps.sh --demo
+
 demo-inputs:
 	$(QUICKSTART)/fetch-inputs.sh
 
 # The main job on the quickstart example: validate the config, measure its
 # SEV-SNP and TDX matrices, encrypt the weights (more stages as they land).
-demo: build demo-inputs
+demo: build demo-inputs demo-deps
 	CVMKIT=$(CURDIR)/$(BIN) $(QUICKSTART)/demo.sh
 
 # make test builds what its own tests need (the embedded cvmkit-init, which

@@ -270,6 +270,9 @@ func ForTDX(release string, img Image, t TDX) (*Recipe, error) {
 	if t.QEMUVersion != "" {
 		r.QEMU.MinVersion = t.QEMUVersion
 		r.Notes = append(r.Notes, "measured for QEMU "+t.QEMUVersion+": MRTD's page order and the kernel QEMU hands to the firmware depend on the QEMU version")
+		if versionBefore(t.QEMUVersion, TDXMinQEMU) {
+			r.Notes = append(r.Notes, "upstream QEMU "+t.QEMUVersion+" has no TDX (upstream has it from "+TDXMinQEMU+"): this assumes a distribution build of that version with the TDX patches")
+		}
 	}
 	r.Notes = append(r.Notes,
 		"must not change: -smp and -m (the TD HOB and ACPI tables in RTMR0 depend on them), -bios, -kernel, -initrd, -append, the machine type and the devices (they shape the ACPI tables)")
@@ -280,6 +283,20 @@ func ForTDX(release string, img Image, t TDX) (*Recipe, error) {
 		r.Notes = append(r.Notes, "the guest kernel does not measure its command line and initrd into RTMR2 (Linux 6.9 and later do): RTMR2 stays zero and binds neither")
 	}
 	return r, nil
+}
+
+// versionBefore reports whether the dotted version a is older than b,
+// comparing the numbers that both give.
+func versionBefore(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		x, errx := strconv.Atoi(as[i])
+		y, erry := strconv.Atoi(bs[i])
+		if errx != nil || erry != nil || x != y {
+			return errx == nil && erry == nil && x < y
+		}
+	}
+	return false
 }
 
 // ShellCommand renders a QEMU command as one shell line, each argument

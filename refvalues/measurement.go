@@ -89,7 +89,10 @@ type TDX struct {
 	Memory          int64            `json:"memory,omitempty"`
 	VCPUs           int              `json:"vcpus,omitempty"`
 	KernelBlob      string           `json:"kernel_blob,omitempty"`
-	SecureBoot      string           `json:"secure_boot"`
+	// KernelBlobSource says why: the QEMU change that decides it, or
+	// that it was given.
+	KernelBlobSource string `json:"kernel_blob_source,omitempty"`
+	SecureBoot       string `json:"secure_boot"`
 	// GuestCC says whether the guest kernel's EFI stub measures the command
 	// line and initrd into RTMR2; GuestCCSource says how that was decided
 	// (the kernel's version, or --guest-measures-rtmr2 / the config).

@@ -32,6 +32,11 @@ func PlatformProblems(c *config.Config) []config.Problem {
 		}
 	}
 	for i, t := range c.Platforms.TDX {
+		if t.QEMUVersion != "" {
+			if _, err := tdx.ParseQEMUVersion(t.QEMUVersion); err != nil {
+				ps = append(ps, c.Problem(fmt.Sprintf("platforms.tdx[%d].qemuVersion", i), err.Error(), "give the QEMU release of the host, such as 10.1.0"))
+			}
+		}
 		if t.EDK2Profile == "" {
 			continue
 		}

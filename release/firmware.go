@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/cvmkit/cvmkit/config"
@@ -111,6 +112,9 @@ func PrepareFirmware(ctx context.Context, c *config.Config, o FirmwareOptions) (
 			p.How = "cached"
 		}
 		if got, err := config.FileDigest(path); err != nil || got != f.Digest {
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
 			if err := atomicfile.Copy(path, res.Path, 0o644); err != nil {
 				return nil, fmt.Errorf("%s: %w", key, err)
 			}

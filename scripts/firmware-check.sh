@@ -10,7 +10,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 recipe=${1:-amdsev}
 cvmkit=${CVMKIT:-$root/bin/cvmkit}
 work=$(mktemp -d "${TMPDIR:-/tmp}/cvmkit-firmware-check.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# FIRMWARE_CHECK_KEEP=1 keeps both builds (and their logs) for a comparison.
+if [ -n "${FIRMWARE_CHECK_KEEP:-}" ]; then echo "firmware-check: keeping $work"; else trap 'rm -rf "$work"' EXIT; fi
 mkdir -p "$work/a/cache" "$work/b/cache" "$work/b/elsewhere"
 if [ -n "${FIRMWARE_SOURCES:-}" ]; then
   cp "$FIRMWARE_SOURCES"/*.tar.xz "$work/a/cache/"

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Install what cvmkit's tests and demo need on a Debian (bookworm or later)
 # machine. Idempotent: installs only what is missing. Run as root or with sudo.
+#   scripts/install-deps.sh              everything the tests need
+#   scripts/install-deps.sh --demo       only what make demo needs: the
+#                                        firmware recipes' toolchain (cvmkit
+#                                        release builds the quickstart's SEV-SNP
+#                                        firmware) and jq
 set -euo pipefail
+only_demo=false
+[ "${1:-}" = --demo ] && only_demo=true
 
 # Debian packages: tool → package.
 declare -A deb=(
@@ -39,6 +46,10 @@ declare -A files=(
   [/usr/lib/apt/apt-helper]=apt
 )
 
+if $only_demo; then
+  deb=([jq]=jq [make]=make [objcopy]=binutils [xz]=xz-utils [python3]=python3 [nasm]=nasm [iasl]=acpica-tools [patch]=patch [gcc-12]=gcc-12 [dpkg-deb]=dpkg)
+  files=([/usr/include/uuid/uuid.h]=uuid-dev [/usr/lib/apt/apt-helper]=apt)
+fi
 missing=()
 for tool in "${!deb[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${deb[$tool]}")
@@ -53,6 +64,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+if $only_demo; then
+  echo "install-deps: what make demo needs is installed"
+  exit 0
+fi
 command -v go >/dev/null 2>&1 || { echo "install-deps: Go 1.26 is needed (https://go.dev/dl/); go.mod pins the toolchain" >&2; exit 1; }
 
 # Go tools the tests run: the real cosign verifies cvmkit's bundles.

@@ -46,7 +46,7 @@ func (f *tdxFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cmdline, "cmdline", "", "kernel command line given to -append")
 	fl.StringVar(&f.acpiTables, "acpi-tables", "", "QEMU's etc/acpi/tables blob for this VM shape (needed for RTMR0)")
 	fl.StringVar(&f.profile, "edk2-profile", "", "edk2 release of the firmware: edk2-stable202408.01, edk2-stable202502 (202411–202502), edk2-stable202505, edk2-stable202508 (or a release tag)")
-	fl.StringVar(&f.kernelBlob, "kernel-blob", "", "qemu-patched or unpatched; default: unpatched for QEMU 10+ with edk2 202502+, else qemu-patched")
+	fl.StringVar(&f.kernelBlob, "kernel-blob", "", "qemu-patched or unpatched; default: decided from --qemu-version and --edk2-profile (docs/measure-tdx.md)")
 	fl.StringVar(&f.secureBoot, "secure-boot", "absent", "SecureBoot variable: absent (firmware without secure boot), disabled or enabled; keys come from the firmware's variable store")
 	fl.Var(&f.guestCC, "guest-measures-rtmr2", "whether the guest kernel's EFI stub measures the command line and initrd into RTMR2 (default: read from the kernel's version, true from Linux 6.9)")
 	fl.Lookup("guest-measures-rtmr2").NoOptDefVal = "true"
@@ -166,7 +166,7 @@ func tdxSpec(f *tdxFlags) (*tdx.Spec, error) {
 		s.XFAM = &x
 	}
 	if f.qemuVersion != "" {
-		if _, err := tdx.QEMUMajor(f.qemuVersion); err != nil {
+		if _, err := tdx.ParseQEMUVersion(f.qemuVersion); err != nil {
 			return nil, usage("--qemu-version %w", err)
 		}
 	}
@@ -175,8 +175,8 @@ func tdxSpec(f *tdxFlags) (*tdx.Spec, error) {
 		if err != nil {
 			return nil, outcome.UsageError(err)
 		}
-		if m, _ := tdx.QEMUMajor(f.qemuVersion); f.qemuVersion != "" && o != tdx.PageOrderForQEMU(m) {
-			return nil, usage("--page-order %s contradicts --qemu-version %s (%s)", o, f.qemuVersion, tdx.PageOrderForQEMU(m))
+		if q, _ := tdx.ParseQEMUVersion(f.qemuVersion); f.qemuVersion != "" && o != tdx.PageOrderForQEMU(q.Major) {
+			return nil, usage("--page-order %s contradicts --qemu-version %s (%s)", o, f.qemuVersion, tdx.PageOrderForQEMU(q.Major))
 		}
 		s.PageOrder = o
 	}

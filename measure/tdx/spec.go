@@ -5,8 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/cvmkit/cvmkit/measure/ovmf"
 	"github.com/cvmkit/cvmkit/measure/qemu"
@@ -75,26 +73,6 @@ func (s *Spec) name(key string) string {
 	return key
 }
 
-// QEMUMajor parses a QEMU version ("8.2.2", "9.2.0") into its major number.
-func QEMUMajor(v string) (int, error) {
-	parts := strings.Split(v, ".")
-	m, err := strconv.Atoi(parts[0])
-	if err != nil || len(parts) > 3 || m < 6 {
-		return 0, fmt.Errorf("%q: want a QEMU version such as 8.2.2 or 9.2.0", v)
-	}
-	return m, nil
-}
-
-// DefaultKernelBlob is how QEMU hands a -kernel to the firmware: QEMU 10
-// with edk2 202502 and later lets the firmware load the file as it is;
-// earlier ones pass QEMU's patched setup header (hw/i386/x86-common.c).
-func DefaultKernelBlob(qemuMajor int, p Profile) KernelBlob {
-	if qemuMajor >= 10 && p != "" && p != Edk2Stable202408 {
-		return KernelUnpatched
-	}
-	return KernelPatched
-}
-
 // Measure computes MRTD (for each page order the spec leaves open) and
 // predicts RTMR0–3 (docs/measure-tdx.md). It returns the document and the
 // prediction (nil without a profile), whose event log a caller may write.
@@ -109,14 +87,12 @@ func Measure(ctx context.Context, s Spec) (*refvalues.TDX, *Prediction, error) {
 	}
 	orders := PageOrders
 	doc.PageOrderSource = "both candidates (give --page-order or --qemu-version to choose)"
-	qemuMajor := 0
 	if s.QEMUVersion != "" {
-		m, err := QEMUMajor(s.QEMUVersion)
+		q, err := ParseQEMUVersion(s.QEMUVersion)
 		if err != nil {
 			return nil, nil, usage("%s %w", s.name("qemu-version"), err)
 		}
-		qemuMajor = m
-		orders = []PageOrder{PageOrderForQEMU(m)}
+		orders = []PageOrder{PageOrderForQEMU(q.Major)}
 		doc.PageOrderSource = "QEMU " + s.QEMUVersion
 	}
 	if s.PageOrder != "" {
@@ -197,14 +173,25 @@ func Measure(ctx context.Context, s Spec) (*refvalues.TDX, *Prediction, error) {
 		in.Cmdline = s.Cmdline
 	}
 	in.KernelBlob = s.KernelBlob
-	if in.KernelBlob == "" {
-		in.KernelBlob = DefaultKernelBlob(qemuMajor, s.Profile)
+	source := "given"
+	switch {
+	case in.KernelBlob != "" || s.Kernel == nil:
+	case s.QEMUVersion != "":
+		q, err := ParseQEMUVersion(s.QEMUVersion)
+		if err != nil {
+			return nil, nil, usage("%s %w", s.name("qemu-version"), err)
+		}
+		if in.KernelBlob, source, err = KernelHandover(q, s.Profile, IsBzImage(s.Kernel.Data)); err != nil {
+			return nil, nil, usage("%s: %w", s.name("kernel"), err)
+		}
+	default:
+		in.KernelBlob, source = KernelPatched, "no QEMU version: QEMU patches a Linux setup header unless it is 10.0+ with edk2 202502+ or 10.2+ (give the QEMU version)"
 	}
 	if s.Kernel != nil {
-		doc.KernelBlob = string(in.KernelBlob)
+		doc.KernelBlob, doc.KernelBlobSource = string(in.KernelBlob), source
 	}
 	if in.KernelBlob == KernelPatched && s.Kernel != nil && s.Memory == 0 {
-		return nil, nil, usage("QEMU's kernel patch depends on the memory size: give %s (or --kernel-blob unpatched for QEMU 10+ with edk2 202502+)", s.name("memory"))
+		return nil, nil, usage("QEMU's kernel patch depends on the memory size: give %s", s.name("memory"))
 	}
 	if in.SecureBoot, err = SecureBootFromStore(image[cfv.DataOffset:cfv.DataOffset+cfv.RawDataSize], s.SecureBoot); err != nil {
 		return nil, nil, outcome.InputError(fmt.Errorf("firmware %q: %w", s.Firmware.File.Path, err))
