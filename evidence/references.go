@@ -27,30 +27,16 @@ func SNPReferences(r *refvalues.Release) ([]SNPReference, error) {
 	var refs []SNPReference
 	for _, key := range sortedKeys(r.SNP, "snp-") {
 		doc, f := r.SNP[key], refvalues.MeasurementsDir+"/"+key+".json"
-		var policy *uint64
-		if doc.Policy != "" {
-			p, err := strconv.ParseUint(doc.Policy, 0, 64)
-			if err != nil {
-				return nil, outcome.InputError(fmt.Errorf("%s: policy %q: %w", f, doc.Policy, err))
-			}
-			policy = &p
-		}
-		var hostData []byte
-		if doc.HostData != "" {
-			var err error
-			if hostData, err = hex.DecodeString(doc.HostData); err != nil {
-				return nil, outcome.InputError(fmt.Errorf("%s: host_data: %w", f, err))
-			}
-		}
 		for _, e := range doc.Measurements {
-			ref := SNPReference{Name: key + "." + e.Name, Policy: policy, HostData: hostData, MinimumTCB: doc.MinimumTCB, VMPL: &vmpl0}
-			var err error
-			if ref.Measurement, err = hex.DecodeString(e.Digest); err != nil {
-				return nil, outcome.InputError(fmt.Errorf("%s: %s: digest: %w", f, e.Name, err))
+			pins, err := doc.Pins(e, f)
+			if err != nil {
+				return nil, outcome.InputError(err)
 			}
-			if e.IDKeyDigest != "" {
-				ref.IDKeyDigest, _ = hex.DecodeString(e.IDKeyDigest)
-				ref.AuthorKeyDigest, _ = hex.DecodeString(e.AuthorKeyDigest)
+			policy := pins.Policy
+			ref := SNPReference{Name: key + "." + e.Name, Measurement: pins.Measurement, Policy: &policy, HostData: pins.HostData, MinimumTCB: doc.MinimumTCB, VMPL: &vmpl0}
+			if id := pins.ID; id != nil {
+				ref.IDKeyDigest, ref.AuthorKeyDigest = id.IDKeyDigest, id.AuthorKeyDigest
+				ref.FamilyID, ref.ImageID, ref.MinimumGuestSVN = id.FamilyID, id.ImageID, &id.GuestSVN
 			}
 			refs = append(refs, ref)
 		}

@@ -202,8 +202,13 @@ type SNPReference struct {
 	Measurement []byte
 	// Policy is the guest policy the release launches with (nil: any).
 	Policy *uint64
-	// HostData, IDKeyDigest and AuthorKeyDigest are compared when set.
-	HostData, IDKeyDigest, AuthorKeyDigest []byte
+	// HostData, IDKeyDigest, AuthorKeyDigest, FamilyID and ImageID are
+	// compared when set (refvalues.SNP.Pins decides which are).
+	HostData, IDKeyDigest, AuthorKeyDigest, FamilyID, ImageID []byte
+	// MinimumGuestSVN is the ID block's guest SVN, which the report's
+	// GUEST_SVN must reach (nil: not compared), as go-sev-guest's
+	// minimum_guest_svn.
+	MinimumGuestSVN *uint32
 	// VMPL is the privilege level the report must have been requested at
 	// (nil: not compared).
 	VMPL *uint32
@@ -241,10 +246,14 @@ func MatchSNP(r *spb.Report, refs []SNPReference, nonce []byte) *Match {
 	for _, f := range []struct {
 		name      string
 		got, want []byte
-	}{{"HOST_DATA", r.GetHostData(), ref.HostData}, {"ID_KEY_DIGEST", r.GetIdKeyDigest(), ref.IDKeyDigest}, {"AUTHOR_KEY_DIGEST", r.GetAuthorKeyDigest(), ref.AuthorKeyDigest}} {
+	}{{"HOST_DATA", r.GetHostData(), ref.HostData}, {"FAMILY_ID", r.GetFamilyId(), ref.FamilyID}, {"IMAGE_ID", r.GetImageId(), ref.ImageID},
+		{"ID_KEY_DIGEST", r.GetIdKeyDigest(), ref.IDKeyDigest}, {"AUTHOR_KEY_DIGEST", r.GetAuthorKeyDigest(), ref.AuthorKeyDigest}} {
 		if f.want != nil {
 			m.Fields = append(m.Fields, Field{Name: f.name, Got: hex.EncodeToString(f.got), Want: hex.EncodeToString(f.want), OK: bytes.Equal(f.got, f.want)})
 		}
+	}
+	if ref.MinimumGuestSVN != nil {
+		m.Fields = append(m.Fields, Field{Name: "GUEST_SVN", Got: fmt.Sprint(r.GetGuestSvn()), Want: fmt.Sprintf("≥ %d", *ref.MinimumGuestSVN), OK: r.GetGuestSvn() >= *ref.MinimumGuestSVN})
 	}
 	if ref.VMPL != nil {
 		// SEV-SNP ABI spec, ATTESTATION_REPORT VMPL (0x30): the VMPL the

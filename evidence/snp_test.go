@@ -1,7 +1,9 @@
 package evidence
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cvmkit/cvmkit/internal/testenv"
+	"github.com/cvmkit/cvmkit/refvalues"
 	spb "github.com/google/go-sev-guest/proto/sevsnp"
 )
 
@@ -138,4 +141,37 @@ func hasFailing(m *Match, name string) bool {
 		}
 	}
 	return false
+}
+
+// TestSNPReferencesPinTheIDBlock: check snp compares what the release's
+// policies pin (refvalues.SNP.Pins): with an ID block, FAMILY_ID, IMAGE_ID,
+// GUEST_SVN (at least the block's) and the key digests.
+func TestSNPReferencesPinTheIDBlock(t *testing.T) {
+	block := make([]byte, 0x60)
+	copy(block[0x30:], bytes.Repeat([]byte{0xf1}, 16))
+	copy(block[0x40:], bytes.Repeat([]byte{0x1d}, 16))
+	block[0x54] = 3
+	m := bytes.Repeat([]byte{0x11}, 48)
+	rel := &refvalues.Release{SNP: map[string]*refvalues.SNP{"snp-q": {Policy: "0x30000", Measurements: []refvalues.SNPEntry{{Name: "e", Digest: hex.EncodeToString(m),
+		IDBlock: base64.StdEncoding.EncodeToString(block), IDKeyDigest: strings.Repeat("22", 48)}}}}}
+	refs, err := SNPReferences(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &spb.Report{Measurement: m, Policy: 0x30000, FamilyId: bytes.Repeat([]byte{0xf1}, 16), ImageId: bytes.Repeat([]byte{0x1d}, 16), GuestSvn: 4,
+		IdKeyDigest: bytes.Repeat([]byte{0x22}, 48), AuthorKeyDigest: make([]byte, 48), ReportData: make([]byte, 64)}
+	ok := func(r *spb.Report) map[string]bool {
+		got := map[string]bool{}
+		for _, f := range MatchSNP(r, refs, nil).Fields {
+			got[f.Name] = f.OK
+		}
+		return got
+	}
+	if got := ok(r); !got["FAMILY_ID"] || !got["IMAGE_ID"] || !got["GUEST_SVN"] || !got["ID_KEY_DIGEST"] {
+		t.Fatalf("a matching report: %v", got)
+	}
+	r.GuestSvn, r.FamilyId = 2, make([]byte, 16)
+	if got := ok(r); got["FAMILY_ID"] || got["GUEST_SVN"] {
+		t.Fatalf("another family and an older SVN: %v", got)
+	}
 }

@@ -33,10 +33,10 @@ type Launch struct {
 	// Name names the configuration (qemu-EPYC-Milan-4vcpu, tdx-single-pass).
 	Name     string
 	Platform string
-	// SNP: the launch digest, guest policy and optional HOST_DATA.
-	Measurement []byte
-	GuestPolicy uint64
-	HostData    []byte
+	// SNP: what the configuration pins (refvalues.SNP.Pins, the one rule
+	// for every consumer): the launch digest, guest policy, optional
+	// HOST_DATA and ID block values.
+	refvalues.SNPPins
 	// SNP: the oldest firmware accepted, as REPORTED_TCB SVNs (nil: any).
 	MinTCB *TCB
 	// TDX: MRTD and the RTMRs (nil: not computed, so not pinned).

@@ -116,7 +116,7 @@ func targetFiles(target string, v *Values, unbound map[string][]string, authorit
 			var err error
 			switch {
 			case target == "sev-check" && l.Platform == SNP:
-				err = addSEVCheck(files, l.Name, SEVCheck{Measurement: l.Measurement, Policy: l.GuestPolicy, HostData: l.HostData})
+				err = addSEVCheck(files, l.Name, l.SNPPins)
 			case target == "tdx-check" && l.Platform == TDX:
 				err = addTDXCheck(files, l.Name, l.Name, TDXCheck{MRTD: l.MRTD, RTMRs: l.RTMR})
 			}
@@ -143,7 +143,6 @@ func FromReferenceValues(rv *refvalues.Release) (*Values, []refvalues.Binding, e
 		return nil, nil, outcome.InputError(fmt.Errorf("%s holds no measurements (measurements/snp*.json, tdx*.json) and no GPU reference (%s): nothing to sign as reference values", rv.Name, refvalues.GPUPath))
 	}
 	v := &Values{Release: rv.Name}
-	var err error
 	var rootHash, cmdline string
 	kernelSHA := rv.OutputSHA256("vmlinuz")
 	if rv.Lock != nil {
@@ -200,23 +199,12 @@ func FromReferenceValues(rv *refvalues.Release) (*Values, []refvalues.Binding, e
 		if !ok {
 			continue
 		}
-		pol := uint64(0x30000)
-		if doc.Policy != "" {
-			if pol, err = strconv.ParseUint(doc.Policy, 0, 64); err != nil {
-				return nil, nil, outcome.InputError(fmt.Errorf("%s: policy %q", refvalues.SNPPath, doc.Policy))
-			}
-		}
 		for _, e := range doc.Measurements {
-			d, err := hex.DecodeString(e.Digest)
-			if err != nil || len(d) != 48 {
-				return nil, nil, outcome.InputError(fmt.Errorf("%s: %s: digest is not 48 bytes of hex", refvalues.SNPPath, e.Name))
+			pins, err := doc.Pins(e, "measurements/"+k+".json")
+			if err != nil {
+				return nil, nil, outcome.InputError(err)
 			}
-			l := Launch{Name: name(k, "snp", e.Name), Platform: SNP, Measurement: d, GuestPolicy: pol}
-			if doc.HostData != "" {
-				if l.HostData, err = hex.DecodeString(doc.HostData); err != nil || len(l.HostData) != 32 {
-					return nil, nil, outcome.InputError(fmt.Errorf("measurements/%s.json: host_data is not 32 bytes of hex", k))
-				}
-			}
+			l := Launch{Name: name(k, "snp", e.Name), Platform: SNP, SNPPins: pins}
 			cmd := ""
 			if doc.Cmdline != nil {
 				cmd = doc.Cmdline.Value

@@ -9,34 +9,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cvmkit/cvmkit/internal/textpb"
+	"github.com/cvmkit/cvmkit/refvalues"
 )
-
-// SEVCheck are the values of one SEV-SNP launch configuration that a
-// go-sev-guest policy pins.
-type SEVCheck struct {
-	// Measurement is the 48-byte launch digest.
-	Measurement []byte
-	// Policy is the guest policy the VM is launched with; go-sev-guest
-	// rejects a report whose policy is more permissive (debug, migration,
-	// SMT, ABI version).
-	Policy uint64
-	// HostData, when set, is the 32-byte HOST_DATA the host supplies.
-	HostData []byte
-	// With an ID block: its family and image IDs, guest SVN and the digests
-	// of the ID key and (optional) author key.
-	IDBlock         bool
-	FamilyID        []byte
-	ImageID         []byte
-	GuestSVN        uint32
-	IDKeyDigest     []byte
-	AuthorKeyDigest []byte
-}
 
 // SEVCheckConfig returns the go-sev-guest check.Config (proto/check) for v,
 // as `check -config` and validate.PolicyToOptions consume it. Only the
 // launch values are set; TCB minimums and the root of trust are the
 // operator's to add.
-func SEVCheckConfig(v SEVCheck) (*checkpb.Config, error) {
+func SEVCheckConfig(v refvalues.SNPPins) (*checkpb.Config, error) {
 	if len(v.Measurement) != 48 {
 		return nil, fmt.Errorf("SEV-SNP measurement has %d bytes, want 48", len(v.Measurement))
 	}
@@ -47,16 +27,16 @@ func SEVCheckConfig(v SEVCheck) (*checkpb.Config, error) {
 		}
 		p.HostData = v.HostData
 	}
-	if v.IDBlock {
-		if len(v.FamilyID) != 16 || len(v.ImageID) != 16 || len(v.IDKeyDigest) != 48 {
+	if id := v.ID; id != nil {
+		if len(id.FamilyID) != 16 || len(id.ImageID) != 16 || len(id.IDKeyDigest) != 48 {
 			return nil, fmt.Errorf("an ID block needs a 16-byte family ID, a 16-byte image ID and a 48-byte ID key digest")
 		}
-		p.FamilyId, p.ImageId, p.MinimumGuestSvn = v.FamilyID, v.ImageID, v.GuestSVN
+		p.FamilyId, p.ImageId, p.MinimumGuestSvn = id.FamilyID, id.ImageID, id.GuestSVN
 		p.RequireIdBlock = true
-		p.TrustedIdKeyHashes = [][]byte{v.IDKeyDigest}
-		if v.AuthorKeyDigest != nil {
+		p.TrustedIdKeyHashes = [][]byte{id.IDKeyDigest}
+		if id.AuthorKeyDigest != nil {
 			p.RequireAuthorKey = true
-			p.TrustedAuthorKeyHashes = [][]byte{v.AuthorKeyDigest}
+			p.TrustedAuthorKeyHashes = [][]byte{id.AuthorKeyDigest}
 		}
 	}
 	return &checkpb.Config{Policy: p}, nil
@@ -105,12 +85,12 @@ func Encode(m proto.Message, name string) (binpb, text []byte, err error) {
 // SEVCheckFiles are NAME.binpb and NAME.textproto of the go-sev-guest
 // policy c, as 'measure snp --sev-check-dir' and the sev-check target
 // write them.
-func SEVCheckFiles(name string, c SEVCheck) (map[string][]byte, error) {
+func SEVCheckFiles(name string, c refvalues.SNPPins) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	return files, addSEVCheck(files, name, c)
 }
 
-func addSEVCheck(files map[string][]byte, name string, c SEVCheck) error {
+func addSEVCheck(files map[string][]byte, name string, c refvalues.SNPPins) error {
 	cfg, err := SEVCheckConfig(c)
 	if err != nil {
 		return err

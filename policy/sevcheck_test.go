@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/cvmkit/cvmkit/refvalues"
 )
 
 func TestSEVCheckConfig(t *testing.T) {
 	m := bytes.Repeat([]byte{0xab}, 48)
-	cfg, err := SEVCheckConfig(SEVCheck{Measurement: m, Policy: 0x30000})
+	cfg, err := SEVCheckConfig(refvalues.SNPPins{Measurement: m, Policy: 0x30000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -16,8 +18,8 @@ func TestSEVCheckConfig(t *testing.T) {
 	if !bytes.Equal(p.Measurement, m) || p.Policy != 0x30000 || p.RequireIdBlock || p.FamilyId != nil {
 		t.Errorf("without an ID block: %v", p)
 	}
-	cfg, err = SEVCheckConfig(SEVCheck{Measurement: m, Policy: 0x30000, IDBlock: true, FamilyID: make([]byte, 16), ImageID: make([]byte, 16),
-		GuestSVN: 2, IDKeyDigest: m, AuthorKeyDigest: m, HostData: make([]byte, 32)})
+	cfg, err = SEVCheckConfig(refvalues.SNPPins{Measurement: m, Policy: 0x30000, HostData: make([]byte, 32),
+		ID: &refvalues.SNPIDPins{FamilyID: make([]byte, 16), ImageID: make([]byte, 16), GuestSVN: 2, IDKeyDigest: m, AuthorKeyDigest: m}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,10 +35,10 @@ func TestSEVCheckConfig(t *testing.T) {
 	if !bytes.Equal(bin1, bin2) || !bytes.Equal(text1, text2) {
 		t.Error("encoding is not deterministic")
 	}
-	for name, v := range map[string]SEVCheck{
+	for name, v := range map[string]refvalues.SNPPins{
 		"short measurement": {Measurement: m[:47]},
 		"short host data":   {Measurement: m, HostData: []byte{1}},
-		"id block w/o key":  {Measurement: m, IDBlock: true, FamilyID: make([]byte, 16), ImageID: make([]byte, 16)},
+		"id block w/o key":  {Measurement: m, ID: &refvalues.SNPIDPins{FamilyID: make([]byte, 16), ImageID: make([]byte, 16)}},
 	} {
 		if _, err := SEVCheckConfig(v); err == nil || !strings.Contains(err.Error(), "byte") {
 			t.Errorf("%s: err = %v", name, err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/open-policy-agent/opa/v1/rego"
 )
 
@@ -18,8 +19,8 @@ func testValues() *Values {
 		Release:  "demo@1.0.0",
 		Resource: "default/model/demo",
 		Launches: []Launch{
-			{Name: "qemu-EPYC-Milan-4vcpu", Platform: SNP, Measurement: r(0x11), GuestPolicy: 0x30000, Binds: Bindable},
-			{Name: "qemu-EPYC-Genoa-4vcpu", Platform: SNP, Measurement: r(0x12), GuestPolicy: 0x30000, Binds: Bindable},
+			{Name: "qemu-EPYC-Milan-4vcpu", Platform: SNP, SNPPins: refvalues.SNPPins{Measurement: r(0x11), Policy: 0x30000}, Binds: Bindable},
+			{Name: "qemu-EPYC-Genoa-4vcpu", Platform: SNP, SNPPins: refvalues.SNPPins{Measurement: r(0x12), Policy: 0x30000}, Binds: Bindable},
 			{Name: "td-single-pass", Platform: TDX, MRTD: r(0x21), RTMR: [4][]byte{r(0x30), r(0x31), r(0x32), nil}, Binds: Bindable,
 				XFAM: []byte{0xe7, 0x42, 0x06, 0, 0, 0, 0, 0}, KernelEvent: r(0x41), LoadOptionsEvent: r(0x42)},
 		},

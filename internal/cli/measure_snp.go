@@ -406,13 +406,9 @@ func writeSNPExtras(f *snpFlags, spec *snp.Spec, e snp.Entry, res *snp.Result, i
 	if f.sevCheckDir == "" {
 		return nil
 	}
-	chk := policy.SEVCheck{Measurement: e.Digest, Policy: spec.Policy, HostData: spec.HostData}
-	if id := spec.ID; id != nil {
-		chk.IDBlock, chk.FamilyID, chk.ImageID, chk.GuestSVN = true, id.FamilyID[:], id.ImageID[:], id.GuestSVN
-		chk.IDKeyDigest, _ = hex.DecodeString(se.IDKeyDigest)
-		if id.AuthorKey != nil {
-			chk.AuthorKeyDigest, _ = hex.DecodeString(se.AuthorKeyDigest)
-		}
+	chk, err := res.Doc.Pins(*se, "the measurement")
+	if err != nil {
+		return err
 	}
 	checks, err := policy.SEVCheckFiles(name, chk)
 	if err != nil {
