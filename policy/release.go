@@ -83,6 +83,7 @@ func targetFiles(target string, v *Values, unbound map[string][]string, authorit
 			return nil, err
 		}
 		files["rvps-reference-values.json"], files["resource-policy.rego"] = msg, rego
+		files["resource-policy.json"] = TrusteePolicyRequest(rego)
 		// Where the data key goes in the KBS, and where the release has it.
 		res, err := json.MarshalIndent(map[string]string{
 			"resource_path": v.Resource,

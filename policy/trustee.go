@@ -226,6 +226,22 @@ allow if {
 	gpus_ok
 }
 `)
+	hostData := false
+	for _, l := range v.Launches {
+		hostData = hostData || (l.Platform == SNP && l.HostData != nil)
+	}
+	if hostData {
+		b.WriteString(`
+# HOST_DATA, which Trustee's SEV-SNP verifier reports as init_data: from
+# v0.17.0 on, the EAR broker's transform_claims
+# (attestation-service/src/token/ear_broker.rs) moves init_data out of the
+# TEE's object to the top of the annotated evidence; before, it stayed in
+# ev.snp.
+snp_host_data(ev, want) if ev.init_data == want
+
+snp_host_data(ev, want) if ev.snp.init_data == want
+`)
+	}
 	for _, l := range v.Launches {
 		fmt.Fprintf(&b, "\n# %s (%s)\ncpu_evidence_matches(ev) if {\n", l.Name, l.Platform)
 		switch l.Platform {
@@ -233,7 +249,7 @@ allow if {
 			fmt.Fprintf(&b, "\tev.snp.measurement == %s\n", regoString(hexs(l.Measurement)))
 			b.WriteString("\tev.snp.policy_debug_allowed == false\n")
 			if l.HostData != nil {
-				fmt.Fprintf(&b, "\tev.snp.init_data == %s\n", regoString(hexs(l.HostData)))
+				fmt.Fprintf(&b, "\tsnp_host_data(ev, %s)\n", regoString(hexs(l.HostData)))
 			}
 			if t := l.MinTCB; t != nil && *t != (TCB{}) {
 				fmt.Fprintf(&b, "\tev.snp.reported_tcb_bootloader >= %d\n\tev.snp.reported_tcb_tee >= %d\n\tev.snp.reported_tcb_snp >= %d\n\tev.snp.reported_tcb_microcode >= %d\n",
@@ -294,4 +310,15 @@ gpu_versions_allowed(ev) if {
 }
 `)
 	return []byte(b.String()), nil
+}
+
+// TrusteePolicyRequest is the body of the KBS admin API's POST
+// /kbs/v0/resource-policy for a Rego policy: {"policy": …} with the Rego
+// in unpadded base64url, the only form the KBS decodes
+// (confidential-containers/trustee kbs/src/policy_engine/opa/mod.rs,
+// commit 03c30c8a: URL_SAFE_NO_PAD.decode(policy); a padded or standard
+// base64 body is refused).
+func TrusteePolicyRequest(rego []byte) []byte {
+	b, _ := json.Marshal(map[string]string{"policy": base64.RawURLEncoding.EncodeToString(rego)})
+	return append(b, '\n')
 }

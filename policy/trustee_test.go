@@ -289,3 +289,73 @@ func TestAzureAndITA(t *testing.T) {
 		t.Fatalf("%v %+v", err, ktp)
 	}
 }
+
+// TestTrusteeHostDataShapes: a configuration with HOST_DATA is allowed in
+// the annotated-evidence shape current Trustee gives the resource policy
+// and in the older one. Trustee's SEV-SNP verifier reports HOST_DATA as
+// the claim init_data; from v0.17.0 the EAR broker's transform_claims
+// (confidential-containers/trustee attestation-service/src/token/ear_broker.rs,
+// commit 95b366c5150118b1b763a8078900e51edc3a981c: `if let Some(init_data)
+// = claims_map.remove("init_data") { output_claims.insert("init_data", …);
+// output_claims.insert("init_data_claims", …) }`, the rest under the TEE's
+// name) moves it to the top of the annotated evidence, beside
+// init_data_claims; before, it stayed in ev.snp. The Rego that compared
+// ev.snp.init_data denied the matching VM on current Trustee. TDX's
+// init_data (MR_CONFIG_ID) is moved the same way; cvmkit's TDX policies do
+// not pin it, and their match is unchanged in the new shape.
+func TestTrusteeHostDataShapes(t *testing.T) {
+	host := strings.Repeat("ab", 32)
+	r := func(b byte) []byte { return bytes.Repeat([]byte{b}, 48) }
+	v := &Values{Release: "r@1", Resource: "default/model/demo", Launches: []Launch{
+		{Name: "snp-host", Platform: SNP, SNPPins: refvalues.SNPPins{Measurement: r(0x11), Policy: 0x30000, HostData: bytes.Repeat([]byte{0xab}, 32)}, Binds: Bindable},
+		{Name: "tdx", Platform: TDX, MRTD: r(0x21), RTMR: [4][]byte{nil, r(0x31)}, Binds: Bindable},
+	}}
+	src, err := TrusteeResourcePolicy(v, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := func(hostData string) map[string]any { // v0.17.0 and later
+		return map[string]any{"init_data": hostData, "init_data_claims": "", "report_data": hex48(0), "runtime_data_claims": "",
+			"snp": map[string]any{"measurement": hex48(0x11), "policy_debug_allowed": false}}
+	}
+	older := func(hostData string) map[string]any {
+		return map[string]any{"snp": map[string]any{"measurement": hex48(0x11), "policy_debug_allowed": false, "init_data": hostData}}
+	}
+	tdxCurrent := tdxEvidence(hex48(0x21), hex48(0x31), false)
+	tdxCurrent["init_data"] = hex48(0)
+	for _, c := range []struct {
+		name string
+		ev   map[string]any
+		want bool
+	}{
+		{"Trustee v0.17+ shape, matching HOST_DATA", current(host), true},
+		{"older shape, matching HOST_DATA", older(host), true},
+		{"Trustee v0.17+ shape, other HOST_DATA", current(strings.Repeat("cd", 32)), false},
+		{"older shape, other HOST_DATA", older(strings.Repeat("cd", 32)), false},
+		{"no HOST_DATA at all", snpEvidence(hex48(0x11), false), false},
+		{"TDX, Trustee v0.17+ shape (init_data at the top)", tdxCurrent, true},
+	} {
+		if got := evalAllow(t, src, ear(c.ev, "affirming"), kbsShapes[0].data("default/model/demo")); got != c.want {
+			t.Errorf("%s: allow = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestTrusteePolicyRequest: resource-policy.json is what the KBS admin API
+// takes, the Rego in unpadded base64url (Trustee decodes it with
+// URL_SAFE_NO_PAD, kbs/src/policy_engine/opa/mod.rs at 03c30c8a).
+func TestTrusteePolicyRequest(t *testing.T) {
+	for _, rego := range [][]byte{[]byte("package policy\n"), []byte("package policy\n\n"), []byte("a?>~")} {
+		var body struct{ Policy string }
+		if err := json.Unmarshal(TrusteePolicyRequest(rego), &body); err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsAny(body.Policy, "=+/") {
+			t.Errorf("%q: not unpadded base64url: %s", rego, body.Policy)
+		}
+		got, err := base64.RawURLEncoding.Strict().DecodeString(body.Policy)
+		if err != nil || string(got) != string(rego) {
+			t.Errorf("%q: decodes to %q, %v", rego, got, err)
+		}
+	}
+}

@@ -42,7 +42,9 @@ into the new folder OUT, the inputs of a key authority:
              measurements, mr_td and rtmr_0..3, GPU version allow-lists) and
              resource-policy.rego (KBS resource policy: releases the model's
              data key only when the CPU and GPU EAR appraisals are affirming and
-             the launch values are exactly one configuration of the release)
+             the launch values are exactly one configuration of the release),
+             resource-policy.json (the same as the KBS admin API's request
+             body, unpadded base64url) and resource.json (the data key's path)
   azure-skr  release-policy.json (Secure Key Release policy; --authority is the
              Microsoft Azure Attestation URL)
   sev-check  one go-sev-guest check policy per SEV-SNP configuration (.binpb, .textproto)
