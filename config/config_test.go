@@ -288,6 +288,9 @@ func keyReference(t *testing.T) string {
 		if _, ok := v["oneOf"]; ok {
 			return "one of several forms"
 		}
+		if c, ok := v["const"]; ok {
+			return fmt.Sprintf("`%v`", c)
+		}
 		return "any"
 	}
 	var b strings.Builder
@@ -299,7 +302,10 @@ func keyReference(t *testing.T) string {
 			return
 		}
 		if path != "" {
-			desc := strings.ReplaceAll(fmt.Sprint(v["description"]), "|", "\\|")
+			desc := ""
+			if d, ok := v["description"].(string); ok {
+				desc = strings.ReplaceAll(d, "|", "\\|")
+			}
 			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", path, typeOf(v), desc)
 		}
 		if it, ok := v["items"].(map[string]any); ok {

@@ -23,7 +23,7 @@ func Schema() []byte {
 	root["$defs"] = defs
 	props := root["properties"].(map[string]any)
 	props["apiVersion"] = map[string]any{"const": APIVersion, "description": "Config format version."}
-	props["kind"] = map[string]any{"const": Kind}
+	props["kind"] = map[string]any{"const": Kind, "description": "What the file is: a release config."}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")

@@ -165,7 +165,7 @@ type SNP struct {
 	VarsSize      Size      `yaml:"varsSize" doc:"With mode snp:svsm: size of the OVMF variable store."`
 	IDBlock       *IDBlock  `yaml:"idBlock" doc:"Generate an ID block and ID auth block for this configuration."`
 	HostData      *HexBytes `yaml:"hostData" doc:"HOST_DATA the host sets at launch (32 bytes hex), to put in policies."`
-	MinimumTCB    *SNPTCB   `yaml:"minimumTCB" doc:"Oldest AMD firmware a key authority accepts, as the report's REPORTED_TCB security version numbers (Trustee's EAR policy checks snp_bootloader, snp_tee_svn, snp_snp_svn, snp_microcode). Default 0 for each: any firmware, which the release summary and key-authority/*/bindings.json say."`
+	MinimumTCB    *SNPTCB   `yaml:"minimumTCB" doc:"Oldest AMD firmware a key authority accepts, as the report's REPORTED_TCB security version numbers (Trustee's EAR policy checks snp_bootloader, snp_tee_svn, snp_snp_svn, snp_microcode). Default 0 for each: any firmware, which key-authority/*/bindings.json says (snp_minimum_tcb)."`
 }
 
 // SNPTCB is a minimum TCB: each security version number (0-255) the

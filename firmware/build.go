@@ -169,6 +169,12 @@ func Build(ctx context.Context, r Recipe, o Options) (*Result, error) {
 		quoted = append(quoted, shellQuote(a))
 	}
 	buildScript := "set +u; . ./edksetup.sh; set -u; "
+	if len(r.CCFlags) > 0 {
+		// edksetup.sh has copied BaseTools' tools_def template to Conf/;
+		// the flags go at the end of the RELEASE GCC5 X64 compiler flags.
+		buildScript += fmt.Sprintf("sed -i 's|^RELEASE_GCC5_X64_CC_FLAGS .*$|& %s|' Conf/tools_def.txt; grep -q -- %s Conf/tools_def.txt; ",
+			strings.ReplaceAll(strings.Join(r.CCFlags, " "), "|", `\|`), shellQuote(r.CCFlags[0]))
+	}
 	if len(touch) > 0 {
 		buildScript += ": > " + strings.Join(touch, " && : > ") + "; "
 	}

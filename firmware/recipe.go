@@ -56,6 +56,10 @@ type Recipe struct {
 	Platform string `json:"platform"`
 	// Flags are the edk2 build's -D and --pcd arguments.
 	Flags []string `json:"flags"`
+	// CCFlags are appended to edk2's RELEASE GCC5 X64 compiler flags
+	// (Conf/tools_def.txt), for what the build's own flags leave
+	// non-deterministic.
+	CCFlags []string `json:"cc_flags,omitempty"`
 	// Output is the firmware file inside the edk2 tree after the build.
 	Output string `json:"output"`
 	// Toolchain are the Debian packages the build uses, at the versions
@@ -152,7 +156,14 @@ var Recipes = map[string]Recipe{
 		Platform: "OvmfPkg/OvmfPkgX64.dsc",
 		// debian/rules: OVMF_4M_NO_SECBOOT_FLAGS = OVMF_COMMON_FLAGS
 		// (COMMON_FLAGS, -DTPM2_ENABLE=TRUE) + NO_STRICTNX_COMMON_FLAGS.
-		Flags:           append(debianFlags("2025.02-8+deb13u1", "11/08/2025"), "-DTPM2_ENABLE=TRUE", "--pcd", "PcdUninstallMemAttrProtocol=TRUE"),
+		Flags: append(debianFlags("2025.02-8+deb13u1", "11/08/2025"), "-DTPM2_ENABLE=TRUE", "--pcd", "PcdUninstallMemAttrProtocol=TRUE"),
+		// Without it GCC seeds each LTO object with a random number (the
+		// time and process ID) and two builds differed in one byte of
+		// IScsiDxe (the padding after a merged string, 0x66 or 0x00): 2
+		// of 6 builds gave other bytes. Make expands $@ to the object (or
+		// module) being built, a fixed path here, so each file's seed is
+		// its own and the same on every build.
+		CCFlags:         []string{"-frandom-seed=$@"},
 		Output:          "Build/OvmfX64/RELEASE_GCC5/FV/OVMF.fd",
 		Toolchain:       bookwormToolchain,
 		SourceDateEpoch: 1762625177,

@@ -264,7 +264,7 @@ func (r *run) sbom(ctx context.Context) (string, []string, error) {
 	if err := r.inv.WriteFile(r.dir, refvalues.SBOMCycloneDX, docs.CycloneDX); err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("%d packages", docs.Packages), []string{refvalues.SBOMSPDXPath, refvalues.SBOMCycloneDX}, nil
+	return fmt.Sprintf("%d packages in the SPDX document", docs.Packages), []string{refvalues.SBOMSPDXPath, refvalues.SBOMCycloneDX}, nil
 }
 
 // UnboundHint is what a release whose configuration leaves an input

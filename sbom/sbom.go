@@ -65,7 +65,9 @@ type Options struct {
 type Documents struct {
 	SPDX      []byte
 	CycloneDX []byte
-	Packages  int
+	// Packages is the number of packages the SPDX document lists: those
+	// catalogued in the root filesystem and the image's boot parts.
+	Packages int
 }
 
 // LicenseScanner is syft's licence scanner built on another goroutine.
@@ -145,10 +147,19 @@ func FromDir(ctx context.Context, dir string, o Options) (*Documents, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Documents{Packages: s.Artifacts.Packages.PackageCount()}
+	d := &Documents{}
 	if d.SPDX, err = normaliseSPDX(rawSPDX, o); err != nil {
 		return nil, err
 	}
+	// The count the summary prints is the document's, not the
+	// catalogue's (which leaves out the boot parts beside it).
+	var doc struct {
+		Packages []json.RawMessage `json:"packages"`
+	}
+	if err := json.Unmarshal(d.SPDX, &doc); err != nil {
+		return nil, err
+	}
+	d.Packages = len(doc.Packages)
 	if d.CycloneDX, err = normaliseCycloneDX(rawCDX, o); err != nil {
 		return nil, err
 	}
