@@ -240,8 +240,8 @@ type AzureImport struct {
 
 // ModelOCI says where the encrypted weights are packaged.
 type ModelOCI struct {
-	Layout Path   `yaml:"layout" output:"true" doc:"Write an OCI image layout here."`
-	Ref    string `yaml:"ref" doc:"Push to this registry reference (registry/repo:tag)."`
+	Layout Path   `yaml:"layout" output:"true" doc:"Write an OCI image layout here (cvmkit release and cvmkit encrypt -f)."`
+	Ref    string `yaml:"ref" doc:"Push to this registry reference (registry/repo:tag), with the Docker config's credentials: cvmkit release pushes before signing and records the pushed digest in model/oci.json, which cvmkit verify recomputes from model/."`
 }
 
 // Signing selects a key or keyless signing. At most one is set; none means

@@ -23,3 +23,13 @@ type Bindings struct {
 	Configurations []Binding `json:"configurations"`
 	Release        string    `json:"release"`
 }
+
+// ModelArtifact is model/oci.json: the OCI artifact of the encrypted
+// weights (encrypt.NewArtifact of model/, the same bytes on every machine).
+type ModelArtifact struct {
+	// Digest is the artifact's manifest digest, recomputable from model/.
+	Digest string `json:"digest"`
+	// Pushed is the reference release pushed it to, by digest
+	// (registry/repo@sha256:…), when model.oci.ref is set.
+	Pushed string `json:"pushed,omitempty"`
+}

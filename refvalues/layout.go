@@ -18,6 +18,10 @@ const (
 	ModelDir        = "model"
 	ModelManifest   = "model/model.manifest.json"
 	KeyIndexPath    = "model/keys/index.json"
+	// ModelArtifactPath records the encrypted weights' OCI artifact, when
+	// the config asks for one (model.oci): its manifest digest, and where
+	// release pushed it.
+	ModelArtifactPath = "model/oci.json"
 	SBOMSPDXPath    = "sbom/sbom.spdx.json"
 	SBOMCycloneDX   = "sbom/sbom.cdx.json"
 	LaunchDir       = "launch"

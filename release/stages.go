@@ -186,6 +186,13 @@ func (r *run) encrypt(ctx context.Context) (string, []string, error) {
 		idx.Wraps = append(idx.Wraps, w.KeyWrap)
 	}
 	r.inv.Docs.Keys = idx
+	if o := m.OCI; o != nil {
+		n, err := r.modelArtifact(out, releaseID, o)
+		if err != nil {
+			return "", nil, err
+		}
+		note += n
+	}
 	if encrypt.HasSecrets(wraps) {
 		if r.secrets == "" {
 			return "", nil, errors.New("a recipient needs the secrets folder, which this run has not prepared")
@@ -198,6 +205,33 @@ func (r *run) encrypt(ctx context.Context) (string, []string, error) {
 	}
 	return fmt.Sprintf("%d %s for %d %s, release %s%s", len(man.Files), plural(len(man.Files), "file"), len(wraps), plural(len(wraps), "recipient"), releaseID, note),
 		[]string{refvalues.ModelManifest}, nil
+}
+
+// modelArtifact packages the encrypted weights as an OCI artifact
+// (model.oci): into a layout, pushed to a registry, or both; the release
+// records its digest (and where it went) in model/oci.json, which verify
+// recomputes from model/.
+func (r *run) modelArtifact(dir, releaseID string, o *config.ModelOCI) (string, error) {
+	art, err := encrypt.NewArtifact(dir)
+	if err != nil {
+		return "", err
+	}
+	rec := refvalues.ModelArtifact{Digest: art.Digest.String()}
+	note := "; OCI artifact " + rec.Digest
+	if o.Layout != "" {
+		if err := art.WriteLayout(r.c.Resolve(o.Layout), releaseID); err != nil {
+			return "", fmt.Errorf("model.oci.layout: %w", err)
+		}
+		note += " in " + string(o.Layout)
+	}
+	if o.Ref != "" {
+		fmt.Fprintf(r.progress, "cvmkit: pushing the encrypted weights to %s …\n", o.Ref)
+		if rec.Pushed, err = encrypt.Push(art, o.Ref, false); err != nil {
+			return "", fmt.Errorf("model.oci.ref: %w", err)
+		}
+		note += ", pushed to " + rec.Pushed
+	}
+	return note, r.inv.WriteDoc(r.dir, refvalues.ModelArtifactPath, rec)
 }
 
 func plural(n int, word string) string {

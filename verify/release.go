@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cvmkit/cvmkit/encrypt"
 	"github.com/cvmkit/cvmkit/internal/fileio"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/refvalues"
@@ -198,8 +199,44 @@ func Release(dir string, check func(bundle []byte) ([]byte, error), trusted stri
 	}
 	rep.Values = values
 	rep.add("reference values", OK, describeValues(values))
+	if err := modelArtifact(rep, dir); err != nil {
+		return rep, err
+	}
 	bindingSummary(rep, dir)
 	return rep, nil
+}
+
+// modelArtifact recomputes the encrypted weights' OCI artifact digest from
+// model/ (signed, checked above) and compares it with model/oci.json's, so
+// that whoever pulls the reference release recorded gets these weights.
+func modelArtifact(rep *Report, dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(refvalues.ModelArtifactPath)))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	var rec refvalues.ModelArtifact
+	if err == nil {
+		err = json.Unmarshal(b, &rec)
+	}
+	if err != nil {
+		rep.add("model artifact", Failed, refvalues.ModelArtifactPath+": "+err.Error())
+		return outcome.InputError(err)
+	}
+	art, err := encrypt.NewArtifact(filepath.Join(dir, refvalues.ModelDir))
+	if err != nil {
+		rep.add("model artifact", Failed, err.Error())
+		return outcome.InputError(err)
+	}
+	if got := art.Digest.String(); got != rec.Digest || (rec.Pushed != "" && !strings.HasSuffix(rec.Pushed, "@"+got)) {
+		rep.add("model artifact", Failed, fmt.Sprintf("model/ gives the OCI artifact %s, but %s records %s (pushed %q)", got, refvalues.ModelArtifactPath, rec.Digest, rec.Pushed))
+		return &outcome.MismatchError{Subject: refvalues.ModelArtifactPath, Register: "OCI artifact digest", Want: rec.Digest, Got: got}
+	}
+	where := "not pushed (model.oci.ref unset)"
+	if rec.Pushed != "" {
+		where = "pushed as " + rec.Pushed + "; 'cvmkit decrypt " + rec.Pushed + "' pulls exactly these bytes"
+	}
+	rep.add("model artifact", OK, "OCI artifact "+rec.Digest+" recomputed from model/, "+where)
+	return nil
 }
 
 // bindingSummary adds what the release's configurations bind, from its
