@@ -96,7 +96,20 @@ func Rebuild(ctx context.Context, rep *verify.Report, o RebuildOptions) error {
 		sb = StartSBOM(ctx, o.Getenv)
 		defer sb.Abort()
 	}
-	return verify.Rebuild(ctx, rep, verify.RebuildOptions{
+	// The image lock records the cvmkit that made the release: another
+	// cvmkit may lay out the image differently, which is worth saying
+	// before the bytes are compared, and after when they differ.
+	made := ""
+	if b, err := os.ReadFile(filepath.Join(rep.Dir, filepath.FromSlash(refvalues.LockPath))); err == nil {
+		var lock refvalues.Lock
+		if json.Unmarshal(b, &lock) == nil {
+			made = lock.Cvmkit
+		}
+	}
+	if made != "" && made != o.Version {
+		fmt.Fprintf(o.Progress, "cvmkit: note: the release was made by cvmkit %s; this is cvmkit %s\n", made, o.Version)
+	}
+	err = verify.Rebuild(ctx, rep, verify.RebuildOptions{
 		Config: c, Epoch: o.Epoch, InitBinary: o.InitBinary, Version: o.Version,
 		Extra: func(ctx context.Context, imageDir string) (map[string][]byte, map[string]string, error) {
 			out, why := map[string][]byte{}, map[string]string{}
@@ -119,6 +132,10 @@ func Rebuild(ctx context.Context, rep *verify.Report, o RebuildOptions) error {
 			return remeasure(ctx, rep.Dir, c, imageDir)
 		},
 	})
+	if err != nil && made != "" && made != o.Version {
+		return outcome.WithHint(err, fmt.Sprintf("the release was made by cvmkit %s and this is cvmkit %s: rebuild with that cvmkit (the same commit built any way stamps %s)", made, o.Version, made))
+	}
+	return err
 }
 
 func exists(dir, rel string) bool {

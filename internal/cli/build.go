@@ -75,7 +75,7 @@ line parameters and lock format: docs/image.md.`,
 			}
 			start := time.Now()
 			res, err := build.Build(cmd.Context(), c, build.Options{
-				OutDir: out, Epoch: t, InitBinary: initBin, Version: Version().Version, Insecure: insecure, Log: a.log,
+				OutDir: out, Epoch: t, InitBinary: initBin, Version: Version().Stamp(), Insecure: insecure, Log: a.log,
 			})
 			if err != nil {
 				return err

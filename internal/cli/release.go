@@ -67,7 +67,7 @@ into the key authority, then keep or destroy them; never upload them.`,
 			if err := newOutput(out); err != nil {
 				return err
 			}
-			o := release.Options{Output: out, AllowUnbound: allowUnbound, AzureAuthority: authority, Version: Version().Version,
+			o := release.Options{Output: out, AllowUnbound: allowUnbound, AzureAuthority: authority, Version: Version().Stamp(),
 				Getenv: a.lookupEnv, Progress: a.stderr, Log: a.log}
 			if release.HasSecrets(c) {
 				if o.Secrets, err = release.SecretsFolder(c, secretsOut, out); err != nil {

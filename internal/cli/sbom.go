@@ -62,7 +62,7 @@ scanning path. The name and version default to the image lock's release.`,
 			if boot.Vars, err = namedFileFlags("--firmware-vars", vars); err != nil {
 				return err
 			}
-			docs, err := release.MakeSBOM(cmd.Context(), release.SBOM{Input: args[0], Name: name, Version: version, Boot: boot, Tool: Version().Version, Getenv: a.lookupEnv})
+			docs, err := release.MakeSBOM(cmd.Context(), release.SBOM{Input: args[0], Name: name, Version: version, Boot: boot, Tool: Version().Stamp(), Getenv: a.lookupEnv})
 			if err != nil {
 				return err
 			}

@@ -98,7 +98,7 @@ func (a *app) rebuild(ctx context.Context, rep *verify.Report, file, initBinary 
 		return err
 	}
 	return release.Rebuild(ctx, rep, release.RebuildOptions{Config: c, ConfigName: "--rebuild " + file, Epoch: t, InitBinary: initBin,
-		Version: Version().Version, Getenv: a.lookupEnv, Progress: a.stderr, SkipFirmwareBuild: skipFirmware})
+		Version: Version().Stamp(), Getenv: a.lookupEnv, Progress: a.stderr, SkipFirmwareBuild: skipFirmware})
 }
 
 func printVerify(w io.Writer, rep *verify.Report) {

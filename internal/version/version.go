@@ -12,8 +12,10 @@
 package version
 
 import (
+	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // Set by the linker (see the package comment).
@@ -98,3 +100,37 @@ func (v Info) String() string {
 	}
 	return s + " " + v.GoVersion + " " + v.Platform
 }
+
+// Stamp is what outputs record as the cvmkit that made them (the image
+// lock, the SBOMs' creator), the same for every way one commit is built —
+// make build (git describe), goreleaser and the container image (a
+// snapshot version), go install (a pseudo-version) — so that a rebuild by
+// any of them gives the same bytes: the release tag (v1.2.3) for a tagged
+// release, else "commit-" and the commit's first 12 hex digits; "-dirty"
+// when the tree had changes; "devel" when neither is known.
+func (v Info) Stamp() string {
+	if semverTag.MatchString(v.Version) {
+		return "v" + strings.TrimPrefix(v.Version, "v")
+	}
+	c := v.Commit
+	if c == "" {
+		// go install …@commit: v0.0.0-20261207044806-35c4bd2a1b2c.
+		if m := pseudoVersion.FindStringSubmatch(v.Version); m != nil {
+			c = m[1]
+		}
+	}
+	if !commitHex.MatchString(c) {
+		return "devel"
+	}
+	s := "commit-" + c[:12]
+	if v.Modified || strings.HasSuffix(v.Version, "-dirty") {
+		s += "-dirty"
+	}
+	return s
+}
+
+var (
+	semverTag     = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+$`)
+	pseudoVersion = regexp.MustCompile(`-(?:0\.)?[0-9]{14}-([0-9a-f]{12})(?:\+incompatible)?$`)
+	commitHex     = regexp.MustCompile(`^[0-9a-f]{12,40}$`)
+)
