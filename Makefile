@@ -104,6 +104,7 @@ firmware: build
 # and compared byte for byte (docs/firmware.md): a few minutes each.
 firmware-check: build
 	./scripts/firmware-check.sh amdsev
+	./scripts/firmware-check.sh tdx
 
 # CI's fuzz tier: every target for a few seconds, so a target that no
 # longer builds, crashes on its seeds or stalls is seen.
