@@ -212,6 +212,8 @@ type Input struct {
 	// firmware entry's build.recipe): release makes it, so CheckInputs
 	// accepts its absence.
 	Recipe string `json:"recipe,omitempty"`
+	// Origin is where the config says the file comes from.
+	Origin *Origin `json:"origin,omitempty"`
 }
 
 // Inputs lists every input file and folder the config names, in key order.
@@ -239,12 +241,12 @@ func walkInputs(v reflect.Value, path string, out *[]Input) {
 	case reflect.Struct:
 		if v.Type() == fileType {
 			f := v.Interface().(File)
-			*out = append(*out, Input{Key: path, Path: string(f.Path), Digest: f.Digest})
+			*out = append(*out, Input{Key: path, Path: string(f.Path), Digest: f.Digest, Origin: f.Origin})
 			return
 		}
 		if v.Type() == reflect.TypeFor[Firmware]() {
 			f := v.Interface().(Firmware)
-			in := Input{Key: path, Path: string(f.Path), Digest: f.Digest}
+			in := Input{Key: path, Path: string(f.Path), Digest: f.Digest, Origin: f.Origin}
 			if f.Build != nil {
 				in.Recipe = f.Build.Recipe
 			}
@@ -257,7 +259,7 @@ func walkInputs(v reflect.Value, path string, out *[]Input) {
 		if v.Type() == reflect.TypeFor[Kernel]() {
 			k := v.Interface().(Kernel)
 			if k.Path != "" {
-				*out = append(*out, Input{Key: join(path, "path"), Path: string(k.Path), Digest: k.Digest})
+				*out = append(*out, Input{Key: join(path, "path"), Path: string(k.Path), Digest: k.Digest, Origin: k.Origin})
 			}
 			return
 		}

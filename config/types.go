@@ -76,6 +76,9 @@ type Overlay struct {
 type File struct {
 	Path   Path   `yaml:"path" required:"true" doc:"File path, relative to this file."`
 	Digest Digest `yaml:"digest" required:"true" doc:"sha256:<64 lowercase hex> of the file's contents."`
+	// Origin says where the file comes from, recorded in the release's
+	// inputs manifest (and, for firmware, in the launch recipes).
+	Origin *Origin `yaml:"origin" doc:"Where the file comes from (a Debian package), recorded in the release's inputs manifest so that an auditor can get the same file; for firmware also in the launch recipes."`
 }
 
 // Kernel is the kernel image, from a file or from an OCI artifact.
@@ -85,6 +88,7 @@ type Kernel struct {
 	Digest Digest `yaml:"digest" doc:"With path: sha256:<64 lowercase hex> of the file."`
 	OCI    string `yaml:"oci" doc:"Instead of path: an OCI artifact pinned by digest (registry/repo@sha256:…) holding the kernel."`
 	In     string `yaml:"in" doc:"With oci: the kernel's path inside the artifact."`
+	Origin *Origin `yaml:"origin" doc:"With path: where the file comes from (a Debian package), recorded in the release's inputs manifest."`
 }
 
 // Initrd is the initrd: cvmkit's init (Init) or a user-supplied File.
@@ -123,8 +127,6 @@ type Firmware struct {
 	// Build names the recipe that makes the file: release builds it when
 	// the file is missing, verify --rebuild builds it again.
 	Build *FirmwareBuild `yaml:"build" doc:"Build the file from pinned source with a firmware recipe (cvmkit firmware list, docs/firmware.md): cvmkit release builds it into path when path is missing (cached by the recipe's digest), cvmkit verify --rebuild builds it again and compares the bytes. The digest must be the recipe's."`
-	// Origin says where a file that is not built comes from.
-	Origin *Origin `yaml:"origin" doc:"Where the file comes from (a Debian package), recorded in the launch recipes so an operator gets the same firmware."`
 }
 
 // FirmwareBuild is a firmware built from a recipe of package firmware.
@@ -136,10 +138,20 @@ type FirmwareBuild struct {
 // Origin is where an input file comes from: a file inside a Debian
 // package of a given version.
 type Origin struct {
-	Package string `yaml:"package" required:"true" doc:"Debian package name, for example ovmf."`
-	Version string `yaml:"version" required:"true" doc:"The package's version, for example 2025.02-8+deb13u1."`
-	File    string `yaml:"file" required:"true" doc:"The file's path inside the package, for example usr/share/ovmf/OVMF.fd."`
-	Suite   string `yaml:"suite" doc:"The Debian release that ships it, for example trixie."`
+	Package string `yaml:"package" json:"package" required:"true" doc:"Debian package name, for example ovmf."`
+	Version string `yaml:"version" json:"version" required:"true" doc:"The package's version, for example 2025.02-8+deb13u1."`
+	File    string `yaml:"file" json:"file" required:"true" doc:"The file's path inside the package, for example usr/share/ovmf/OVMF.fd."`
+	Suite   string `yaml:"suite" json:"suite,omitempty" doc:"The Debian release that ships it, for example trixie."`
+}
+
+// String says how to get the file: "Debian package ovmf 2025.02-8+deb13u1
+// (trixie), file usr/share/ovmf/OVMF.fd".
+func (o *Origin) String() string {
+	s := "Debian package " + o.Package + " " + o.Version
+	if o.Suite != "" {
+		s += " (" + o.Suite + ")"
+	}
+	return s + ", file " + o.File
 }
 
 // Platforms lists the launch configurations.

@@ -33,3 +33,23 @@ type ModelArtifact struct {
 	// (registry/repo@sha256:…), when model.oci.ref is set.
 	Pushed string `json:"pushed,omitempty"`
 }
+
+// Inputs is inputs/inputs.json: every input file and folder the release's
+// config names, with its pin and where it comes from.
+type Inputs struct {
+	Release string  `json:"release"`
+	Inputs  []Input `json:"inputs"`
+}
+
+// Input is one input of the release.
+type Input struct {
+	// Key is its place in the config (image.kernel.path); Path as the
+	// config writes it, relative to the config's folder.
+	Key    string `json:"key"`
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256,omitempty"`
+	Dir    bool   `json:"dir,omitempty"`
+	// Origin says how to get it: a Debian package and the file in it, a
+	// cvmkit firmware recipe, or that the release engineer supplied it.
+	Origin string `json:"origin"`
+}

@@ -25,6 +25,12 @@ const (
 	SBOMSPDXPath    = "sbom/sbom.spdx.json"
 	SBOMCycloneDX   = "sbom/sbom.cdx.json"
 	LaunchDir       = "launch"
+	// InputsConfig and InputsManifest are the release's own config (as
+	// the release engineer wrote it; it holds paths, never keys) and the
+	// manifest of every input it names, so that an auditor can rebuild
+	// the release from it alone (cvmkit verify --inputs).
+	InputsConfig   = "inputs/cvmkit.yaml"
+	InputsManifest = "inputs/inputs.json"
 	KeyAuthorityDir = "key-authority"
 	AttestationsDir = "attestations"
 	// BindingsFile is written beside every key authority's policies.

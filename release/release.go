@@ -223,6 +223,9 @@ func Run(ctx context.Context, c *config.Config, o Options) (*Result, error) {
 	defer r.sbomHelper.Abort()
 	err = Folders(o.Output, o.Secrets, r.progress, func(tmp, secretsTmp string) error {
 		r.dir, r.secrets = tmp, secretsTmp
+		if err := r.recordInputs(); err != nil {
+			return err
+		}
 		for i, name := range Stages {
 			st, err := r.stage(ctx, i+1, name)
 			if err != nil {

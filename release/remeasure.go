@@ -60,7 +60,9 @@ func remeasure(ctx context.Context, dir string, c *config.Config, imageDir strin
 func inputIndex(c *config.Config, imageDir string) (map[string]string, error) {
 	idx := map[string]string{}
 	add := func(p string) error {
-		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+		if fi, err := os.Stat(p); os.IsNotExist(err) {
+			return nil // not needed to recompute (the weights, with --inputs)
+		} else if err != nil || !fi.Mode().IsRegular() {
 			return err
 		}
 		d, err := config.FileDigest(p)

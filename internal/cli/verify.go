@@ -2,10 +2,16 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
+	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/release"
 	"github.com/cvmkit/cvmkit/verify"
@@ -14,8 +20,8 @@ import (
 
 func (a *app) verifyCmd() *cobra.Command {
 	var (
-		key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot, rebuild, initBinary string
-		skipFirmware                                                                          bool
+		key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot, rebuild, initBinary, inputs string
+		skipFirmware                                                                                  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "verify DIR (--key cosign.pub | --certificate-identity ID --certificate-oidc-issuer URL --trusted-root FILE) [--rebuild cvmkit.yaml]",
@@ -38,6 +44,10 @@ func (a *app) verifyCmd() *cobra.Command {
      gpu.verifyAt) are recomputed and compared, and every SEV-SNP and TDX
      value of measurements/snp-*.json and tdx-*.json is recomputed from the
      inputs the documents name by digest (config inputs, rebuilt image).
+     With --inputs DIR instead: the same from the release's own config
+     (inputs/cvmkit.yaml, signed with it), its inputs read under DIR at the
+     paths the config gives; what is missing is listed with where to get it
+     (inputs/inputs.json).
      Firmware the config builds from a recipe (firmware[].build) is built
      again from source first (minutes; --skip-firmware-build takes the file
      as it is, by its pinned digest, and says so).
@@ -47,6 +57,9 @@ Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 		Example: `  cvmkit verify dist --key cosign.pub
   cvmkit verify dist --key cosign.pub --rebuild cvmkit.yaml
   cvmkit verify dist --key cosign.pub --rebuild cvmkit.yaml --skip-firmware-build
+
+  # An auditor with the release alone: its own config, inputs under ./inputs
+  cvmkit verify dist --key cosign.pub --inputs ./inputs
 
   # A keyless release signed in GitHub Actions:
   cvmkit verify dist --trusted-root trusted_root.json \
@@ -58,8 +71,13 @@ Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 			if err != nil {
 				return err
 			}
+			if rebuild != "" && inputs != "" {
+				return outcome.UsageError(errors.New("--rebuild CONFIG and --inputs DIR both say what to rebuild from"), "give --inputs DIR to rebuild from the release's own config, or --rebuild CONFIG for another")
+			}
 			rep, err := verify.Release(args[0], check, trusted)
-			if err == nil && rebuild != "" {
+			if err == nil && inputs != "" {
+				err = a.rebuildFromRelease(cmd.Context(), rep, inputs, initBinary, skipFirmware)
+			} else if err == nil && rebuild != "" {
 				err = a.rebuild(cmd.Context(), rep, rebuild, initBinary, skipFirmware)
 			} else if err == nil {
 				rep.Checks = append(rep.Checks, verify.Check{Name: "rebuild", Status: verify.Skipped, Detail: "no --rebuild cvmkit.yaml"})
@@ -77,6 +95,7 @@ Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 	cmd.Flags().StringVar(&issuerRegexp, "certificate-oidc-issuer-regexp", "", "keyless: a regular expression the issuer must match")
 	cmd.Flags().StringVar(&trustedRoot, "trusted-root", "", "keyless: a sigstore trusted_root.json (Fulcio CAs, Rekor keys); cvmkit never fetches it")
 	cmd.Flags().StringVar(&rebuild, "rebuild", "", "rebuild from this release config and compare every artifact")
+	cmd.Flags().StringVar(&inputs, "inputs", "", "rebuild from the release's own config (inputs/cvmkit.yaml), with its inputs found under this folder at the paths the config gives")
 	cmd.Flags().BoolVar(&skipFirmware, "skip-firmware-build", false, "with --rebuild: take firmware built from a recipe as it is (its digest checked) instead of building it again")
 	cmd.Flags().StringVar(&initBinary, "init-binary", "", "with --rebuild: the cvmkit-init the release was built with, if not the embedded one")
 	return cmd
@@ -85,6 +104,35 @@ Exit codes: 4 a signature or trust failure, 7 a missing or extra file,
 func (a *app) trust(ctx context.Context, key, identity, identityRegexp, issuer, issuerRegexp, trustedRoot string) (func([]byte) ([]byte, error), string, error) {
 	return verify.Trust(ctx, verify.TrustOptions{Key: key, Identity: identity, IdentityRegexp: identityRegexp, Issuer: issuer, IssuerRegexp: issuerRegexp,
 		TrustedRoot: trustedRoot, Getenv: a.lookupEnv, HelperEnv: a.helperEnv})
+}
+
+// rebuildFromRelease rebuilds the release from its own config, reading the
+// inputs under dir.
+func (a *app) rebuildFromRelease(ctx context.Context, rep *verify.Report, dir, initBinary string, skipFirmware bool) error {
+	raw, err := os.ReadFile(filepath.Join(rep.Dir, filepath.FromSlash(refvalues.InputsConfig)))
+	if err != nil {
+		return outcome.InputError(fmt.Errorf("%s has no %s: it was made before releases carried their config", rep.Dir, refvalues.InputsConfig),
+			"rebuild with --rebuild CONFIG, the cvmkit.yaml it was made from")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	c, err := config.Parse(filepath.Join(abs, "cvmkit.yaml"), raw)
+	if err != nil {
+		return outcome.InputError(fmt.Errorf("the release's %s: %w", refvalues.InputsConfig, err))
+	}
+	if missing := release.MissingInputs(c); len(missing) > 0 {
+		rep.Checks = append(rep.Checks, verify.Check{Name: "rebuild", Status: verify.Failed, Detail: fmt.Sprintf("%d inputs missing or different under %s", len(missing), dir)})
+		return outcome.InputError(fmt.Errorf("the inputs under %s are not the release's:\n  %s", dir, strings.Join(missing, "\n  ")),
+			"put each file at its path under "+dir+" (inputs/inputs.json lists them with their digests and origins)")
+	}
+	t, initBin, err := a.buildInputs(c, initBinary)
+	if err != nil {
+		return err
+	}
+	return release.Rebuild(ctx, rep, release.RebuildOptions{Config: c, ConfigName: "the release's own config with --inputs " + dir, Epoch: t, InitBinary: initBin,
+		Version: Version().Stamp(), Getenv: a.lookupEnv, Progress: a.stderr, SkipFirmwareBuild: skipFirmware})
 }
 
 // rebuild rebuilds the release from its config and compares.
