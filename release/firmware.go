@@ -30,6 +30,18 @@ type FirmwareOptions struct {
 	Fetch func(context.Context, firmware.Source, string) error
 }
 
+// orDefaults fills the progress stream and environment the caller's own
+// options use, where o leaves them unset.
+func (o FirmwareOptions) orDefaults(progress io.Writer, getenv func(string) (string, bool)) FirmwareOptions {
+	if o.Progress == nil {
+		o.Progress = progress
+	}
+	if o.Getenv == nil {
+		o.Getenv = getenv
+	}
+	return o
+}
+
 // PreparedFirmware says how one built firmware was obtained.
 type PreparedFirmware struct {
 	Name   string `json:"name"`

@@ -62,14 +62,8 @@ func Rebuild(ctx context.Context, rep *verify.Report, o RebuildOptions) error {
 	// Firmware the config builds from a recipe is built again from source
 	// (or, when skipped, taken as it is by its pinned digest), before the
 	// measurements are recomputed from it.
-	fo := o.Firmware
+	fo := o.Firmware.orDefaults(o.Progress, o.Getenv)
 	fo.Rebuild = !o.SkipFirmwareBuild
-	if fo.Progress == nil {
-		fo.Progress = o.Progress
-	}
-	if fo.Getenv == nil {
-		fo.Getenv = o.Getenv
-	}
 	fws, err := PrepareFirmware(ctx, c, fo)
 	if err != nil {
 		rep.Checks = append(rep.Checks, verify.Check{Name: "firmware", Status: verify.Failed, Detail: err.Error()})

@@ -205,14 +205,7 @@ func Run(ctx context.Context, c *config.Config, o Options) (*Result, error) {
 	}
 	// Firmware built from a recipe is made (or found in its cache) before
 	// anything else: every stage after reads it by its pinned digest.
-	fo := o.Firmware
-	if fo.Progress == nil {
-		fo.Progress = r.progress
-	}
-	if fo.Getenv == nil {
-		fo.Getenv = o.Getenv
-	}
-	fws, err := PrepareFirmware(ctx, c, fo)
+	fws, err := PrepareFirmware(ctx, c, o.Firmware.orDefaults(r.progress, o.Getenv))
 	if err != nil {
 		return nil, err
 	}
