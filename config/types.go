@@ -84,10 +84,10 @@ type File struct {
 // Kernel is the kernel image, from a file or from an OCI artifact.
 // Exactly one of File and OCI is set.
 type Kernel struct {
-	Path   Path   `yaml:"path" doc:"Kernel file, relative to this file."`
-	Digest Digest `yaml:"digest" doc:"With path: sha256:<64 lowercase hex> of the file."`
-	OCI    string `yaml:"oci" doc:"Instead of path: an OCI artifact pinned by digest (registry/repo@sha256:…) holding the kernel."`
-	In     string `yaml:"in" doc:"With oci: the kernel's path inside the artifact."`
+	Path   Path    `yaml:"path" doc:"Kernel file, relative to this file."`
+	Digest Digest  `yaml:"digest" doc:"With path: sha256:<64 lowercase hex> of the file."`
+	OCI    string  `yaml:"oci" doc:"Instead of path: an OCI artifact pinned by digest (registry/repo@sha256:…) holding the kernel."`
+	In     string  `yaml:"in" doc:"With oci: the kernel's path inside the artifact."`
 	Origin *Origin `yaml:"origin" doc:"With path: where the file comes from (a Debian package), recorded in the release's inputs manifest."`
 }
 

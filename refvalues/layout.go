@@ -22,15 +22,15 @@ const (
 	// the config asks for one (model.oci): its manifest digest, and where
 	// release pushed it.
 	ModelArtifactPath = "model/oci.json"
-	SBOMSPDXPath    = "sbom/sbom.spdx.json"
-	SBOMCycloneDX   = "sbom/sbom.cdx.json"
-	LaunchDir       = "launch"
+	SBOMSPDXPath      = "sbom/sbom.spdx.json"
+	SBOMCycloneDX     = "sbom/sbom.cdx.json"
+	LaunchDir         = "launch"
 	// InputsConfig and InputsManifest are the release's own config (as
 	// the release engineer wrote it; it holds paths, never keys) and the
 	// manifest of every input it names, so that an auditor can rebuild
 	// the release from it alone (cvmkit verify --inputs).
-	InputsConfig   = "inputs/cvmkit.yaml"
-	InputsManifest = "inputs/inputs.json"
+	InputsConfig    = "inputs/cvmkit.yaml"
+	InputsManifest  = "inputs/inputs.json"
 	KeyAuthorityDir = "key-authority"
 	AttestationsDir = "attestations"
 	// BindingsFile is written beside every key authority's policies.

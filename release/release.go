@@ -72,7 +72,7 @@ type Result struct {
 	Output  string `json:"output"`
 	// Secrets is the folder of key-authority secrets, when the release has
 	// any: never to be published.
-	Secrets string  `json:"secrets,omitempty"`
+	Secrets string `json:"secrets,omitempty"`
 	// Firmware is the firmware built from recipes before the stages.
 	Firmware []PreparedFirmware `json:"firmware,omitempty"`
 	Stages   []Stage            `json:"stages"`
