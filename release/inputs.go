@@ -20,6 +20,8 @@ func InputsOf(c *config.Config) []refvalues.Input {
 			r.Origin = "built from source: cvmkit firmware build " + in.Recipe + " (docs/firmware.md); cvmkit verify --inputs builds it into this path"
 		case in.Origin != nil:
 			r.Origin = in.Origin.String()
+		case in.Dir && strings.HasSuffix(in.Key, ".layout"):
+			r.Origin = "an OCI image layout folder the release engineer supplied; the config pins the image in it by digest"
 		case in.Dir:
 			r.Origin = "a folder the release engineer supplied (not pinned by digest)"
 		default:
