@@ -379,7 +379,7 @@ func nameOptions(insecure bool) []name.Option {
 func Push(art *Artifact, ref string, insecure bool) (string, error) {
 	r, err := name.ParseReference(ref, nameOptions(insecure)...)
 	if err != nil {
-		return "", outcome.UsageError(fmt.Errorf("--oci-ref %q: %w", ref, err))
+		return "", outcome.UsageError(fmt.Errorf("registry reference %q: %w", ref, err), "write it as REGISTRY/REPO[:TAG]")
 	}
 	tag := ""
 	if t, ok := r.(name.Tag); ok && strings.Contains(ref, ":"+t.TagStr()) {

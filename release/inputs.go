@@ -3,9 +3,11 @@ package release
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/cvmkit/cvmkit/config"
+	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/refvalues"
 )
 
@@ -70,4 +72,39 @@ func MissingInputs(c *config.Config) []string {
 		}
 	}
 	return lines
+}
+
+// OwnConfig reads the release's own config (inputs/cvmkit.yaml) as if it
+// lay in inputsDir, so that its relative paths name the auditor's copies
+// of the inputs, and checks them: what is missing or different is one
+// error listing each, with where to get it (inputs/inputs.json's origins).
+func OwnConfig(releaseDir, inputsDir string) (*config.Config, error) {
+	raw, err := os.ReadFile(filepath.Join(releaseDir, filepath.FromSlash(refvalues.InputsConfig)))
+	if err != nil {
+		return nil, outcome.InputError(fmt.Errorf("%s has no %s: it was made before releases carried their config", releaseDir, refvalues.InputsConfig),
+			"rebuild from the cvmkit.yaml it was made from instead")
+	}
+	abs, err := filepath.Abs(inputsDir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := config.Parse(filepath.Join(abs, "cvmkit.yaml"), raw)
+	if err != nil {
+		return nil, outcome.InputError(fmt.Errorf("the release's %s: %w", refvalues.InputsConfig, err))
+	}
+	if missing := MissingInputs(c); len(missing) > 0 {
+		return nil, outcome.InputError(&MissingInputsError{Dir: inputsDir, Lines: missing},
+			"put each file at its path under "+inputsDir+" (inputs/inputs.json lists them with their digests and origins)")
+	}
+	return c, nil
+}
+
+// MissingInputsError lists the inputs that are missing or differ under Dir.
+type MissingInputsError struct {
+	Dir   string
+	Lines []string
+}
+
+func (e *MissingInputsError) Error() string {
+	return fmt.Sprintf("the inputs under %s are not the release's:\n  %s", e.Dir, strings.Join(e.Lines, "\n  "))
 }

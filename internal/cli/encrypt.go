@@ -155,7 +155,7 @@ looks complete. The format is specified in docs/weights-format.md.`,
 				if ociRef != "" {
 					dig, err := encrypt.Push(art, ociRef, insecure)
 					if err != nil {
-						return err
+						return fmt.Errorf("--oci-ref: %w", err)
 					}
 					res.OCIRef = dig
 				}

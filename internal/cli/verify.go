@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"text/tabwriter"
 
-	"github.com/cvmkit/cvmkit/config"
 	"github.com/cvmkit/cvmkit/outcome"
 	"github.com/cvmkit/cvmkit/refvalues"
 	"github.com/cvmkit/cvmkit/release"
@@ -109,23 +105,13 @@ func (a *app) trust(ctx context.Context, key, identity, identityRegexp, issuer, 
 // rebuildFromRelease rebuilds the release from its own config, reading the
 // inputs under dir.
 func (a *app) rebuildFromRelease(ctx context.Context, rep *verify.Report, dir, initBinary string, skipFirmware bool) error {
-	raw, err := os.ReadFile(filepath.Join(rep.Dir, filepath.FromSlash(refvalues.InputsConfig)))
-	if err != nil {
-		return outcome.InputError(fmt.Errorf("%s has no %s: it was made before releases carried their config", rep.Dir, refvalues.InputsConfig),
-			"rebuild with --rebuild CONFIG, the cvmkit.yaml it was made from")
+	c, err := release.OwnConfig(rep.Dir, dir)
+	var missing *release.MissingInputsError
+	if errors.As(err, &missing) {
+		rep.Checks = append(rep.Checks, verify.Check{Name: "rebuild", Status: verify.Failed, Detail: fmt.Sprintf("%d inputs missing or different under %s", len(missing.Lines), dir)})
 	}
-	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
-	}
-	c, err := config.Parse(filepath.Join(abs, "cvmkit.yaml"), raw)
-	if err != nil {
-		return outcome.InputError(fmt.Errorf("the release's %s: %w", refvalues.InputsConfig, err))
-	}
-	if missing := release.MissingInputs(c); len(missing) > 0 {
-		rep.Checks = append(rep.Checks, verify.Check{Name: "rebuild", Status: verify.Failed, Detail: fmt.Sprintf("%d inputs missing or different under %s", len(missing), dir)})
-		return outcome.InputError(fmt.Errorf("the inputs under %s are not the release's:\n  %s", dir, strings.Join(missing, "\n  ")),
-			"put each file at its path under "+dir+" (inputs/inputs.json lists them with their digests and origins)")
 	}
 	t, initBin, err := a.buildInputs(c, initBinary)
 	if err != nil {
